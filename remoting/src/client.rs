@@ -1,0 +1,417 @@
+//! [`RemotingClient`]: connections by address, request/response, one-way, and the handler
+//! for broker→client requests (Java `NettyRemotingClient`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::{OnceCell, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::codec::DEFAULT_MAX_FRAME_LEN;
+use crate::connection::{Connection, ConnectionOptions, Inbound};
+use crate::error::RemotingError;
+use crate::protocol::{LanguageCode, RemotingCommand, ResponseCode, SerializeType, VERSION_V5_3_1};
+
+/// A boxed, sendable future, as returned by [`RequestHandler::handle`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a broker→client request came from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct InboundContext {
+    /// The `host:port` of the connection the request arrived on.
+    pub addr: Arc<str>,
+}
+
+/// Handles requests that a broker sends to the client (Java `NettyRequestProcessor`s
+/// registered by `MQClientAPIImpl`: NOTIFY_CONSUMER_IDS_CHANGED, RESET_CONSUMER_CLIENT_OFFSET,
+/// GET_CONSUMER_RUNNING_INFO…).
+///
+/// Called from the client's dispatch task, never from a connection task; up to
+/// [`RemotingConfig::inbound_concurrency`] calls run at once. Return `Some(response)` to
+/// answer (the client fills in the opaque and the response flag), `None` when the code is
+/// not handled: a two-way request is then answered `REQUEST_CODE_NOT_SUPPORTED`. Whatever
+/// is returned for a one-way request is discarded: one-way requests are never answered.
+pub trait RequestHandler: Send + Sync + 'static {
+    /// Handles one request.
+    fn handle(
+        &self,
+        ctx: InboundContext,
+        request: RemotingCommand,
+    ) -> BoxFuture<'static, Option<RemotingCommand>>;
+}
+
+/// Settings of a [`RemotingClient`]. Built from [`Default`] with by-value setters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RemotingConfig {
+    /// TCP connect timeout. Default 3 s (Java `NettyClientConfig.connectTimeoutMillis`).
+    pub connect_timeout: Duration,
+    /// Largest frame accepted or sent, bytes, length field included. Default 16 MiB
+    /// (Java `com.rocketmq.remoting.frameMaxLength`).
+    pub max_frame_len: usize,
+    /// Header serialisation of outgoing requests. Default JSON, like Java; responses are
+    /// decoded in whatever type they arrive in.
+    pub serialize_type: SerializeType,
+    /// `language` stamped on every request. Default [`LanguageCode::DEFAULT`] (`OTHER`);
+    /// see there why not `RUST`.
+    pub language: LanguageCode,
+    /// `version` stamped on every request. Default 475 ([`VERSION_V5_3_1`]).
+    pub version: i32,
+    /// Frames queued per connection before senders wait. Default 1024.
+    pub write_queue_capacity: usize,
+    /// Broker→client requests queued before the client answers SYSTEM_BUSY. Default 256.
+    pub inbound_queue_capacity: usize,
+    /// Broker→client requests handled at once. Default 16.
+    pub inbound_concurrency: usize,
+}
+
+impl Default for RemotingConfig {
+    fn default() -> Self {
+        RemotingConfig {
+            connect_timeout: Duration::from_millis(3000),
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            serialize_type: SerializeType::Json,
+            language: LanguageCode::DEFAULT,
+            version: VERSION_V5_3_1,
+            write_queue_capacity: 1024,
+            inbound_queue_capacity: 256,
+            inbound_concurrency: 16,
+        }
+    }
+}
+
+impl RemotingConfig {
+    /// Sets [`RemotingConfig::connect_timeout`].
+    pub fn connect_timeout(mut self, v: Duration) -> Self {
+        self.connect_timeout = v;
+        self
+    }
+    /// Sets [`RemotingConfig::max_frame_len`] (bytes).
+    pub fn max_frame_len(mut self, v: usize) -> Self {
+        self.max_frame_len = v;
+        self
+    }
+    /// Sets [`RemotingConfig::serialize_type`].
+    pub fn serialize_type(mut self, v: SerializeType) -> Self {
+        self.serialize_type = v;
+        self
+    }
+    /// Sets [`RemotingConfig::language`].
+    pub fn language(mut self, v: LanguageCode) -> Self {
+        self.language = v;
+        self
+    }
+    /// Sets [`RemotingConfig::version`].
+    pub fn version(mut self, v: i32) -> Self {
+        self.version = v;
+        self
+    }
+    /// Sets [`RemotingConfig::write_queue_capacity`] (frames, at least 1).
+    pub fn write_queue_capacity(mut self, v: usize) -> Self {
+        self.write_queue_capacity = v.max(1);
+        self
+    }
+    /// Sets [`RemotingConfig::inbound_queue_capacity`] (requests, at least 1).
+    pub fn inbound_queue_capacity(mut self, v: usize) -> Self {
+        self.inbound_queue_capacity = v.max(1);
+        self
+    }
+    /// Sets [`RemotingConfig::inbound_concurrency`] (at least 1).
+    pub fn inbound_concurrency(mut self, v: usize) -> Self {
+        self.inbound_concurrency = v.max(1);
+        self
+    }
+}
+
+type Slot = Arc<OnceCell<Connection>>;
+
+struct Inner {
+    config: RemotingConfig,
+    slots: Mutex<HashMap<String, Slot>>,
+    handler: RwLock<Option<Arc<dyn RequestHandler>>>,
+    inbound_tx: mpsc::Sender<Inbound>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Inner {
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// The Remoting client: one TCP connection per address, opened lazily on first use and
+/// re-opened on the next use after it failed; many requests in flight per connection,
+/// correlated by opaque.
+///
+/// Cheap to clone (an `Arc`).
+///
+/// # Drop behavior
+/// When the last clone is dropped, every connection task and the dispatch task stop;
+/// requests still in flight fail with [`RemotingError::ConnectionClosed`]. Use
+/// [`RemotingClient::shutdown`] to wait for the tasks.
+#[derive(Clone)]
+pub struct RemotingClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RemotingClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemotingClient")
+            .field("config", &self.inner.config)
+            .field("connections", &self.inner.slots().len())
+            .finish()
+    }
+}
+
+impl RemotingClient {
+    /// Creates a client and starts its dispatch task for broker→client requests.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
+    pub fn new(config: RemotingConfig) -> Self {
+        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_capacity);
+        let inner = Arc::new(Inner {
+            slots: Mutex::new(HashMap::new()),
+            handler: RwLock::new(None),
+            inbound_tx,
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            config,
+        });
+        let weak = Arc::downgrade(&inner);
+        let token = inner.token.clone();
+        let tracker = inner.tracker.clone();
+        let permits = Arc::new(Semaphore::new(inner.config.inbound_concurrency));
+        inner
+            .tracker
+            .spawn(dispatch_loop(weak, inbound_rx, token, tracker, permits));
+        RemotingClient { inner }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RemotingConfig {
+        &self.inner.config
+    }
+
+    /// Installs the handler for broker→client requests, replacing any previous one. Until
+    /// one is installed every two-way broker request is answered REQUEST_CODE_NOT_SUPPORTED.
+    pub fn set_request_handler(&self, handler: Arc<dyn RequestHandler>) {
+        *self.inner.handler.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    async fn connection(&self, addr: &str) -> Result<Connection, RemotingError> {
+        if self.inner.token.is_cancelled() {
+            return Err(RemotingError::Shutdown);
+        }
+        for _ in 0..2 {
+            let slot = Arc::clone(
+                self.inner
+                    .slots()
+                    .entry(addr.to_owned())
+                    .or_insert_with(|| Arc::new(OnceCell::new())),
+            );
+            let conn = slot.get_or_try_init(|| self.connect(addr)).await?.clone();
+            if !conn.is_closed() {
+                return Ok(conn);
+            }
+            // Replace the dead connection, unless another caller already did.
+            let mut slots = self.inner.slots();
+            if slots.get(addr).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                slots.remove(addr);
+            }
+        }
+        Err(RemotingError::ConnectionClosed {
+            addr: addr.to_owned(),
+            reason: Arc::new(crate::error::CloseReason::Eof),
+        })
+    }
+
+    async fn connect(&self, addr: &str) -> Result<Connection, RemotingError> {
+        let timeout = self.inner.config.connect_timeout;
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => {
+                return Err(RemotingError::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(RemotingError::ConnectTimeout {
+                    addr: addr.to_owned(),
+                    timeout,
+                });
+            }
+        };
+        tracing::debug!(addr, "connected");
+        let opts = ConnectionOptions {
+            max_frame_len: self.inner.config.max_frame_len,
+            write_queue_capacity: self.inner.config.write_queue_capacity,
+        };
+        Ok(Connection::spawn(
+            stream,
+            addr.to_owned(),
+            &opts,
+            self.inner.inbound_tx.clone(),
+            &self.inner.tracker,
+            &self.inner.token,
+        ))
+    }
+
+    fn stamp(&self, cmd: &mut RemotingCommand) {
+        cmd.language = self.inner.config.language;
+        cmd.version = self.inner.config.version;
+        cmd.serialize_type = self.inner.config.serialize_type;
+    }
+
+    /// Sends `request` to `addr` and waits for its response (Java `invokeSync`).
+    ///
+    /// The client sets the opaque, flag, language, version and header serialisation. The
+    /// response is returned whatever its code; interpreting it is the caller's business.
+    /// `timeout` covers connecting, queueing and waiting.
+    ///
+    /// Cancel safe: dropping the future abandons the request and its table entry.
+    ///
+    /// # Errors
+    /// [`RemotingError::Connect`] / [`RemotingError::ConnectTimeout`] when the connection
+    /// cannot be opened; [`RemotingError::Timeout`] when no response came in time;
+    /// [`RemotingError::ConnectionClosed`] when the connection closed first (at once, not at
+    /// the timeout); [`RemotingError::Encode`] when the request is too large;
+    /// [`RemotingError::Shutdown`] after [`RemotingClient::shutdown`].
+    pub async fn invoke(
+        &self,
+        addr: &str,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, RemotingError> {
+        self.stamp(&mut request);
+        let code = request.request_code();
+        let started = tokio::time::Instant::now();
+        let conn = match tokio::time::timeout(timeout, self.connection(addr)).await {
+            Ok(conn) => conn?,
+            Err(_) => {
+                return Err(RemotingError::Timeout {
+                    addr: addr.to_owned(),
+                    code,
+                    timeout,
+                });
+            }
+        };
+        let left = timeout.saturating_sub(started.elapsed());
+        match conn.request(request, left).await {
+            Err(RemotingError::Timeout { addr, code, .. }) => {
+                Err(RemotingError::Timeout { addr, code, timeout })
+            }
+            other => other,
+        }
+    }
+
+    /// Sends `request` to `addr` as a one-way request (Java `invokeOneway`): no response is
+    /// expected or awaited. Returns once the frame is queued for writing.
+    ///
+    /// # Errors
+    /// As [`RemotingClient::invoke`], with [`RemotingError::Timeout`] meaning the write queue
+    /// stayed full for `timeout`.
+    pub async fn invoke_oneway(
+        &self,
+        addr: &str,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<(), RemotingError> {
+        self.stamp(&mut request);
+        let conn = self.connection(addr).await?;
+        conn.oneway(request, timeout).await
+    }
+
+    /// Closes the connection to `addr`, if any (Java `closeChannel`). Requests in flight on
+    /// it fail with [`RemotingError::ConnectionClosed`].
+    pub fn close_connection(&self, addr: &str) {
+        let slot = self.inner.slots().remove(addr);
+        if let Some(conn) = slot.as_ref().and_then(|s| s.get()) {
+            conn.close();
+        }
+    }
+
+    /// Stops every connection and the dispatch task and waits for them, at most `grace`.
+    /// Idempotent. Requests in flight fail with [`RemotingError::ConnectionClosed`].
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.token.cancel();
+        self.inner.slots().clear();
+        self.inner.tracker.close();
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?grace, "remoting tasks did not stop within the grace period");
+        }
+    }
+}
+
+async fn dispatch_loop(
+    inner: std::sync::Weak<Inner>,
+    mut rx: mpsc::Receiver<Inbound>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    permits: Arc<Semaphore>,
+) {
+    loop {
+        let inbound = tokio::select! {
+            _ = token.cancelled() => return,
+            inbound = rx.recv() => match inbound {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        let handler = match inner.upgrade() {
+            Some(inner) => inner
+                .handler
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            None => return,
+        };
+        let permit = tokio::select! {
+            _ = token.cancelled() => return,
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        tracker.spawn(async move {
+            let _permit = permit;
+            let Inbound { request, responder } = inbound;
+            let code = request.request_code();
+            let oneway = request.is_oneway();
+            let ctx = InboundContext {
+                addr: Arc::clone(responder.addr()),
+            };
+            let response = match handler {
+                Some(h) => h.handle(ctx, request).await,
+                None => None,
+            };
+            if oneway {
+                return;
+            }
+            let response = response.unwrap_or_else(|| {
+                RemotingCommand::response(
+                    ResponseCode::REQUEST_CODE_NOT_SUPPORTED,
+                    format!(" request type {} not supported", code.0),
+                )
+            });
+            responder.respond(response);
+        });
+    }
+}

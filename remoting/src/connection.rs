@@ -1,0 +1,387 @@
+//! One TCP connection: a reader task, a writer task and the table of requests in flight.
+//!
+//! Callers register their opaque in the table, hand the encoded frame to the writer task
+//! through a bounded queue, and await a oneshot. The reader task completes responses by
+//! opaque and passes broker→client requests on. When either task ends, the connection is
+//! closed and every waiter fails at once with the reason (never left to its timeout).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+
+use crate::codec::{RemotingCodec, encode_frame};
+use crate::error::{CloseReason, RemotingError};
+use crate::protocol::{FLAG_ONEWAY, FLAG_RESPONSE, RemotingCommand, ResponseCode};
+
+type Waiter = oneshot::Sender<Result<RemotingCommand, Arc<CloseReason>>>;
+
+#[derive(Default)]
+struct Table {
+    closed: Option<Arc<CloseReason>>,
+    waiters: HashMap<i32, Waiter>,
+}
+
+struct Shared {
+    addr: String,
+    table: Mutex<Table>,
+    next_opaque: AtomicI32,
+    max_frame_len: usize,
+}
+
+impl Shared {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding this lock cannot leave the table inconsistent (every
+        // critical section is a single map operation), so poisoning is ignored.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn close(&self, reason: CloseReason) {
+        let waiters = {
+            let mut table = self.table();
+            if table.closed.is_some() {
+                return;
+            }
+            let reason = Arc::new(reason);
+            table.closed = Some(Arc::clone(&reason));
+            std::mem::take(&mut table.waiters)
+                .into_values()
+                .map(move |w| (w, Arc::clone(&reason)))
+                .collect::<Vec<_>>()
+        };
+        if !waiters.is_empty() {
+            tracing::debug!(addr = %self.addr, in_flight = waiters.len(), "connection closed, failing requests in flight");
+        }
+        for (waiter, reason) in waiters {
+            let _ = waiter.send(Err(reason));
+        }
+    }
+
+    fn closed_error(&self, reason: Arc<CloseReason>) -> RemotingError {
+        RemotingError::ConnectionClosed {
+            addr: self.addr.clone(),
+            reason,
+        }
+    }
+}
+
+/// Removes a waiter when the request future is dropped or times out.
+struct WaiterGuard<'a> {
+    shared: &'a Shared,
+    opaque: i32,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.table().waiters.remove(&self.opaque);
+    }
+}
+
+/// A broker→client request waiting for the client's handler.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub(crate) request: RemotingCommand,
+    pub(crate) responder: Responder,
+}
+
+/// Sends the answer to one broker→client request back on the connection it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Responder {
+    addr: Arc<str>,
+    opaque: i32,
+    write_tx: mpsc::Sender<Bytes>,
+    max_frame_len: usize,
+}
+
+impl Responder {
+    pub(crate) fn addr(&self) -> &Arc<str> {
+        &self.addr
+    }
+
+    /// Sends `response` with the request's opaque and the response flag. Best effort: a
+    /// closed connection or a full write queue drops the answer (the broker times out).
+    pub(crate) fn respond(&self, mut response: RemotingCommand) {
+        response.opaque = self.opaque;
+        response.flag = (response.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
+        let mut buf = BytesMut::new();
+        match encode_frame(&response, &mut buf, self.max_frame_len) {
+            Ok(()) => {
+                if self.write_tx.try_send(buf.freeze()).is_err() {
+                    tracing::warn!(addr = %self.addr, opaque = self.opaque, "write queue full or closed; response to broker request dropped");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(addr = %self.addr, error = %e, "response to broker request could not be encoded");
+            }
+        }
+    }
+}
+
+/// Settings a connection needs.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionOptions {
+    pub(crate) max_frame_len: usize,
+    pub(crate) write_queue_capacity: usize,
+}
+
+/// A handle to one live (or closed) connection. Cheap to clone; when the last clone is
+/// dropped the connection's tasks stop.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    write_tx: mpsc::Sender<Bytes>,
+    token: CancellationToken,
+    _stop: Arc<DropGuard>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.shared.addr)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks of `stream` on `tracker`. Broker→client requests
+    /// go to `inbound`; `parent` stops the connection when cancelled.
+    pub(crate) fn spawn(
+        stream: TcpStream,
+        addr: String,
+        opts: &ConnectionOptions,
+        inbound: mpsc::Sender<Inbound>,
+        tracker: &TaskTracker,
+        parent: &CancellationToken,
+    ) -> Connection {
+        let _ = stream.set_nodelay(true);
+        let (read_half, write_half) = stream.into_split();
+        let shared = Arc::new(Shared {
+            addr: addr.clone(),
+            table: Mutex::new(Table::default()),
+            next_opaque: AtomicI32::new(0),
+            max_frame_len: opts.max_frame_len,
+        });
+        let (write_tx, mut write_rx) = mpsc::channel::<Bytes>(opts.write_queue_capacity);
+        let token = parent.child_token();
+        let addr_arc: Arc<str> = Arc::from(addr.as_str());
+
+        // Reader.
+        {
+            let shared = Arc::clone(&shared);
+            let token = token.clone();
+            let write_tx = write_tx.clone();
+            let mut frames = FramedRead::new(read_half, RemotingCodec::new(opts.max_frame_len));
+            tracker.spawn(async move {
+                let reason = loop {
+                    let frame = tokio::select! {
+                        _ = token.cancelled() => break CloseReason::Shutdown,
+                        frame = frames.next() => frame,
+                    };
+                    match frame {
+                        None => break CloseReason::Eof,
+                        Some(Err(crate::codec::CodecError::Io(e))) => break CloseReason::Io(e),
+                        Some(Err(e)) => break CloseReason::Codec(e),
+                        Some(Ok(cmd)) => dispatch(&shared, &addr_arc, cmd, &write_tx, &inbound),
+                    }
+                };
+                if let CloseReason::Codec(e) = &reason {
+                    tracing::warn!(addr = %shared.addr, error = %e, "closing connection after a malformed frame");
+                }
+                shared.close(reason);
+                token.cancel();
+            });
+        }
+
+        // Writer.
+        {
+            let shared = Arc::clone(&shared);
+            let token = token.clone();
+            let mut out = BufWriter::with_capacity(64 * 1024, write_half);
+            tracker.spawn(async move {
+                let result: std::io::Result<()> = async {
+                    loop {
+                        let first = tokio::select! {
+                            _ = token.cancelled() => return Ok(()),
+                            frame = write_rx.recv() => frame,
+                        };
+                        let Some(frame) = first else { return Ok(()) };
+                        out.write_all(&frame).await?;
+                        // Batch whatever is already queued into one flush.
+                        while let Ok(frame) = write_rx.try_recv() {
+                            out.write_all(&frame).await?;
+                        }
+                        out.flush().await?;
+                    }
+                }
+                .await;
+                match result {
+                    Ok(()) => shared.close(CloseReason::Shutdown),
+                    Err(e) => shared.close(CloseReason::Io(e)),
+                }
+                let _ = out.shutdown().await;
+                token.cancel();
+            });
+        }
+
+        Connection {
+            shared,
+            write_tx,
+            token: token.clone(),
+            _stop: Arc::new(token.drop_guard()),
+        }
+    }
+
+    /// Closes the connection now: its tasks stop and requests in flight fail.
+    pub(crate) fn close(&self) {
+        self.token.cancel();
+    }
+
+    /// `true` once the connection has closed; it is then replaced on next use.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.table().closed.is_some()
+    }
+
+    fn encode(&self, cmd: &RemotingCommand) -> Result<Bytes, RemotingError> {
+        let mut buf = BytesMut::new();
+        encode_frame(cmd, &mut buf, self.shared.max_frame_len).map_err(RemotingError::Encode)?;
+        Ok(buf.freeze())
+    }
+
+    /// Sends `cmd` as a request and waits up to `timeout` for its response.
+    ///
+    /// Cancel safe: dropping the future removes the request from the table.
+    pub(crate) async fn request(
+        &self,
+        mut cmd: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, RemotingError> {
+        let opaque = self.shared.next_opaque.fetch_add(1, Ordering::Relaxed);
+        cmd.opaque = opaque;
+        cmd.flag &= !(FLAG_RESPONSE | FLAG_ONEWAY);
+        let code = cmd.request_code();
+        let frame = self.encode(&cmd)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut table = self.shared.table();
+            if let Some(reason) = &table.closed {
+                return Err(self.shared.closed_error(Arc::clone(reason)));
+            }
+            table.waiters.insert(opaque, tx);
+        }
+        let _guard = WaiterGuard {
+            shared: &self.shared,
+            opaque,
+        };
+        let exchange = async {
+            if self.write_tx.send(frame).await.is_err() {
+                return Err(self.closed_now());
+            }
+            match rx.await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(reason)) => Err(self.shared.closed_error(reason)),
+                Err(_) => Err(self.closed_now()),
+            }
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(RemotingError::Timeout {
+                addr: self.shared.addr.clone(),
+                code,
+                timeout,
+            }),
+        }
+    }
+
+    /// Queues `cmd` as a one-way request (no response expected), waiting up to `timeout`
+    /// for room in the write queue.
+    pub(crate) async fn oneway(
+        &self,
+        mut cmd: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<(), RemotingError> {
+        cmd.opaque = self.shared.next_opaque.fetch_add(1, Ordering::Relaxed);
+        cmd.flag = (cmd.flag | FLAG_ONEWAY) & !FLAG_RESPONSE;
+        let code = cmd.request_code();
+        let frame = self.encode(&cmd)?;
+        match tokio::time::timeout(timeout, self.write_tx.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(self.closed_now()),
+            Err(_) => Err(RemotingError::Timeout {
+                addr: self.shared.addr.clone(),
+                code,
+                timeout,
+            }),
+        }
+    }
+
+    fn closed_now(&self) -> RemotingError {
+        let reason = self
+            .shared
+            .table()
+            .closed
+            .clone()
+            .unwrap_or_else(|| Arc::new(CloseReason::Shutdown));
+        self.shared.closed_error(reason)
+    }
+}
+
+fn dispatch(
+    shared: &Shared,
+    addr: &Arc<str>,
+    cmd: RemotingCommand,
+    write_tx: &mpsc::Sender<Bytes>,
+    inbound: &mpsc::Sender<Inbound>,
+) {
+    // The response bit decides first: a broker request's opaque comes from the broker's
+    // own counter and may equal one of ours (REMOTING.md §1.2).
+    if cmd.is_response() {
+        let waiter = shared.table().waiters.remove(&cmd.opaque);
+        match waiter {
+            Some(w) => {
+                let _ = w.send(Ok(cmd));
+            }
+            None => {
+                tracing::debug!(addr = %shared.addr, opaque = cmd.opaque, code = cmd.code, "response for no request in flight (timed out or cancelled)");
+            }
+        }
+        return;
+    }
+    let oneway = cmd.is_oneway();
+    let responder = Responder {
+        addr: Arc::clone(addr),
+        opaque: cmd.opaque,
+        write_tx: write_tx.clone(),
+        max_frame_len: shared.max_frame_len,
+    };
+    let code = cmd.request_code();
+    if let Err(e) = inbound.try_send(Inbound {
+        request: cmd,
+        responder,
+    }) {
+        let (rejected, full) = match e {
+            mpsc::error::TrySendError::Full(r) => (r, true),
+            mpsc::error::TrySendError::Closed(r) => (r, false),
+        };
+        tracing::warn!(addr = %shared.addr, %code, full, "broker request not handled: inbound queue unavailable");
+        if !oneway {
+            let remark = if full {
+                "[rmq] client busy: inbound request queue full"
+            } else {
+                "[rmq] client is shutting down"
+            };
+            rejected
+                .responder
+                .respond(RemotingCommand::response(ResponseCode::SYSTEM_BUSY, remark.to_owned()));
+        }
+    }
+}
