@@ -1,1 +1,156 @@
-fn main() {}
+//! Encode and decode a PULL_MESSAGE response frame carrying 32 messages of 1 KiB, in both
+//! header serialisations, next to `tokio_util`'s `LengthDelimitedCodec` on the same bytes
+//! (bare framing with no header parsing: the floor any Remoting codec can reach).
+
+#![allow(missing_docs)]
+
+use bytes::{BufMut, Bytes, BytesMut};
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use rmq_remoting::protocol::ExtFields;
+use rmq_remoting::{RemotingCodec, RemotingCommand, ResponseCode, SerializeType};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+/// 32 message records (REMOTING.md §5 layout, V1 magic) with 1 KiB bodies.
+fn pull_body() -> Bytes {
+    let mut b = BytesMut::new();
+    let props =
+        "TAGS\u{1}TagA\u{2}KEYS\u{1}k1\u{2}UNIQ_KEY\u{1}0A00000100002A9F0000000000000001\u{2}";
+    for i in 0..32i64 {
+        let topic = b"TopicTest";
+        let body = vec![b'x'; 1024];
+        let total = 4
+            + 4
+            + 4
+            + 4
+            + 4
+            + 8
+            + 8
+            + 4
+            + 8
+            + 8
+            + 8
+            + 8
+            + 4
+            + 4
+            + 8
+            + 4
+            + body.len()
+            + 1
+            + topic.len()
+            + 2
+            + props.len();
+        b.put_i32(total as i32);
+        b.put_i32(0xDAA320A7u32 as i32);
+        b.put_i32(0); // body crc
+        b.put_i32(1); // queue id
+        b.put_i32(0); // flag
+        b.put_i64(i); // queue offset
+        b.put_i64(123456 + i * 1200); // physical offset
+        b.put_i32(0); // sys flag
+        b.put_i64(1_700_000_000_000); // born ts
+        b.put_slice(&[10, 0, 0, 1]);
+        b.put_i32(5555);
+        b.put_i64(1_700_000_000_123); // store ts
+        b.put_slice(&[192, 168, 1, 2]);
+        b.put_i32(10911);
+        b.put_i32(0); // reconsume times
+        b.put_i64(0); // prepared tx offset
+        b.put_i32(body.len() as i32);
+        b.put_slice(&body);
+        b.put_u8(topic.len() as u8);
+        b.put_slice(topic);
+        b.put_i16(props.len() as i16);
+        b.put_slice(props.as_bytes());
+    }
+    b.freeze()
+}
+
+fn pull_response(ty: SerializeType) -> RemotingCommand {
+    let mut cmd = RemotingCommand::response(ResponseCode::SUCCESS, Some("FOUND".to_owned()))
+        .with_body(pull_body())
+        .with_serialize_type(ty);
+    cmd.opaque = 4242;
+    let ext: ExtFields = [
+        ("suggestWhichBrokerId", "0"),
+        ("nextBeginOffset", "32"),
+        ("minOffset", "0"),
+        ("maxOffset", "100000"),
+    ]
+    .into_iter()
+    .collect();
+    cmd.ext_fields = Some(ext);
+    cmd
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pull_response_32x1KiB");
+    for ty in [SerializeType::Json, SerializeType::RocketMq] {
+        let cmd = pull_response(ty);
+        let mut frame = BytesMut::new();
+        RemotingCodec::default()
+            .encode(cmd.clone(), &mut frame)
+            .unwrap();
+        let frame = frame.freeze();
+        group.throughput(Throughput::Bytes(frame.len() as u64));
+
+        group.bench_with_input(
+            BenchmarkId::new("rmq_encode", format!("{ty:?}")),
+            &cmd,
+            |b, cmd| {
+                let mut codec = RemotingCodec::default();
+                let mut buf = BytesMut::with_capacity(frame.len());
+                b.iter(|| {
+                    buf.clear();
+                    codec.encode(black_box(cmd.clone()), &mut buf).unwrap();
+                    black_box(buf.len())
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("rmq_decode", format!("{ty:?}")),
+            &frame,
+            |b, frame| {
+                let mut codec = RemotingCodec::default();
+                b.iter(|| {
+                    let mut buf = BytesMut::from(&frame[..]);
+                    black_box(codec.decode(&mut buf).unwrap().unwrap())
+                })
+            },
+        );
+        // Peer: the same frame through a plain 4-byte length-delimited codec.
+        group.bench_with_input(
+            BenchmarkId::new("length_delimited_decode", format!("{ty:?}")),
+            &frame,
+            |b, frame| {
+                let mut codec = LengthDelimitedCodec::builder()
+                    .length_field_length(4)
+                    .max_frame_length(16 * 1024 * 1024)
+                    .new_codec();
+                b.iter(|| {
+                    let mut buf = BytesMut::from(&frame[..]);
+                    black_box(codec.decode(&mut buf).unwrap().unwrap())
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("length_delimited_encode", format!("{ty:?}")),
+            &frame,
+            |b, frame| {
+                let mut codec = LengthDelimitedCodec::builder()
+                    .length_field_length(4)
+                    .new_codec();
+                let payload = frame.slice(4..);
+                let mut buf = BytesMut::with_capacity(frame.len());
+                b.iter(|| {
+                    buf.clear();
+                    codec.encode(black_box(payload.clone()), &mut buf).unwrap();
+                    black_box(buf.len())
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

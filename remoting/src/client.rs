@@ -209,7 +209,11 @@ impl RemotingClient {
     /// Installs the handler for broker→client requests, replacing any previous one. Until
     /// one is installed every two-way broker request is answered REQUEST_CODE_NOT_SUPPORTED.
     pub fn set_request_handler(&self, handler: Arc<dyn RequestHandler>) {
-        *self.inner.handler.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+        *self
+            .inner
+            .handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(handler);
     }
 
     async fn connection(&self, addr: &str) -> Result<Connection, RemotingError> {
@@ -312,9 +316,11 @@ impl RemotingClient {
         };
         let left = timeout.saturating_sub(started.elapsed());
         match conn.request(request, left).await {
-            Err(RemotingError::Timeout { addr, code, .. }) => {
-                Err(RemotingError::Timeout { addr, code, timeout })
-            }
+            Err(RemotingError::Timeout { addr, code, .. }) => Err(RemotingError::Timeout {
+                addr,
+                code,
+                timeout,
+            }),
             other => other,
         }
     }
@@ -355,7 +361,10 @@ impl RemotingClient {
             .await
             .is_err()
         {
-            tracing::warn!(?grace, "remoting tasks did not stop within the grace period");
+            tracing::warn!(
+                ?grace,
+                "remoting tasks did not stop within the grace period"
+            );
         }
     }
 }

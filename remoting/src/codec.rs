@@ -118,7 +118,8 @@ impl Decoder for RemotingCodec {
                 total_len: total,
             });
         }
-        let ty = SerializeType::from_u8(ty_byte).ok_or(CodecError::UnknownSerializeType(ty_byte))?;
+        let ty =
+            SerializeType::from_u8(ty_byte).ok_or(CodecError::UnknownSerializeType(ty_byte))?;
         src.advance(8);
         let mut frame = src.split_to(total - 4);
         let header = frame.split_to(header_len);
@@ -179,7 +180,9 @@ mod tests {
     fn partial_input_waits_one_byte_at_a_time() {
         let cmd = RemotingCommand::request(RequestCode::HEART_BEAT).with_body(&b"body"[..]);
         let mut whole = BytesMut::new();
-        RemotingCodec::default().encode(cmd.clone(), &mut whole).unwrap();
+        RemotingCodec::default()
+            .encode(cmd.clone(), &mut whole)
+            .unwrap();
         let mut codec = RemotingCodec::default();
         let mut buf = BytesMut::new();
         for (i, b) in whole.iter().enumerate() {
@@ -200,17 +203,29 @@ mod tests {
         let mut buf = BytesMut::from(&[0u8, 0, 4, 0, 0, 0, 0, 0][..]);
         assert!(matches!(
             codec.decode(&mut buf),
-            Err(CodecError::FrameTooLarge { limit: 1024, actual: 1028 })
+            Err(CodecError::FrameTooLarge {
+                limit: 1024,
+                actual: 1028
+            })
         ));
         let mut buf = BytesMut::from(&[0u8, 0, 0, 3][..]);
-        assert!(matches!(codec.decode(&mut buf), Err(CodecError::FrameTooShort { total_len: 3 })));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::FrameTooShort { total_len: 3 })
+        ));
         let mut buf = BytesMut::from(&[0u8, 0, 0, 4, 0, 0, 0, 1][..]);
         assert!(matches!(
             codec.decode(&mut buf),
-            Err(CodecError::HeaderLengthOutOfRange { header_len: 1, total_len: 4 })
+            Err(CodecError::HeaderLengthOutOfRange {
+                header_len: 1,
+                total_len: 4
+            })
         ));
         let mut buf = BytesMut::from(&[0u8, 0, 0, 4, 7, 0, 0, 0][..]);
-        assert!(matches!(codec.decode(&mut buf), Err(CodecError::UnknownSerializeType(7))));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::UnknownSerializeType(7))
+        ));
     }
 
     #[test]

@@ -379,9 +379,10 @@ fn dispatch(
             } else {
                 "[rmq] client is shutting down"
             };
-            rejected
-                .responder
-                .respond(RemotingCommand::response(ResponseCode::SYSTEM_BUSY, remark.to_owned()));
+            rejected.responder.respond(RemotingCommand::response(
+                ResponseCode::SYSTEM_BUSY,
+                remark.to_owned(),
+            ));
         }
     }
 }

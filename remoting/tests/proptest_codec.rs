@@ -2,8 +2,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
-use rmq_remoting::protocol::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 use rmq_remoting::RemotingCodec;
+use rmq_remoting::protocol::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 use tokio_util::codec::{Decoder, Encoder};
 
 fn drain(bytes: &[u8]) {
@@ -14,8 +14,16 @@ fn drain(bytes: &[u8]) {
 }
 
 fn command(binary: bool) -> impl Strategy<Value = RemotingCommand> {
-    let code = if binary { (i16::MIN as i32..=i16::MAX as i32).boxed() } else { any::<i32>().boxed() };
-    let version = if binary { (i16::MIN as i32..=i16::MAX as i32).boxed() } else { any::<i32>().boxed() };
+    let code = if binary {
+        (i16::MIN as i32..=i16::MAX as i32).boxed()
+    } else {
+        any::<i32>().boxed()
+    };
+    let version = if binary {
+        (i16::MIN as i32..=i16::MAX as i32).boxed()
+    } else {
+        any::<i32>().boxed()
+    };
     // ROCKETMQ reads a zero-length string as null, so binary strings are non-empty.
     let min = usize::from(binary);
     let text = move || proptest::string::string_regex(&format!("(?s).{{{min},24}}")).unwrap();
@@ -29,24 +37,30 @@ fn command(binary: bool) -> impl Strategy<Value = RemotingCommand> {
         proptest::option::of(proptest::collection::btree_map(text(), text(), 0..8)),
         proptest::collection::vec(any::<u8>(), 0..512),
     )
-        .prop_map(move |(code, lang, version, opaque, flag, remark, ext, body)| {
-            let ext_fields = match ext {
-                Some(m) => Some(m.into_iter().collect::<ExtFields>()),
-                None if binary => Some(ExtFields::new()),
-                None => None,
-            };
-            RemotingCommand {
-                code,
-                language: LanguageCode(lang),
-                version,
-                opaque,
-                flag,
-                remark,
-                ext_fields,
-                body: Bytes::from(body),
-                serialize_type: if binary { SerializeType::RocketMq } else { SerializeType::Json },
-            }
-        })
+        .prop_map(
+            move |(code, lang, version, opaque, flag, remark, ext, body)| {
+                let ext_fields = match ext {
+                    Some(m) => Some(m.into_iter().collect::<ExtFields>()),
+                    None if binary => Some(ExtFields::new()),
+                    None => None,
+                };
+                RemotingCommand {
+                    code,
+                    language: LanguageCode(lang),
+                    version,
+                    opaque,
+                    flag,
+                    remark,
+                    ext_fields,
+                    body: Bytes::from(body),
+                    serialize_type: if binary {
+                        SerializeType::RocketMq
+                    } else {
+                        SerializeType::Json
+                    },
+                }
+            },
+        )
 }
 
 proptest! {

@@ -41,7 +41,9 @@ fn answer(req: &RemotingCommand, body: impl Into<Bytes>) -> RemotingCommand {
 }
 
 async fn run<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_TIMEOUT, f).await.expect("test timed out");
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("test timed out");
 }
 
 #[tokio::test]
@@ -69,8 +71,15 @@ async fn responses_out_of_order_reach_their_callers() {
             let client = client.clone();
             let addr = addr.clone();
             async move {
-                let r = client.invoke(&addr, tagged(n), Duration::from_secs(10)).await.unwrap();
-                assert_eq!(r.body, Bytes::from(n.to_string()), "caller {n} got another's response");
+                let r = client
+                    .invoke(&addr, tagged(n), Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.body,
+                    Bytes::from(n.to_string()),
+                    "caller {n} got another's response"
+                );
             }
         });
         futures::future::join_all(calls).await;
@@ -102,13 +111,22 @@ async fn hang_up_fails_requests_in_flight_at_once_and_next_use_reconnects() {
         for r in [a, b] {
             match r {
                 Err(RemotingError::ConnectionClosed { reason, .. }) => {
-                    assert!(matches!(*reason, CloseReason::Eof | CloseReason::Io(_)), "{reason:?}");
+                    assert!(
+                        matches!(*reason, CloseReason::Eof | CloseReason::Io(_)),
+                        "{reason:?}"
+                    );
                 }
                 other => panic!("expected ConnectionClosed, got {other:?}"),
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "waited for the timeout instead of failing at once");
-        let r = client.invoke(&addr, tagged(3), Duration::from_secs(10)).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited for the timeout instead of failing at once"
+        );
+        let r = client
+            .invoke(&addr, tagged(3), Duration::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!(&r.body[..], b"again");
         client.shutdown(Duration::from_secs(2)).await;
         peer.await.unwrap();
@@ -122,11 +140,17 @@ struct Recorder {
 }
 
 impl RequestHandler for Recorder {
-    fn handle(&self, _ctx: InboundContext, req: RemotingCommand) -> BoxFuture<'static, Option<RemotingCommand>> {
+    fn handle(
+        &self,
+        _ctx: InboundContext,
+        req: RemotingCommand,
+    ) -> BoxFuture<'static, Option<RemotingCommand>> {
         self.seen.lock().unwrap().push((req.code, req.opaque));
         let resp = (req.request_code() == RequestCode::GET_CONSUMER_RUNNING_INFO
             || req.request_code() == RequestCode::NOTIFY_CONSUMER_IDS_CHANGED)
-            .then(|| RemotingCommand::response(ResponseCode::SUCCESS, None).with_body("running-info"));
+            .then(|| {
+                RemotingCommand::response(ResponseCode::SUCCESS, None).with_body("running-info")
+            });
         Box::pin(async move { resp })
     }
 }
@@ -159,16 +183,25 @@ async fn broker_requests_with_colliding_opaque_are_dispatched_by_the_response_bi
             io.send(unknown).await.unwrap();
             let reply = io.next().await.unwrap().unwrap();
             assert_eq!(reply.opaque, op + 2, "the one-way request was answered");
-            assert_eq!(reply.response_code(), ResponseCode::REQUEST_CODE_NOT_SUPPORTED);
-            assert_eq!(reply.remark.as_deref(), Some(" request type 9999 not supported"));
+            assert_eq!(
+                reply.response_code(),
+                ResponseCode::REQUEST_CODE_NOT_SUPPORTED
+            );
+            assert_eq!(
+                reply.remark.as_deref(),
+                Some(" request type 9999 not supported")
+            );
             // Only now answer the client's own request.
             io.send(answer(&ours, "yours")).await.unwrap();
             let _ = io.next().await;
         });
         let client = RemotingClient::new(RemotingConfig::default());
         let recorder = Arc::new(Recorder::default());
-        client.set_request_handler(recorder.clone());
-        let r = client.invoke(&addr, tagged(0), Duration::from_secs(10)).await.unwrap();
+        client.set_request_handler(Arc::clone(&recorder) as Arc<dyn RequestHandler>);
+        let r = client
+            .invoke(&addr, tagged(0), Duration::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!(&r.body[..], b"yours");
         // Handlers run on their own tasks: the one-way one may finish after our answer.
         let seen = loop {
@@ -196,7 +229,12 @@ async fn malformed_frame_closes_the_connection_after_delivering_what_came_before
             let _b = io.next().await.unwrap().unwrap();
             // The answer to A and a broken frame in one write.
             let mut bytes = bytes::BytesMut::new();
-            tokio_util::codec::Encoder::encode(&mut RemotingCodec::default(), answer(&a, "ok"), &mut bytes).unwrap();
+            tokio_util::codec::Encoder::encode(
+                &mut RemotingCodec::default(),
+                answer(&a, "ok"),
+                &mut bytes,
+            )
+            .unwrap();
             bytes.extend_from_slice(&[0, 0, 0, 2, 0xde, 0xad]);
             let mut s = io.into_inner();
             s.write_all(&bytes).await.unwrap();
@@ -206,14 +244,29 @@ async fn malformed_frame_closes_the_connection_after_delivering_what_came_before
         let client = RemotingClient::new(RemotingConfig::default());
         let c1 = client.clone();
         let a2 = addr.clone();
-        let a = tokio::spawn(async move { c1.invoke(&a2, tagged(1), Duration::from_secs(10)).await });
+        let a =
+            tokio::spawn(async move { c1.invoke(&a2, tagged(1), Duration::from_secs(10)).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let b = client.invoke(&addr, tagged(2), Duration::from_secs(10)).await;
+        let b = client
+            .invoke(&addr, tagged(2), Duration::from_secs(10))
+            .await;
         let a = a.await.unwrap();
-        assert_eq!(&a.unwrap().body[..], b"ok", "a response received before the bad frame was lost");
+        assert_eq!(
+            &a.unwrap().body[..],
+            b"ok",
+            "a response received before the bad frame was lost"
+        );
         match b {
             Err(RemotingError::ConnectionClosed { reason, .. }) => {
-                assert!(matches!(*reason, CloseReason::Codec(rmq_remoting::CodecError::FrameTooShort { total_len: 2 })), "{reason:?}");
+                assert!(
+                    matches!(
+                        *reason,
+                        CloseReason::Codec(rmq_remoting::CodecError::FrameTooShort {
+                            total_len: 2
+                        })
+                    ),
+                    "{reason:?}"
+                );
             }
             other => panic!("expected ConnectionClosed, got {other:?}"),
         }
@@ -237,10 +290,22 @@ async fn silent_peer_times_out_and_a_late_answer_is_dropped() {
             let _ = io.next().await;
         });
         let client = RemotingClient::new(RemotingConfig::default());
-        let err = client.invoke(&addr, tagged(1), Duration::from_millis(200)).await.unwrap_err();
+        let err = client
+            .invoke(&addr, tagged(1), Duration::from_millis(200))
+            .await
+            .unwrap_err();
         assert!(err.is_timeout(), "{err:?}");
-        assert!(matches!(err, RemotingError::Timeout { code: RequestCode::QUERY_CONSUMER_OFFSET, .. }));
-        let r = client.invoke(&addr, tagged(2), Duration::from_secs(5)).await.unwrap();
+        assert!(matches!(
+            err,
+            RemotingError::Timeout {
+                code: RequestCode::QUERY_CONSUMER_OFFSET,
+                ..
+            }
+        ));
+        let r = client
+            .invoke(&addr, tagged(2), Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(&r.body[..], b"second");
         client.shutdown(Duration::from_secs(2)).await;
         peer.await.unwrap();
@@ -254,7 +319,10 @@ async fn connect_refused_is_a_typed_error() {
         let (l, addr) = listener().await;
         drop(l);
         let client = RemotingClient::new(RemotingConfig::default());
-        let err = client.invoke(&addr, tagged(1), Duration::from_secs(5)).await.unwrap_err();
+        let err = client
+            .invoke(&addr, tagged(1), Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(matches!(err, RemotingError::Connect { .. }), "{err:?}");
     })
     .await;

@@ -3,14 +3,16 @@
 use std::path::PathBuf;
 
 use bytes::BytesMut;
-use rmq_remoting::protocol::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 use rmq_remoting::RemotingCodec;
+use rmq_remoting::protocol::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
 use tokio_util::codec::{Decoder, Encoder};
 
 fn vectors_dir() -> PathBuf {
     let dir = std::env::var_os("RMQ_VECTORS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/protocol/vectors"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/protocol/vectors")
+        });
     assert!(
         dir.join("frames.json").exists(),
         "protocol vectors not found at {} (set RMQ_VECTORS_DIR)",
@@ -39,7 +41,9 @@ fn decode_one(bytes: &[u8]) -> RemotingCommand {
 
 fn encode(cmd: &RemotingCommand) -> Vec<u8> {
     let mut buf = BytesMut::new();
-    RemotingCodec::default().encode(cmd.clone(), &mut buf).expect("encodes");
+    RemotingCodec::default()
+        .encode(cmd.clone(), &mut buf)
+        .expect("encodes");
     buf.to_vec()
 }
 
@@ -107,9 +111,17 @@ fn java_frames_decode_and_reencode_byte_for_byte() {
         for (bytes, which) in variants {
             let cmd = decode_one(&bytes);
             assert_eq!(i64::from(cmd.code), f["code"].as_i64().unwrap(), "{name}");
-            assert_eq!(i64::from(cmd.opaque), f["opaque"].as_i64().unwrap(), "{name}");
+            assert_eq!(
+                i64::from(cmd.opaque),
+                f["opaque"].as_i64().unwrap(),
+                "{name}"
+            );
             assert_eq!(i64::from(cmd.flag), f["flag"].as_i64().unwrap(), "{name}");
-            assert_eq!(i64::from(cmd.version), f["version"].as_i64().unwrap(), "{name}");
+            assert_eq!(
+                i64::from(cmd.version),
+                f["version"].as_i64().unwrap(),
+                "{name}"
+            );
             assert_eq!(cmd.language.name(), f["language"].as_str(), "{name}");
             assert_eq!(cmd.remark.as_deref(), f["remark"].as_str(), "{name}");
             assert_eq!(hex(&cmd.body), f["bodyHex"].as_str().unwrap(), "{name}");
@@ -128,7 +140,11 @@ fn java_frames_decode_and_reencode_byte_for_byte() {
             let got = cmd.ext_fields.clone().unwrap_or_default();
             assert_eq!(got, expected, "{name}");
             // Decoding keeps the frame's ext order, so re-encoding reproduces it exactly.
-            assert_eq!(hex(&encode(&cmd)), hex(&bytes), "{name} {which:?} re-encode");
+            assert_eq!(
+                hex(&encode(&cmd)),
+                hex(&bytes),
+                "{name} {which:?} re-encode"
+            );
             if which.is_none() && f["extFields"].is_object() {
                 // Building the ext map in Java's HashMap order reproduces encode() too.
                 let mut fresh = cmd.clone();
@@ -143,7 +159,11 @@ fn java_frames_decode_and_reencode_byte_for_byte() {
                         })
                         .collect(),
                 );
-                assert_eq!(hex(&encode(&fresh)), hex(&bytes), "{name} from iteration order");
+                assert_eq!(
+                    hex(&encode(&fresh)),
+                    hex(&bytes),
+                    "{name} from iteration order"
+                );
             }
         }
     }

@@ -1,1 +1,124 @@
-fn main() {}
+//! `cargo xtask`: developer tasks for rmq.
+//!
+//! - `cargo xtask ci`: fmt check, clippy, unit tests, then a real name server and broker,
+//!   the integration tests against them, and the broker stopped again whatever happened.
+//! - `cargo xtask broker start|stop|status|install`: a real RocketMQ name server and broker
+//!   (crates.io `rocketmq-namesrv` / `rocketmq-broker` 1.0.0) on 127.0.0.1.
+//!
+//! The servers are installed once with `cargo install --locked --root <cache>` into a folder
+//! outside the clone (`$RMQ_BROKER_CACHE`, default `~/.cache/rmq/broker-1.0.0`) and
+//! reused afterwards. They run with a temporary store under `target/rmq-broker/`.
+
+mod broker;
+
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  demo                   the main job: local broker, produce, consume with the push consumer (not written yet)
+  ci                     fmt --check, clippy -D warnings, unit tests, real-broker integration tests
+  broker install         install rocketmq-namesrv/rocketmq-broker 1.0.0 into the cache (once)
+  broker start           start a name server and a broker on 127.0.0.1; prints the name-server address
+  broker stop            stop them (by PID)
+  broker status          print whether they run
+  test-integration       run the real-broker tests against an already started broker
+
+environment:
+  RMQ_BROKER_CACHE       where the server binaries are installed (default ~/.cache/rmq/broker-1.0.0)
+  RMQ_NAMESRV_ADDR       set by the xtask for the tests: the name-server address
+  RMQ_BROKER_ADDR        set by the xtask for the tests: the broker address";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["ci"] => ci(),
+        ["demo"] => Err("`cargo xtask demo` needs the push consumer and the rmq CLI, which are not written yet (issues 5 and 6)".into()),
+        ["broker", "install"] => broker::install().map(|_| ()),
+        ["broker", "start"] => broker::start().map(|env| {
+            println!("{}", env.namesrv_addr);
+            eprintln!(
+                "export RMQ_NAMESRV_ADDR={} RMQ_BROKER_ADDR={}",
+                env.namesrv_addr, env.broker_addr
+            );
+        }),
+        ["broker", "stop"] => broker::stop(),
+        ["broker", "status"] => broker::status(),
+        ["test-integration"] => broker::running().and_then(|env| integration_tests(&env)),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error message for the user; the xtask prints it and exits 1.
+pub(crate) type Result<T, E = String> = std::result::Result<T, E>;
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+pub(crate) fn run(step: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("==> {step}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: could not run: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step}: failed ({status})"))
+    }
+}
+
+fn ci() -> Result<()> {
+    let started = std::time::Instant::now();
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    run(
+        "cargo clippy -D warnings",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run("unit tests", cargo().args(["test", "--workspace"]))?;
+    // Build the integration tests before the broker starts, so its lifetime is test time only.
+    run(
+        "build integration tests",
+        cargo().args(["test", "--workspace", "--no-run"]),
+    )?;
+    broker::install()?;
+    let env = broker::start()?;
+    let tests = integration_tests(&env);
+    let stopped = broker::stop();
+    tests?;
+    stopped?;
+    eprintln!("==> ci passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs the tests marked `#[ignore = "real broker …"]` with the broker's addresses exported.
+fn integration_tests(env: &broker::BrokerEnv) -> Result<()> {
+    run(
+        "integration tests against the real broker",
+        cargo()
+            .args(["test", "--workspace", "--", "--ignored", "--test-threads=2"])
+            .env("RMQ_NAMESRV_ADDR", &env.namesrv_addr)
+            .env("RMQ_BROKER_ADDR", &env.broker_addr),
+    )
+}

@@ -335,7 +335,9 @@ mod tests {
 
     #[test]
     fn missing_and_bad_fields_are_named() {
-        let ext: ExtFields = [("consumerGroup", "cg"), ("queueId", "x")].into_iter().collect();
+        let ext: ExtFields = [("consumerGroup", "cg"), ("queueId", "x")]
+            .into_iter()
+            .collect();
         let err = ext.to_header::<Sample>().unwrap_err();
         assert!(err.to_string().contains("`x` is not a valid i32"), "{err}");
         let ext: ExtFields = [("consumerGroup", "cg")].into_iter().collect();

@@ -234,7 +234,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A string of `len` bytes; length 0 reads as `None` (Java reads it as null).
-    fn str(&mut self, len: usize, field: &'static str) -> Result<Option<String>, HeaderDecodeError> {
+    fn str(
+        &mut self,
+        len: usize,
+        field: &'static str,
+    ) -> Result<Option<String>, HeaderDecodeError> {
         if len == 0 {
             return Ok(None);
         }
@@ -259,9 +263,7 @@ fn decode_binary(header: &[u8]) -> Result<RemotingCommand, HeaderDecodeError> {
     let ext_len = r.len(ext_len.into(), "ext map")?;
     let ext_bytes = r.take(ext_len, "ext map")?;
     if !r.buf.is_empty() {
-        return Err(HeaderDecodeError::TrailingBytes {
-            extra: r.buf.len(),
-        });
+        return Err(HeaderDecodeError::TrailingBytes { extra: r.buf.len() });
     }
     let mut ext = ExtFields::new();
     let mut er = Reader { buf: ext_bytes };
@@ -317,9 +319,21 @@ mod tests {
         let mut h = vec![0u8; 13];
         h.extend_from_slice(&(-1i32).to_be_bytes());
         let err = decode_header(SerializeType::RocketMq, &h).unwrap_err();
-        assert!(matches!(err, HeaderDecodeError::NegativeLength { field: "remark", .. }));
+        assert!(matches!(
+            err,
+            HeaderDecodeError::NegativeLength {
+                field: "remark",
+                ..
+            }
+        ));
         let err = decode_header(SerializeType::RocketMq, &h[..5]).unwrap_err();
-        assert!(matches!(err, HeaderDecodeError::Truncated { field: "opaque", .. }));
+        assert!(matches!(
+            err,
+            HeaderDecodeError::Truncated {
+                field: "opaque",
+                ..
+            }
+        ));
     }
 
     #[test]

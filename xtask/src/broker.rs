@@ -1,0 +1,405 @@
+//! A real RocketMQ name server and broker on 127.0.0.1 (crates.io `rocketmq-namesrv` and
+//! `rocketmq-broker` 1.0.0), installed once into a cache folder and started with a
+//! temporary store under `target/rmq-broker/`.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, run};
+
+const VERSION: &str = "1.0.0";
+const NAMESRV_BIN: &str = "rocketmq-namesrv-rust";
+const BROKER_BIN: &str = "rocketmq-broker-rust";
+const BROKER_NAME: &str = "broker-a";
+const CLUSTER_NAME: &str = "DefaultCluster";
+
+/// Where a started name server and broker can be reached.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BrokerEnv {
+    pub(crate) namesrv_addr: String,
+    pub(crate) broker_addr: String,
+    namesrv_pid: u32,
+    broker_pid: u32,
+    dir: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+fn run_dir() -> PathBuf {
+    workspace_root().join("target").join("rmq-broker")
+}
+
+fn state_file() -> PathBuf {
+    run_dir().join("state.json")
+}
+
+/// The install folder, outside the clone so that fresh clones reuse it.
+fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("RMQ_BROKER_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME").ok_or("HOME is not set; set RMQ_BROKER_CACHE")?;
+    Ok(PathBuf::from(home)
+        .join(".cache/rmq")
+        .join(format!("broker-{VERSION}")))
+}
+
+/// Installs both servers into the cache unless they are already there; returns the bin dir.
+pub(crate) fn install() -> Result<PathBuf> {
+    let root = cache_dir()?;
+    let bin = root.join("bin");
+    if bin.join(NAMESRV_BIN).is_file() && bin.join(BROKER_BIN).is_file() {
+        eprintln!("==> broker binaries cached in {}", bin.display());
+        return Ok(bin);
+    }
+    fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+    eprintln!(
+        "==> installing rocketmq-namesrv and rocketmq-broker {VERSION} into {} (once; about 20 minutes on 2 cores)",
+        root.display()
+    );
+    let started = Instant::now();
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["install", "--locked", "--root"])
+        .arg(&root)
+        .arg(format!("rocketmq-namesrv@{VERSION}"))
+        .arg(format!("rocketmq-broker@{VERSION}"))
+        .env_remove("CARGO_TARGET_DIR")
+        .current_dir(std::env::temp_dir());
+    run("cargo install rocketmq-namesrv rocketmq-broker", &mut cmd)?;
+    eprintln!(
+        "==> broker install took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    for b in [NAMESRV_BIN, BROKER_BIN] {
+        if !bin.join(b).is_file() {
+            return Err(format!(
+                "cargo install finished but {} is missing",
+                bin.join(b).display()
+            ));
+        }
+    }
+    Ok(bin)
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn port_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A broker port `p` with `p - 2` (the broker's fast port) free as well.
+fn broker_port(avoid: &[u16]) -> Result<u16> {
+    for _ in 0..100 {
+        let p = free_port()?;
+        if p > 1026 && !avoid.contains(&p) && !avoid.contains(&(p - 2)) && port_free(p - 2) {
+            return Ok(p);
+        }
+    }
+    Err("could not find two free ports for the broker".into())
+}
+
+/// `true` while `pid` runs (a zombie counts as stopped).
+fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(30);
+    format!(
+        "--- last lines of {} ---\n{}",
+        path.display(),
+        lines[from..].join("\n")
+    )
+}
+
+/// A command with the environment cleaned of anything that would steer the servers
+/// elsewhere (REMOTING setups often export NAMESRV_ADDR / ROCKETMQ_HOME).
+fn server_command(bin: &Path, home: &Path, log: &Path) -> Result<Command> {
+    let out = fs::File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("ROCKETMQ")
+            || k.starts_with("OTEL_")
+            || k == "NAMESRV_ADDR"
+            || k.starts_with("rocketmq")
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    cmd.env("HOME", home)
+        .env("ROCKETMQ_HOME", home)
+        // The servers refuse to start if any listener is not on loopback.
+        .env("ROCKETMQ_SECURITY_PROFILE", "development-insecure-loopback")
+        .env("ROCKETMQ_SHUTDOWN_TIMEOUT_SECONDS", "5")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .current_dir(home)
+        // Own process group: a Ctrl-C meant for a test run does not hit the servers.
+        .process_group(0);
+    Ok(cmd)
+}
+
+fn wait_until(
+    what: &str,
+    limit: Duration,
+    pid: u32,
+    log: &Path,
+    mut ready: impl FnMut() -> bool,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        if ready() {
+            eprintln!("==> {what} after {:.1} s", started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        if !alive(pid) {
+            return Err(format!("{what}: process {pid} exited\n{}", log_tail(log)));
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "{what}: not ready after {limit:?}\n{}",
+                log_tail(log)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Asks the name server for the cluster (GET_BROKER_CLUSTER_INFO, code 106) and reports
+/// whether `broker_addr` is registered.
+fn registered(namesrv: &str, broker_addr: &str) -> bool {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => return false,
+    };
+    rt.block_on(async {
+        use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig, RequestCode};
+        let client = RemotingClient::new(RemotingConfig::default());
+        let req = RemotingCommand::request(RequestCode::GET_BROKER_CLUSTER_INFO);
+        let result = client.invoke(namesrv, req, Duration::from_secs(3)).await;
+        client.shutdown(Duration::from_secs(1)).await;
+        match result {
+            Ok(resp) if resp.response_code().is_success() => {
+                let body = String::from_utf8_lossy(&resp.body);
+                body.contains(BROKER_NAME) && body.contains(broker_addr)
+            }
+            _ => false,
+        }
+    })
+}
+
+/// The servers recorded in the state file, if both still run.
+pub(crate) fn running() -> Result<BrokerEnv> {
+    let text = fs::read_to_string(state_file())
+        .map_err(|_| "no broker started (run `cargo xtask broker start`)".to_string())?;
+    let env: BrokerEnv = serde_json::from_str(&text).map_err(|e| format!("bad state file: {e}"))?;
+    if alive(env.namesrv_pid) && alive(env.broker_pid) {
+        Ok(env)
+    } else {
+        Err(format!(
+            "broker state found but processes are gone (name server {} alive: {}, broker {} alive: {}); run `cargo xtask broker stop`",
+            env.namesrv_pid,
+            alive(env.namesrv_pid),
+            env.broker_pid,
+            alive(env.broker_pid)
+        ))
+    }
+}
+
+/// Starts a name server and then a broker (the broker exits if it cannot register), waits
+/// until the broker is registered, and records both PIDs. Idempotent: a running pair is reused.
+pub(crate) fn start() -> Result<BrokerEnv> {
+    if let Ok(env) = running() {
+        eprintln!(
+            "==> reusing running broker {} (name server {})",
+            env.broker_addr, env.namesrv_addr
+        );
+        return Ok(env);
+    }
+    let _ = stop();
+    let bin = install()?;
+    let dir = run_dir();
+    let _ = fs::remove_dir_all(&dir);
+    let home = dir.join("home");
+    for d in [&home, &dir.join("store"), &dir.join("auth")] {
+        fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    }
+
+    let ns_port = free_port()?;
+    let namesrv_addr = format!("127.0.0.1:{ns_port}");
+    let ns_log = dir.join("namesrv.log");
+    let namesrv = server_command(&bin.join(NAMESRV_BIN), &home, &ns_log)?
+        .args([
+            "--listenPort",
+            &ns_port.to_string(),
+            "--bindAddress",
+            "127.0.0.1",
+            "--rocketmqHome",
+        ])
+        .arg(&home)
+        .spawn()
+        .map_err(|e| format!("start name server: {e}"))?;
+    let namesrv_pid = namesrv.id();
+    let ns_sock: SocketAddr = namesrv_addr.parse().expect("valid address");
+    wait_until(
+        "name server listening",
+        Duration::from_secs(60),
+        namesrv_pid,
+        &ns_log,
+        || TcpStream::connect_timeout(&ns_sock, Duration::from_millis(200)).is_ok(),
+    )?;
+
+    let port = broker_port(&[ns_port])?;
+    let ha_port = loop {
+        let p = free_port()?;
+        if p != port && p != port - 2 && p != ns_port {
+            break p;
+        }
+    };
+    let broker_addr = format!("127.0.0.1:{port}");
+    let config = format!(
+        r#"[broker]
+listenPort = {port}
+brokerIp1 = "127.0.0.1"
+brokerIp2 = "127.0.0.1"
+namesrvAddr = "{namesrv_addr}"
+storePathRootDir = "{store}"
+autoCreateTopicEnable = true
+authConfigPath = "{auth}"
+
+[broker.brokerIdentity]
+brokerName = "{BROKER_NAME}"
+brokerClusterName = "{CLUSTER_NAME}"
+brokerId = 0
+
+[broker.brokerServerConfig]
+bindAddress = "127.0.0.1"
+
+[store]
+storePathRootDir = "{store}"
+haListenAddress = "127.0.0.1"
+haListenPort = {ha_port}
+"#,
+        store = dir.join("store").display(),
+        auth = dir.join("auth").display(),
+    );
+    let config_path = dir.join("broker.toml");
+    fs::write(&config_path, config).map_err(|e| format!("write {}: {e}", config_path.display()))?;
+    let br_log = dir.join("broker.log");
+    let broker = server_command(&bin.join(BROKER_BIN), &home, &br_log)?
+        .env("NAMESRV_ADDR", &namesrv_addr)
+        .arg("-c")
+        .arg(&config_path)
+        .spawn()
+        .map_err(|e| format!("start broker: {e}"))?;
+    let env = BrokerEnv {
+        namesrv_addr,
+        broker_addr,
+        namesrv_pid,
+        broker_pid: broker.id(),
+        dir: dir.clone(),
+    };
+    // Record the PIDs first, so `stop` works even if the wait below fails.
+    fs::write(
+        state_file(),
+        serde_json::to_string_pretty(&env).expect("serializable"),
+    )
+    .map_err(|e| format!("write state: {e}"))?;
+    let result = wait_until(
+        "broker registered",
+        Duration::from_secs(180),
+        env.broker_pid,
+        &br_log,
+        || registered(&env.namesrv_addr, &env.broker_addr),
+    );
+    if let Err(e) = result {
+        let _ = stop();
+        return Err(e);
+    }
+    eprintln!(
+        "==> name server {} (pid {}), broker {} (pid {}), logs in {}",
+        env.namesrv_addr,
+        env.namesrv_pid,
+        env.broker_addr,
+        env.broker_pid,
+        dir.display()
+    );
+    Ok(env)
+}
+
+fn stop_pid(name: &str, pid: u32) {
+    if !alive(pid) {
+        return;
+    }
+    signal(pid, "-TERM");
+    let started = Instant::now();
+    while alive(pid) && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(pid) {
+        eprintln!("==> {name} (pid {pid}) ignored SIGTERM for 15 s; killing");
+        signal(pid, "-KILL");
+    }
+    eprintln!("==> stopped {name} (pid {pid})");
+}
+
+/// Stops the recorded broker, then the name server, by PID (SIGTERM, SIGKILL after 15 s).
+pub(crate) fn stop() -> Result<()> {
+    let Ok(text) = fs::read_to_string(state_file()) else {
+        return Ok(());
+    };
+    let env: BrokerEnv = serde_json::from_str(&text).map_err(|e| format!("bad state file: {e}"))?;
+    stop_pid("broker", env.broker_pid);
+    stop_pid("name server", env.namesrv_pid);
+    fs::remove_file(state_file()).map_err(|e| format!("remove state file: {e}"))?;
+    Ok(())
+}
+
+/// Prints whether the servers run.
+pub(crate) fn status() -> Result<()> {
+    match running() {
+        Ok(env) => {
+            println!(
+                "running: name server {} (pid {}), broker {} (pid {})",
+                env.namesrv_addr, env.namesrv_pid, env.broker_addr, env.broker_pid
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
