@@ -1,7 +1,36 @@
 //! # rmq-client-core
 //!
 //! Everything a consumer needs to talk to a RocketMQ cluster below any consume logic:
-//! client config and id, the name-server route cache, heartbeats, `MessageExt` decoding and
-//! the typed broker / name-server API (Java `MQClientInstance`, `MQClientAPIImpl`).
 //!
-//! Status: not written yet (issue 3). This crate currently exports nothing.
+//! - [`message`]: [`MessageExt`] and the decoder of pull bodies (REMOTING.md §5).
+//! - [`filter`]: [`SubscriptionData`], Java tag hashing and the client-side re-filter (§6).
+//! - [`route`]: [`MessageQueue`], [`TopicRouteData`] parsed leniently (§4).
+//!
+//! Java counterparts: `MessageExt`, `MessageDecoder`, `FilterAPI`, `SubscriptionData`,
+//! `TopicRouteData`, `MQClientInstance`, `MQClientAPIImpl`.
+
+pub mod acl;
+pub mod api;
+pub mod config;
+mod error;
+pub mod filter;
+pub mod header;
+pub mod message;
+pub mod namespace;
+pub mod route;
+
+pub use api::{ClientApi, PullResult, PullStatus, SendResult};
+pub use config::{ClientConfig, Credentials};
+pub use error::ClientError;
+
+pub use filter::{ExpressionType, SubscriptionData};
+pub use message::{MessageExt, Properties};
+pub use route::{MessageQueue, TopicRouteData};
+
+/// Milliseconds since the Unix epoch (Java `System.currentTimeMillis()`).
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -38,6 +38,6 @@ pub use client::{BoxFuture, InboundContext, RemotingClient, RemotingConfig, Requ
 pub use codec::{CodecError, RemotingCodec};
 pub use error::{CloseReason, RemotingError};
 pub use protocol::{
-    ExtFields, LanguageCode, RemotingCommand, RequestCode, RequestHeader, ResponseCode,
-    SerializeType,
+    ExtFields, HeaderError, LanguageCode, RemotingCommand, RequestCode, RequestHeader,
+    ResponseCode, SerializeType,
 };

@@ -1,0 +1,523 @@
+//! Typed custom headers and JSON bodies of the requests a consumer sends (REMOTING.md §3).
+//!
+//! Field names are the Java field names; optional fields are omitted when `None`, as Java
+//! omits null fields. Each request header names its code and its response header.
+
+use rmq_remoting::RequestCode;
+use rmq_remoting::protocol::{EmptyHeader, RequestHeader};
+use serde::{Deserialize, Serialize};
+
+use crate::filter::SubscriptionData;
+use crate::route::MessageQueue;
+
+macro_rules! request_header {
+    ($ty:ident, $code:ident, $resp:ty) => {
+        impl RequestHeader for $ty {
+            const CODE: RequestCode = RequestCode::$code;
+            type Response = $resp;
+        }
+    };
+}
+
+/// GET_ROUTEINFO_BY_TOPIC (105) request (Java `GetRouteInfoRequestHeader`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetRouteInfoRequestHeader {
+    /// Topic.
+    pub topic: String,
+    /// `true` asks name servers ≥ 4.9.4 for standard JSON.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accept_standard_json_only: Option<bool>,
+}
+request_header!(
+    GetRouteInfoRequestHeader,
+    GET_ROUTEINFO_BY_TOPIC,
+    EmptyHeader
+);
+
+/// PULL_MESSAGE (11) request (Java `PullMessageRequestHeader`), field order as Java declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullMessageRequestHeader {
+    /// Consumer group.
+    pub consumer_group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// Offset to read from.
+    pub queue_offset: i64,
+    /// Most messages wanted (push default 32).
+    pub max_msg_nums: i32,
+    /// `PullSysFlag` bits, see [`crate::api::pull_sys_flag`].
+    pub sys_flag: i32,
+    /// Offset piggy-backed for commit (with FLAG_COMMIT_OFFSET).
+    pub commit_offset: i64,
+    /// Long-poll hold, ms (with FLAG_SUSPEND).
+    pub suspend_timeout_millis: i64,
+    /// Expression (with FLAG_SUBSCRIPTION).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub subscription: Option<String>,
+    /// The subscription's version.
+    pub sub_version: i64,
+    /// TAG or SQL92.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expression_type: Option<String>,
+    /// 5.x byte cap of the batch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_msg_bytes: Option<i32>,
+    /// Broker name (5.x routing; ignored by 4.x).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bname: Option<String>,
+}
+request_header!(
+    PullMessageRequestHeader,
+    PULL_MESSAGE,
+    PullMessageResponseHeader
+);
+
+/// PULL_MESSAGE response header (Java `PullMessageResponseHeader`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullMessageResponseHeader {
+    /// Broker id for the next pull of this queue (0 = master).
+    #[serde(default)]
+    pub suggest_which_broker_id: i64,
+    /// Offset of the next pull.
+    pub next_begin_offset: i64,
+    /// Queue min offset.
+    #[serde(default)]
+    pub min_offset: i64,
+    /// Queue max offset (exclusive).
+    #[serde(default)]
+    pub max_offset: i64,
+    /// 5.x static topics: add to each message's queue offset.
+    #[serde(default)]
+    pub offset_delta: Option<i64>,
+    /// 5.x topic sys flag.
+    #[serde(default)]
+    pub topic_sys_flag: Option<i32>,
+    /// 5.x group sys flag.
+    #[serde(default)]
+    pub group_sys_flag: Option<i32>,
+    /// 5.x reason of a NO_PERMISSION.
+    #[serde(default)]
+    pub forbidden_type: Option<i32>,
+}
+
+/// QUERY_CONSUMER_OFFSET (14) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryConsumerOffsetRequestHeader {
+    /// Consumer group.
+    pub consumer_group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// 5.x: `false` forces QUERY_NOT_FOUND instead of the young-queue zero.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub set_zero_if_not_found: Option<bool>,
+    /// Broker name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bname: Option<String>,
+}
+request_header!(
+    QueryConsumerOffsetRequestHeader,
+    QUERY_CONSUMER_OFFSET,
+    OffsetResponseHeader
+);
+
+/// A response header carrying one `offset` (QUERY_CONSUMER_OFFSET, GET_MAX/MIN_OFFSET,
+/// SEARCH_OFFSET_BY_TIMESTAMP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetResponseHeader {
+    /// The offset.
+    pub offset: i64,
+}
+
+/// UPDATE_CONSUMER_OFFSET (15) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateConsumerOffsetRequestHeader {
+    /// Consumer group.
+    pub consumer_group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// The next offset to consume.
+    pub commit_offset: i64,
+    /// Broker name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bname: Option<String>,
+}
+request_header!(
+    UpdateConsumerOffsetRequestHeader,
+    UPDATE_CONSUMER_OFFSET,
+    EmptyHeader
+);
+
+/// GET_CONSUMER_LIST_BY_GROUP (38) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetConsumerListByGroupRequestHeader {
+    /// Consumer group.
+    pub consumer_group: String,
+}
+request_header!(
+    GetConsumerListByGroupRequestHeader,
+    GET_CONSUMER_LIST_BY_GROUP,
+    EmptyHeader
+);
+
+/// GET_CONSUMER_LIST_BY_GROUP response body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerListBody {
+    /// Client ids of the live members.
+    #[serde(default)]
+    pub consumer_id_list: Vec<String>,
+}
+
+/// CONSUMER_SEND_MSG_BACK (36) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerSendMsgBackRequestHeader {
+    /// The message's commit-log offset.
+    pub offset: i64,
+    /// Consumer group.
+    pub group: String,
+    /// 0 = broker decides (3 + reconsumeTimes), −1 = DLQ now, > 0 explicit.
+    pub delay_level: i32,
+    /// msgId of the message.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub origin_msg_id: Option<String>,
+    /// The restored real topic.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub origin_topic: Option<String>,
+    /// Always false.
+    pub unit_mode: bool,
+    /// Max deliveries before the DLQ (honoured for request version ≥ 121).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_reconsume_times: Option<i32>,
+    /// Broker name of the message's queue.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bname: Option<String>,
+}
+request_header!(
+    ConsumerSendMsgBackRequestHeader,
+    CONSUMER_SEND_MSG_BACK,
+    EmptyHeader
+);
+
+/// GET_MAX_OFFSET (30) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetMaxOffsetRequestHeader {
+    /// Topic.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// Broker name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bname: Option<String>,
+}
+request_header!(
+    GetMaxOffsetRequestHeader,
+    GET_MAX_OFFSET,
+    OffsetResponseHeader
+);
+
+/// GET_MIN_OFFSET (31) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetMinOffsetRequestHeader {
+    /// Topic.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// Broker name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bname: Option<String>,
+}
+request_header!(
+    GetMinOffsetRequestHeader,
+    GET_MIN_OFFSET,
+    OffsetResponseHeader
+);
+
+/// SEARCH_OFFSET_BY_TIMESTAMP (29) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchOffsetRequestHeader {
+    /// Topic.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// Time, ms since the epoch.
+    pub timestamp: i64,
+    /// `LOWER` / `UPPER` (brokers ≥ 5.1.4).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub boundary_type: Option<String>,
+    /// Broker name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bname: Option<String>,
+}
+request_header!(
+    SearchOffsetRequestHeader,
+    SEARCH_OFFSET_BY_TIMESTAMP,
+    OffsetResponseHeader
+);
+
+/// HEART_BEAT (34) request: no fields of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequestHeader {}
+request_header!(HeartbeatRequestHeader, HEART_BEAT, EmptyHeader);
+
+/// UNREGISTER_CLIENT (35) request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnregisterClientRequestHeader {
+    /// Client id (capital `ID` on the wire).
+    #[serde(rename = "clientID")]
+    pub client_id: String,
+    /// Producer group.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub producer_group: Option<String>,
+    /// Consumer group.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub consumer_group: Option<String>,
+}
+request_header!(
+    UnregisterClientRequestHeader,
+    UNREGISTER_CLIENT,
+    EmptyHeader
+);
+
+/// LOCK_BATCH_MQ (41) request header: no fields of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockBatchMqRequestHeader {}
+request_header!(LockBatchMqRequestHeader, LOCK_BATCH_MQ, EmptyHeader);
+
+/// UNLOCK_BATCH_MQ (42) request header: no fields of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockBatchMqRequestHeader {}
+request_header!(UnlockBatchMqRequestHeader, UNLOCK_BATCH_MQ, EmptyHeader);
+
+/// LOCK_BATCH_MQ / UNLOCK_BATCH_MQ body (Java `LockBatchRequestBody`), fastjson key order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockBatchRequestBody {
+    /// Client id (lower-case `d` here).
+    pub client_id: String,
+    /// Consumer group.
+    pub consumer_group: String,
+    /// Queues to lock or unlock.
+    pub mq_set: Vec<MessageQueue>,
+    /// Java: false.
+    pub only_this_broker: bool,
+}
+
+/// LOCK_BATCH_MQ response body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LockBatchResponseBody {
+    /// Queues now held by this client.
+    #[serde(default, rename = "lockOKMQSet")]
+    pub lock_ok_mq_set: Vec<MessageQueue>,
+}
+
+/// SEND_MESSAGE_V2 (310) request (Java `SendMessageRequestHeaderV2`, one-letter keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendMessageRequestHeaderV2 {
+    /// producerGroup.
+    pub a: String,
+    /// topic.
+    pub b: String,
+    /// defaultTopic (`TBW102`).
+    pub c: String,
+    /// defaultTopicQueueNums (4).
+    pub d: i32,
+    /// queueId.
+    pub e: i32,
+    /// sysFlag.
+    pub f: i32,
+    /// bornTimestamp, ms.
+    pub g: i64,
+    /// flag.
+    pub h: i32,
+    /// properties string.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub i: Option<String>,
+    /// reconsumeTimes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub j: Option<i32>,
+    /// unitMode.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub k: Option<bool>,
+    /// maxReconsumeTimes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub l: Option<i32>,
+    /// batch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub m: Option<bool>,
+    /// broker name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub n: Option<String>,
+}
+request_header!(
+    SendMessageRequestHeaderV2,
+    SEND_MESSAGE_V2,
+    SendMessageResponseHeader
+);
+
+/// SEND_MESSAGE response header (Java `SendMessageResponseHeader`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessageResponseHeader {
+    /// The offset message id.
+    pub msg_id: String,
+    /// Queue the message went to.
+    pub queue_id: i32,
+    /// Its offset in that queue.
+    pub queue_offset: i64,
+    /// Transaction id.
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+}
+
+/// UPDATE_AND_CREATE_TOPIC (17) request, an admin call used by tests and the CLI (Java
+/// `CreateTopicRequestHeader`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateTopicRequestHeader {
+    /// Topic.
+    pub topic: String,
+    /// Template topic, `TBW102`.
+    pub default_topic: String,
+    /// Readable queues.
+    pub read_queue_nums: i32,
+    /// Writable queues.
+    pub write_queue_nums: i32,
+    /// Permission bits (6 = read + write).
+    pub perm: i32,
+    /// `SINGLE_TAG`.
+    pub topic_filter_type: String,
+    /// Sys flag.
+    pub topic_sys_flag: i32,
+    /// Ordered topic.
+    pub order: bool,
+}
+request_header!(
+    CreateTopicRequestHeader,
+    UPDATE_AND_CREATE_TOPIC,
+    EmptyHeader
+);
+
+/// NOTIFY_CONSUMER_IDS_CHANGED (40), GET_CONSUMER_RUNNING_INFO (307) and similar broker
+/// requests name their group in `consumerGroup`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerGroupHeader {
+    /// Consumer group.
+    pub consumer_group: String,
+}
+
+/// RESET_CONSUMER_CLIENT_OFFSET (220) / GET_CONSUMER_STATUS_FROM_CLIENT (221) headers name
+/// `topic` and `group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicGroupHeader {
+    /// Topic.
+    pub topic: String,
+    /// Consumer group.
+    pub group: String,
+}
+
+/// CONSUME_MESSAGE_DIRECTLY (309) request header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeMessageDirectlyResultRequestHeader {
+    /// Consumer group.
+    pub consumer_group: String,
+    /// Client id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Message id.
+    #[serde(default)]
+    pub msg_id: Option<String>,
+    /// Broker name.
+    #[serde(default)]
+    pub broker_name: Option<String>,
+}
+
+/// The heartbeat body (Java `HeartbeatData`), keys in fastjson's alphabetical order.
+///
+/// `heartbeatFingerprint` / `withoutSub` (brokers ≥ 5.1.3, heartbeat V2) are not sent: a
+/// zero fingerprint means the same as none, and leaving them out keeps the body equal to a
+/// 4.9.8 Java client's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatData {
+    /// Client id (capital `ID`).
+    #[serde(rename = "clientID")]
+    pub client_id: String,
+    /// Consumer groups of this client.
+    #[serde(rename = "consumerDataSet")]
+    pub consumer_data_set: Vec<ConsumerData>,
+    /// Producer groups of this client.
+    #[serde(rename = "producerDataSet")]
+    pub producer_data_set: Vec<ProducerData>,
+}
+
+/// One consumer group in a heartbeat (Java `ConsumerData`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerData {
+    /// `CONSUME_FROM_LAST_OFFSET`, `CONSUME_FROM_FIRST_OFFSET` or `CONSUME_FROM_TIMESTAMP`.
+    pub consume_from_where: String,
+    /// `CONSUME_PASSIVELY` (push) or `CONSUME_ACTIVELY` (pull).
+    pub consume_type: String,
+    /// Consumer group.
+    pub group_name: String,
+    /// `CLUSTERING` or `BROADCASTING`.
+    pub message_model: String,
+    /// Subscriptions, in Java HashSet order (see [`ConsumerData::new`]).
+    pub subscription_data_set: Vec<SubscriptionData>,
+    /// Always false.
+    pub unit_mode: bool,
+}
+
+impl ConsumerData {
+    /// Consumer data with the subscriptions put in the order a Java `HashSet` iterates
+    /// them (by `SubscriptionData.hashCode`), so the body equals Java's byte for byte.
+    pub fn new(
+        group_name: impl Into<String>,
+        consume_type: &str,
+        message_model: &str,
+        consume_from_where: &str,
+        subscriptions: Vec<SubscriptionData>,
+    ) -> Self {
+        let subscription_data_set = crate::filter::java_hash_set_order(
+            subscriptions
+                .into_iter()
+                .map(|s| (s.java_hash_code(), s))
+                .collect(),
+        );
+        ConsumerData {
+            consume_from_where: consume_from_where.to_owned(),
+            consume_type: consume_type.to_owned(),
+            group_name: group_name.into(),
+            message_model: message_model.to_owned(),
+            subscription_data_set,
+            unit_mode: false,
+        }
+    }
+}
+
+/// One producer group in a heartbeat (Java `ProducerData`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerData {
+    /// Producer group.
+    pub group_name: String,
+}

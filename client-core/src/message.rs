@@ -1,0 +1,630 @@
+//! Message records (REMOTING.md §5): [`MessageExt`] and the decoder of pull-response bodies.
+//!
+//! Java counterparts: `MessageExt`, `MessageClientExt`, `MessageDecoder.decodesBatch`.
+
+use std::fmt;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::{Buf, Bytes};
+
+/// `MessageDecoder.MESSAGE_MAGIC_CODE` (V1: 1-byte topic length).
+pub const MESSAGE_MAGIC_CODE_V1: i32 = 0xDAA3_20A7_u32 as i32;
+/// `MessageVersion.MESSAGE_VERSION_V2` magic (2-byte topic length), brokers ≥ 5.1.0.
+pub const MESSAGE_MAGIC_CODE_V2: i32 = 0xDAA3_20AB_u32 as i32;
+
+/// sysFlag bits (`MessageSysFlag`, REMOTING.md §5.2).
+pub mod sys_flag {
+    /// The body is compressed.
+    pub const COMPRESSED: i32 = 0x1;
+    /// Transaction type mask (2 bits).
+    pub const TRANSACTION_TYPE_MASK: i32 = 0xC;
+    /// bornHost is IPv6 (16 + 4 bytes).
+    pub const BORNHOST_V6: i32 = 0x10;
+    /// storeHost is IPv6 (16 + 4 bytes).
+    pub const STOREHOST_V6: i32 = 0x20;
+    /// Inner-batch marker: the body holds several messages to unwrap.
+    pub const NEED_UNWRAP: i32 = 0x40;
+    /// Inner-batch marker.
+    pub const INNER_BATCH: i32 = 0x80;
+    /// Compression type bits 8–10: 0 or 3 zlib, 1 LZ4 frame, 2 zstd.
+    pub const COMPRESSION_TYPE_MASK: i32 = 0x700;
+}
+
+/// Well-known property names (`MessageConst`).
+pub mod property {
+    /// Single tag.
+    pub const TAGS: &str = "TAGS";
+    /// Space-separated keys.
+    pub const KEYS: &str = "KEYS";
+    /// Client-generated message id.
+    pub const UNIQ_KEY: &str = "UNIQ_KEY";
+    /// Wait for store OK.
+    pub const WAIT: &str = "WAIT";
+    /// Delay level.
+    pub const DELAY: &str = "DELAY";
+    /// Original topic of a retried message.
+    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
+    /// Real topic (schedule / transaction).
+    pub const REAL_TOPIC: &str = "REAL_TOPIC";
+    /// Real queue id.
+    pub const REAL_QID: &str = "REAL_QID";
+    /// msgId of the original message.
+    pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
+    /// Reconsume count carried by the fallback send-back path.
+    pub const RECONSUME_TIME: &str = "RECONSUME_TIME";
+    /// Max reconsume count carried by the fallback send-back path.
+    pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
+    /// Transactional message.
+    pub const TRAN_MSG: &str = "TRAN_MSG";
+    /// Producer group.
+    pub const PRODUCER_GROUP: &str = "PGROUP";
+    /// Queue min offset, put by the client after a pull.
+    pub const MIN_OFFSET: &str = "MIN_OFFSET";
+    /// Queue max offset, put by the client after a pull.
+    pub const MAX_OFFSET: &str = "MAX_OFFSET";
+    /// When the listener started on the message (ms), put by the client.
+    pub const CONSUME_START_TIME: &str = "CONSUME_START_TIME";
+}
+
+/// Largest body a compressed record may inflate to, bytes (64 MiB). The broker's message
+/// limit is 4 MiB, so anything bigger is treated as corrupt rather than allocated.
+pub const MAX_DECOMPRESSED_BODY: usize = 64 * 1024 * 1024;
+
+/// Message properties: name → value pairs in record order (`MessageDecoder.string2messageProperties`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Properties {
+    entries: Vec<(String, String)>,
+}
+
+impl Properties {
+    /// Empty properties.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses the wire form `name\x01value\x02…` with Java's rules: segments shorter than 3
+    /// characters are ignored, and so are segments whose first `\x01` is at either end.
+    pub fn parse(text: &str) -> Self {
+        let mut entries = Vec::new();
+        for segment in text.split('\u{2}') {
+            if segment.chars().count() < 3 {
+                continue;
+            }
+            if let Some(i) = segment.find('\u{1}')
+                && i > 0
+                && i + 1 < segment.len()
+            {
+                let (name, value) = (&segment[..i], &segment[i + 1..]);
+                match entries
+                    .iter_mut()
+                    .find(|(n, _): &&mut (String, String)| n == name)
+                {
+                    Some(e) => e.1 = value.to_owned(),
+                    None => entries.push((name.to_owned(), value.to_owned())),
+                }
+            }
+        }
+        Properties { entries }
+    }
+
+    /// The wire form, every pair followed by `\x02` (`messageProperties2String`).
+    pub fn to_wire(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.entries {
+            s.push_str(k);
+            s.push('\u{1}');
+            s.push_str(v);
+            s.push('\u{2}');
+        }
+        s
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `name`, replacing an existing value in place.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        let value = value.into();
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(e) => e.1 = value,
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    /// Removes `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let i = self.entries.iter().position(|(n, _)| n == name)?;
+        Some(self.entries.remove(i).1)
+    }
+
+    /// The pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of properties.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// `true` if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// A consumed message (Java `MessageExt` / `MessageClientExt`).
+///
+/// `body` is a zero-copy slice of the received frame unless the record was compressed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageExt {
+    /// Topic as stored (a retried message reads `%RETRY%<group>` until the consumer restores it).
+    pub topic: String,
+    /// Broker the message was pulled from (set by the pull layer; empty after bare decoding).
+    pub broker_name: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// Logical offset in the consume queue.
+    pub queue_offset: i64,
+    /// Commit-log (physical) offset; CONSUMER_SEND_MSG_BACK needs it.
+    pub commit_log_offset: i64,
+    /// Record size in bytes (`totalSize`).
+    pub store_size: i32,
+    /// User flag set by the producer.
+    pub flag: i32,
+    /// sysFlag with the compressed bit cleared after decompression (as Java does).
+    pub sys_flag: i32,
+    /// CRC32 of the stored body, masked to 31 bits; not checked (Java does not either).
+    pub body_crc: i32,
+    /// Producer time, ms since the epoch.
+    pub born_timestamp: i64,
+    /// Producer address.
+    pub born_host: SocketAddr,
+    /// Broker store time, ms since the epoch.
+    pub store_timestamp: i64,
+    /// Broker address.
+    pub store_host: SocketAddr,
+    /// Delivery attempts so far (0 on the first delivery).
+    pub reconsume_times: i32,
+    /// Prepared transaction offset.
+    pub prepared_transaction_offset: i64,
+    /// Properties.
+    pub properties: Properties,
+    /// Payload, decompressed.
+    pub body: Bytes,
+    /// Id derived from store host and commit-log offset (uppercase hex).
+    pub offset_msg_id: String,
+}
+
+impl fmt::Debug for MessageExt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageExt")
+            .field("topic", &self.topic)
+            .field("broker_name", &self.broker_name)
+            .field("queue_id", &self.queue_id)
+            .field("queue_offset", &self.queue_offset)
+            .field("msg_id", &self.msg_id())
+            .field("reconsume_times", &self.reconsume_times)
+            .field("properties", &self.properties)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageExt {
+    /// The id users see (Java `MessageClientExt.getMsgId`): the `UNIQ_KEY` property if set,
+    /// else [`MessageExt::offset_msg_id`]. Stable across retries.
+    pub fn msg_id(&self) -> &str {
+        self.properties
+            .get(property::UNIQ_KEY)
+            .unwrap_or(&self.offset_msg_id)
+    }
+
+    /// The `TAGS` property.
+    pub fn tags(&self) -> Option<&str> {
+        self.properties.get(property::TAGS)
+    }
+
+    /// The `KEYS` property, split on spaces.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.properties
+            .get(property::KEYS)
+            .unwrap_or("")
+            .split(' ')
+            .filter(|k| !k.is_empty())
+    }
+
+    /// A property value.
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.properties.get(name)
+    }
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageDecodeError {
+    /// The record ends before the field.
+    #[error("record at byte {at} truncated reading {field}")]
+    Truncated {
+        /// Offset of the record in the body.
+        at: usize,
+        /// The field.
+        field: &'static str,
+    },
+    /// `totalSize` is smaller than a record can be or larger than what is left.
+    #[error("record at byte {at} has impossible totalSize {total_size} ({left} bytes left)")]
+    BadTotalSize {
+        /// Offset of the record.
+        at: usize,
+        /// The size read.
+        total_size: i32,
+        /// Bytes left in the body.
+        left: usize,
+    },
+    /// Unknown magic code.
+    #[error("record at byte {at} has unknown magic code {magic:#x}")]
+    BadMagic {
+        /// Offset of the record.
+        at: usize,
+        /// The magic read.
+        magic: i32,
+    },
+    /// A length field is negative.
+    #[error("record at byte {at}: negative length {len} for {field}")]
+    NegativeLength {
+        /// Offset of the record.
+        at: usize,
+        /// The field.
+        field: &'static str,
+        /// The length read.
+        len: i64,
+    },
+    /// Compression type bits name no known algorithm.
+    #[error("record at byte {at}: unknown compression type {kind}")]
+    UnknownCompression {
+        /// Offset of the record.
+        at: usize,
+        /// `(sysFlag & 0x700) >> 8`.
+        kind: i32,
+    },
+    /// The compressed body does not inflate.
+    #[error("record at byte {at}: {algorithm} body does not decompress")]
+    Decompress {
+        /// Offset of the record.
+        at: usize,
+        /// zlib, lz4 or zstd.
+        algorithm: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The body inflates past [`MAX_DECOMPRESSED_BODY`].
+    #[error("record at byte {at}: body inflates past {limit} bytes")]
+    DecompressedTooLarge {
+        /// Offset of the record.
+        at: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Topic or properties are not UTF-8.
+    #[error("record at byte {at}: {field} is not UTF-8")]
+    Utf8 {
+        /// Offset of the record.
+        at: usize,
+        /// The field.
+        field: &'static str,
+    },
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], MessageDecodeError> {
+        if self.buf.len() < n {
+            return Err(MessageDecodeError::Truncated { at: self.at, field });
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn i16(&mut self, f: &'static str) -> Result<i16, MessageDecodeError> {
+        Ok(self.take(2, f)?.get_i16())
+    }
+    fn i32(&mut self, f: &'static str) -> Result<i32, MessageDecodeError> {
+        Ok(self.take(4, f)?.get_i32())
+    }
+    fn i64(&mut self, f: &'static str) -> Result<i64, MessageDecodeError> {
+        Ok(self.take(8, f)?.get_i64())
+    }
+    fn len(&self, len: i64, field: &'static str) -> Result<usize, MessageDecodeError> {
+        usize::try_from(len).map_err(|_| MessageDecodeError::NegativeLength {
+            at: self.at,
+            field,
+            len,
+        })
+    }
+    fn host(
+        &mut self,
+        v6: bool,
+        f: &'static str,
+    ) -> Result<(SocketAddr, &'a [u8]), MessageDecodeError> {
+        let n = if v6 { 16 } else { 4 };
+        let ip_bytes = self.take(n, f)?;
+        let port = self.i32(f)?;
+        let ip = if v6 {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(ip_bytes);
+            IpAddr::V6(Ipv6Addr::from(a))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(
+                ip_bytes[0],
+                ip_bytes[1],
+                ip_bytes[2],
+                ip_bytes[3],
+            ))
+        };
+        Ok((SocketAddr::new(ip, port as u16), ip_bytes))
+    }
+    fn utf8(&mut self, n: usize, field: &'static str) -> Result<&'a str, MessageDecodeError> {
+        let at = self.at;
+        std::str::from_utf8(self.take(n, field)?)
+            .map_err(|_| MessageDecodeError::Utf8 { at, field })
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Uppercase hex of `store host ip + port (i32) + commit-log offset (i64)` (Java
+/// `MessageDecoder.createMessageId`).
+pub fn create_offset_msg_id(store_ip: &[u8], port: i32, commit_log_offset: i64) -> String {
+    let mut s = String::with_capacity((store_ip.len() + 12) * 2);
+    for b in store_ip
+        .iter()
+        .chain(port.to_be_bytes().iter())
+        .chain(commit_log_offset.to_be_bytes().iter())
+    {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 0xF)] as char);
+    }
+    s
+}
+
+fn inflate(at: usize, kind: i32, data: &[u8]) -> Result<Vec<u8>, MessageDecodeError> {
+    let limit = MAX_DECOMPRESSED_BODY as u64;
+    let mut out = Vec::with_capacity(data.len() * 4);
+    let (algorithm, result) = match kind {
+        0 | 3 => (
+            "zlib",
+            flate2::read::ZlibDecoder::new(data)
+                .take(limit + 1)
+                .read_to_end(&mut out),
+        ),
+        1 => (
+            "lz4",
+            lz4_flex::frame::FrameDecoder::new(data)
+                .take(limit + 1)
+                .read_to_end(&mut out),
+        ),
+        2 => match zstd::stream::read::Decoder::new(data) {
+            Ok(d) => ("zstd", d.take(limit + 1).read_to_end(&mut out)),
+            Err(e) => ("zstd", Err(e)),
+        },
+        kind => return Err(MessageDecodeError::UnknownCompression { at, kind }),
+    };
+    result.map_err(|source| MessageDecodeError::Decompress {
+        at,
+        algorithm,
+        source,
+    })?;
+    if out.len() > MAX_DECOMPRESSED_BODY {
+        return Err(MessageDecodeError::DecompressedTooLarge {
+            at,
+            limit: MAX_DECOMPRESSED_BODY,
+        });
+    }
+    Ok(out)
+}
+
+/// Decodes one record starting at `body[at..]`; returns the message and the record length.
+fn decode_record(body: &Bytes, at: usize) -> Result<(MessageExt, usize), MessageDecodeError> {
+    let left = body.len() - at;
+    let mut c = Cursor {
+        buf: &body[at..],
+        at,
+    };
+    let total_size = c.i32("totalSize")?;
+    // 4 totalSize + 4 magic + … the smallest record is well above 20 bytes.
+    if total_size < 20 || total_size as usize > left {
+        return Err(MessageDecodeError::BadTotalSize {
+            at,
+            total_size,
+            left,
+        });
+    }
+    c.buf = &body[at + 4..at + total_size as usize];
+    let magic = c.i32("magicCode")?;
+    let v2 = match magic {
+        MESSAGE_MAGIC_CODE_V1 => false,
+        MESSAGE_MAGIC_CODE_V2 => true,
+        magic => return Err(MessageDecodeError::BadMagic { at, magic }),
+    };
+    let body_crc = c.i32("bodyCRC")?;
+    let queue_id = c.i32("queueId")?;
+    let flag = c.i32("flag")?;
+    let queue_offset = c.i64("queueOffset")?;
+    let commit_log_offset = c.i64("physicalOffset")?;
+    let mut sys_flag = c.i32("sysFlag")?;
+    let born_timestamp = c.i64("bornTimestamp")?;
+    let (born_host, _) = c.host(sys_flag & sys_flag::BORNHOST_V6 != 0, "bornHost")?;
+    let store_timestamp = c.i64("storeTimestamp")?;
+    let (store_host, store_ip) = c.host(sys_flag & sys_flag::STOREHOST_V6 != 0, "storeHost")?;
+    let reconsume_times = c.i32("reconsumeTimes")?;
+    let prepared_transaction_offset = c.i64("preparedTransactionOffset")?;
+    let body_len = c.i32("bodyLength")?;
+    let body_len = c.len(body_len.into(), "body")?;
+    let body_start = at + total_size as usize - c.buf.len();
+    c.take(body_len, "body")?;
+    let raw_body = body.slice(body_start..body_start + body_len);
+    let topic_len = if v2 {
+        c.i16("topicLength")? as i64
+    } else {
+        i64::from(c.take(1, "topicLength")?[0] as i8)
+    };
+    let topic_len = c.len(topic_len, "topic")?;
+    let topic = c.utf8(topic_len, "topic")?.to_owned();
+    let props_len = c.i16("propertiesLength")?;
+    let props_len = c.len(props_len.into(), "properties")?;
+    let properties = Properties::parse(c.utf8(props_len, "properties")?);
+
+    let payload = if sys_flag & sys_flag::COMPRESSED != 0 {
+        let kind = (sys_flag & sys_flag::COMPRESSION_TYPE_MASK) >> 8;
+        let inflated = inflate(at, kind, &raw_body)?;
+        sys_flag &= !sys_flag::COMPRESSED;
+        Bytes::from(inflated)
+    } else {
+        raw_body
+    };
+    let offset_msg_id =
+        create_offset_msg_id(store_ip, i32::from(store_host.port()), commit_log_offset);
+    Ok((
+        MessageExt {
+            topic,
+            broker_name: String::new(),
+            queue_id,
+            queue_offset,
+            commit_log_offset,
+            store_size: total_size,
+            flag,
+            sys_flag,
+            body_crc,
+            born_timestamp,
+            born_host,
+            store_timestamp,
+            store_host,
+            reconsume_times,
+            prepared_transaction_offset,
+            properties,
+            body: payload,
+            offset_msg_id,
+        },
+        total_size as usize,
+    ))
+}
+
+/// Expands an inner-batch message (INNER_BATCH and NEED_UNWRAP set, REMOTING.md §5.6 step 2).
+fn unwrap_inner_batch(
+    outer: MessageExt,
+    out: &mut Vec<MessageExt>,
+) -> Result<(), MessageDecodeError> {
+    let body = outer.body.clone();
+    let mut pos = 0usize;
+    let mut index = 0i64;
+    while pos < body.len() {
+        let at = pos;
+        let mut c = Cursor {
+            buf: &body[pos..],
+            at,
+        };
+        let total = c.i32("inner totalSize")?;
+        if total < 22 || total as usize > body.len() - pos {
+            return Err(MessageDecodeError::BadTotalSize {
+                at,
+                total_size: total,
+                left: body.len() - pos,
+            });
+        }
+        c.buf = &body[pos + 4..pos + total as usize];
+        let _magic = c.i32("inner magic")?;
+        let _crc = c.i32("inner bodyCRC")?;
+        let flag = c.i32("inner flag")?;
+        let body_len = c.i32("inner bodyLength")?;
+        let body_len = c.len(body_len.into(), "inner body")?;
+        let start = pos + total as usize - c.buf.len();
+        c.take(body_len, "inner body")?;
+        let props_len = c.i16("inner propertiesLength")?;
+        let props_len = c.len(props_len.into(), "inner properties")?;
+        let properties = Properties::parse(c.utf8(props_len, "inner properties")?);
+        let mut m = outer.clone();
+        m.flag = flag;
+        m.body = body.slice(start..start + body_len);
+        m.properties = properties;
+        m.queue_offset = outer.queue_offset + index;
+        m.store_size = total;
+        out.push(m);
+        pos += total as usize;
+        index += 1;
+    }
+    Ok(())
+}
+
+/// Decodes a FOUND pull body (concatenated records) into messages, in order.
+///
+/// Advances by each record's `totalSize` rather than trusting field-by-field parsing.
+/// Inner batches are unwrapped. Nothing is skipped silently: a record that cannot be
+/// decoded fails the whole body, so that no offset is ever committed past a message that
+/// was not delivered.
+///
+/// # Errors
+/// [`MessageDecodeError`] naming the record (byte offset) and the field.
+pub fn decode_messages(body: &Bytes) -> Result<Vec<MessageExt>, MessageDecodeError> {
+    let mut out = Vec::with_capacity(32);
+    let mut at = 0usize;
+    while at < body.len() {
+        let (msg, len) = decode_record(body, at)?;
+        at += len;
+        if msg.sys_flag & sys_flag::INNER_BATCH != 0 && msg.sys_flag & sys_flag::NEED_UNWRAP != 0 {
+            unwrap_inner_batch(msg, &mut out)?;
+        } else {
+            out.push(msg);
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes exactly one record (the CONSUME_MESSAGE_DIRECTLY body).
+///
+/// # Errors
+/// As [`decode_messages`].
+pub fn decode_message(body: &Bytes) -> Result<MessageExt, MessageDecodeError> {
+    decode_record(body, 0).map(|(m, _)| m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_follow_java_parsing_rules() {
+        let p =
+            Properties::parse("TAGS\u{1}TagA\u{2}ab\u{2}\u{1}x\u{2}k\u{1}\u{2}KEYS\u{1}k1 k2\u{2}");
+        assert_eq!(p.get("TAGS"), Some("TagA"));
+        assert_eq!(p.get("KEYS"), Some("k1 k2"));
+        assert_eq!(p.len(), 2);
+        assert_eq!(Properties::parse(&p.to_wire()), p);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for n in 0..200u8 {
+            let body = Bytes::from((0..n).map(|i| i.wrapping_mul(37)).collect::<Vec<_>>());
+            let _ = decode_messages(&body);
+        }
+    }
+}
