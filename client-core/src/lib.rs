@@ -5,6 +5,14 @@
 //! - [`message`]: [`MessageExt`] and the decoder of pull bodies (REMOTING.md §5).
 //! - [`filter`]: [`SubscriptionData`], Java tag hashing and the client-side re-filter (§6).
 //! - [`route`]: [`MessageQueue`], [`TopicRouteData`] parsed leniently (§4).
+//! - [`config`]: [`ClientConfig`] with the Java knob names and defaults, the client id.
+//! - [`namespace`]: `namespace%name` wrapping of topics and groups, retry and DLQ names.
+//! - [`header`] and [`api`]: one typed header and one async function per request
+//!   ([`ClientApi`]), signed with [`acl`] when credentials are set.
+//! - [`instance`]: [`ClientInstance`], one per client id: route cache (`arc-swap`),
+//!   heartbeats, scheduled jobs, and the [`ConsumerInner`] trait through which broker
+//!   requests reach a consumer.
+//! - [`producer`]: a small [`Producer`] for retries, tests and the CLI.
 //!
 //! Java counterparts: `MessageExt`, `MessageDecoder`, `FilterAPI`, `SubscriptionData`,
 //! `TopicRouteData`, `MQClientInstance`, `MQClientAPIImpl`.
@@ -13,15 +21,20 @@ pub mod acl;
 pub mod api;
 pub mod config;
 mod error;
+pub mod fastjson;
 pub mod filter;
 pub mod header;
+pub mod instance;
 pub mod message;
 pub mod namespace;
+pub mod producer;
 pub mod route;
 
 pub use api::{ClientApi, PullResult, PullStatus, SendResult};
 pub use config::{ClientConfig, Credentials};
 pub use error::ClientError;
+pub use instance::{ClientInstance, ConsumerInner, FindBrokerResult};
+pub use producer::{Message, Producer};
 
 pub use filter::{ExpressionType, SubscriptionData};
 pub use message::{MessageExt, Properties};

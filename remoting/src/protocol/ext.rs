@@ -179,7 +179,7 @@ impl<'de> Deserialize<'de> for ExtFields {
 ///
 /// Pairs requests with responses in the type system (as rskafka's `RequestBody` does), so
 /// a typed call returns the right response header.
-pub trait RequestHeader: Serialize {
+pub trait RequestHeader: Serialize + Send + Sync {
     /// The request code this header goes with.
     const CODE: RequestCode;
     /// The custom header of a successful response; [`EmptyHeader`] when it has none.
