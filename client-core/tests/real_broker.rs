@@ -1,0 +1,388 @@
+//! Against the real name server and broker started by `cargo xtask ci`. `#[ignore]`d for
+//! plain `cargo test`; the xtask runs them with `--ignored`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rmq_client_core::api::pull_sys_flag;
+use rmq_client_core::header::{
+    ConsumerData, CreateTopicRequestHeader, PullMessageRequestHeader,
+    QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
+};
+use rmq_client_core::{
+    ClientConfig, ClientError, ClientInstance, ConsumerInner, ExpressionType, Message,
+    MessageQueue, Producer, PullStatus, SubscriptionData,
+};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: these tests need a real broker; run them with `cargo xtask ci` or `cargo xtask test-integration`")
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{nanos}")
+}
+
+fn config(instance: &str) -> ClientConfig {
+    ClientConfig::default()
+        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+        .client_ip("127.0.0.1")
+        .instance_name(unique(instance))
+}
+
+async fn create_topic(instance: &ClientInstance, topic: &str, queues: i32) {
+    let header = CreateTopicRequestHeader {
+        topic: topic.to_owned(),
+        default_topic: "TBW102".into(),
+        read_queue_nums: queues,
+        write_queue_nums: queues,
+        perm: 6,
+        topic_filter_type: "SINGLE_TAG".into(),
+        topic_sys_flag: 0,
+        order: false,
+    };
+    instance
+        .api()
+        .create_topic(&env("RMQ_BROKER_ADDR"), &header, Duration::from_secs(10))
+        .await
+        .expect("create topic");
+}
+
+/// Waits until the name server serves the topic with `queues` readable queues.
+async fn wait_route(instance: &ClientInstance, topic: &str, queues: usize) {
+    for _ in 0..100 {
+        match instance.update_topic_route(topic).await {
+            Ok(_) if instance.subscribe_queues(topic).len() == queues => return,
+            Ok(_) | Err(ClientError::TopicRouteNotFound { .. }) => {}
+            Err(e) => panic!("route of {topic}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("route of {topic} never showed {queues} queues");
+}
+
+fn pull_header(
+    group: &str,
+    mq: &MessageQueue,
+    offset: i64,
+    expression: &str,
+) -> PullMessageRequestHeader {
+    PullMessageRequestHeader {
+        consumer_group: group.to_owned(),
+        topic: mq.topic.clone(),
+        queue_id: mq.queue_id,
+        queue_offset: offset,
+        max_msg_nums: 32,
+        sys_flag: pull_sys_flag::build(false, false, true, false),
+        commit_offset: 0,
+        suspend_timeout_millis: 0,
+        subscription: Some(expression.to_owned()),
+        sub_version: 0,
+        expression_type: Some("TAG".into()),
+        max_msg_bytes: None,
+        bname: Some(mq.broker_name.clone()),
+    }
+}
+
+#[tokio::test]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn produce_then_pull_back_bodies_tags_keys_and_offsets() {
+    tokio::time::timeout(LIMIT, async {
+        let instance = ClientInstance::get_or_create(&config("pp")).unwrap();
+        let topic = unique("rmq_core_pull");
+        create_topic(&instance, &topic, 4).await;
+        wait_route(&instance, &topic, 4).await;
+        let producer = Producer::new(&instance, &unique("pg")).unwrap();
+        let mut sent = HashMap::new();
+        for i in 0..40 {
+            let tag = if i % 2 == 0 { "TagA" } else { "TagB" };
+            let msg = Message::new(&topic, format!("body-{i}"))
+                .tags(tag)
+                .keys([format!("k{i}"), "common".into()]);
+            let r = producer.send(msg).await.expect("send");
+            assert_eq!(r.queue.topic, topic);
+            sent.insert(r.msg_id.clone(), (i, r.queue.clone(), r.queue_offset));
+        }
+        // Every queue got some messages, with consecutive offsets from 0.
+        let group = unique("cg_pull");
+        let mut seen = 0;
+        for mq in instance.subscribe_queues(&topic) {
+            let addr = instance
+                .find_broker_address_in_subscribe(&mq.broker_name, 0, false)
+                .unwrap()
+                .addr;
+            let mut r = instance
+                .api()
+                .pull_message(
+                    &addr,
+                    &pull_header(&group, &mq, 0, "*"),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("pull");
+            assert_eq!(r.status, PullStatus::Found, "{mq:?}");
+            r.process(&mq, None);
+            assert_eq!(r.next_begin_offset, r.messages.len() as i64);
+            assert_eq!(r.max_offset, r.messages.len() as i64);
+            for (expect_offset, m) in r.messages.iter().enumerate() {
+                let (i, q, off) = sent
+                    .get(m.msg_id())
+                    .unwrap_or_else(|| panic!("unknown msg {}", m.msg_id()));
+                assert_eq!(q, &mq);
+                assert_eq!(m.queue_offset, *off);
+                assert_eq!(m.queue_offset, expect_offset as i64);
+                assert_eq!(&m.body[..], format!("body-{i}").as_bytes());
+                assert_eq!(m.tags(), Some(if i % 2 == 0 { "TagA" } else { "TagB" }));
+                assert_eq!(
+                    m.keys().collect::<Vec<_>>(),
+                    [format!("k{i}").as_str(), "common"]
+                );
+                assert_eq!(m.topic, topic);
+                assert_eq!(m.broker_name, mq.broker_name);
+                assert_eq!(
+                    m.property("MAX_OFFSET"),
+                    Some(r.max_offset.to_string().as_str())
+                );
+                seen += 1;
+            }
+            // Caught up: the next pull finds nothing new.
+            let r = instance
+                .api()
+                .pull_message(
+                    &addr,
+                    &pull_header(&group, &mq, r.next_begin_offset, "*"),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status, PullStatus::NoNewMsg);
+        }
+        assert_eq!(seen, 40);
+
+        // Tag filtering at the broker plus the exact re-filter on the client.
+        let mq = instance.subscribe_queues(&topic)[0].clone();
+        let addr = instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .unwrap();
+        let sub = SubscriptionData::build(&topic, Some("TagA"), ExpressionType::Tag).unwrap();
+        let mut r = instance
+            .api()
+            .pull_message(
+                &addr,
+                &pull_header(&group, &mq, 0, "TagA"),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        r.process(&mq, Some(&sub));
+        assert!(!r.messages.is_empty());
+        assert!(r.messages.iter().all(|m| m.tags() == Some("TagA")));
+        producer.shutdown().await;
+        instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn commit_and_query_an_offset() {
+    tokio::time::timeout(LIMIT, async {
+        let instance = ClientInstance::get_or_create(&config("off")).unwrap();
+        let topic = unique("rmq_core_offset");
+        create_topic(&instance, &topic, 2).await;
+        wait_route(&instance, &topic, 2).await;
+        let mq = instance.subscribe_queues(&topic)[1].clone();
+        let addr = instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .unwrap();
+        let group = unique("cg_off");
+        let query = QueryConsumerOffsetRequestHeader {
+            consumer_group: group.clone(),
+            topic: topic.clone(),
+            queue_id: mq.queue_id,
+            set_zero_if_not_found: Some(false),
+            bname: Some(mq.broker_name.clone()),
+        };
+        let before = instance
+            .api()
+            .query_consumer_offset(&addr, &query, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(
+            before.is_none() || before == Some(0),
+            "fresh group has offset {before:?}"
+        );
+        for commit in [7i64, 42] {
+            let update = UpdateConsumerOffsetRequestHeader {
+                consumer_group: group.clone(),
+                topic: topic.clone(),
+                queue_id: mq.queue_id,
+                commit_offset: commit,
+                bname: Some(mq.broker_name.clone()),
+            };
+            instance
+                .api()
+                .update_consumer_offset(&addr, &update, Duration::from_secs(5))
+                .await
+                .unwrap();
+            let got = instance
+                .api()
+                .query_consumer_offset(&addr, &query, Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(got, Some(commit));
+        }
+        instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+/// A consumer that only registers a subscription and records what the instance tells it.
+struct RecordingConsumer {
+    group: String,
+    topic: String,
+    queues: Mutex<Vec<MessageQueue>>,
+}
+
+impl ConsumerInner for RecordingConsumer {
+    fn group_name(&self) -> String {
+        self.group.clone()
+    }
+    fn consumer_data(&self) -> ConsumerData {
+        let sub =
+            SubscriptionData::build_with_version(&self.topic, Some("*"), ExpressionType::Tag, 1)
+                .unwrap();
+        ConsumerData::new(
+            &self.group,
+            "CONSUME_PASSIVELY",
+            "CLUSTERING",
+            "CONSUME_FROM_LAST_OFFSET",
+            vec![sub],
+        )
+    }
+    fn subscribed_topics(&self) -> Vec<String> {
+        vec![self.topic.clone()]
+    }
+    fn update_topic_subscribe_info(&self, _topic: &str, queues: &[MessageQueue]) {
+        *self.queues.lock().unwrap() = queues.to_vec();
+    }
+}
+
+#[tokio::test]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn two_instances_in_one_group_see_each_other_and_a_second_registration_is_refused() {
+    tokio::time::timeout(LIMIT, async {
+        let topic = unique("rmq_core_ids");
+        let group = unique("cg_ids");
+        let mut instances = Vec::new();
+        let mut consumers = Vec::new();
+        for name in ["a", "b"] {
+            let instance = ClientInstance::get_or_create(&config(name)).unwrap();
+            if instances.is_empty() {
+                create_topic(&instance, &topic, 3).await;
+            }
+            let c = Arc::new(RecordingConsumer {
+                group: group.clone(),
+                topic: topic.clone(),
+                queues: Mutex::new(Vec::new()),
+            });
+            instance
+                .register_consumer(Arc::clone(&c) as Arc<dyn ConsumerInner>)
+                .unwrap();
+            wait_route(&instance, &topic, 3).await;
+            instance.send_heartbeat_to_all_brokers().await;
+            instances.push(instance);
+            consumers.push(c);
+        }
+        // The instance told each consumer its queues.
+        for c in &consumers {
+            assert_eq!(c.queues.lock().unwrap().len(), 3);
+        }
+        let err = instances[0]
+            .register_consumer(Arc::new(RecordingConsumer {
+                group: group.clone(),
+                topic: topic.clone(),
+                queues: Mutex::new(Vec::new()),
+            }))
+            .unwrap_err();
+        assert!(err.to_string().contains(&group), "{err}");
+        let mut ids = Vec::new();
+        for _ in 0..50 {
+            ids = instances[0]
+                .find_consumer_id_list(&topic, &group)
+                .await
+                .unwrap_or_default();
+            if ids.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        ids.sort();
+        let mut expect: Vec<String> = instances.iter().map(|i| i.client_id().to_owned()).collect();
+        expect.sort();
+        assert_eq!(ids, expect);
+        // Unregistering one leaves the other alone in the group.
+        instances[1].unregister_consumer(&group).await;
+        for _ in 0..50 {
+            ids = instances[0]
+                .find_consumer_id_list(&topic, &group)
+                .await
+                .unwrap_or_default();
+            if ids.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(ids, [instances[0].client_id().to_owned()]);
+        for i in instances {
+            i.shutdown(Duration::from_secs(2)).await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn a_new_topic_and_a_new_queue_count_are_seen_after_a_refresh() {
+    tokio::time::timeout(LIMIT, async {
+        let instance = ClientInstance::get_or_create(&config("route")).unwrap();
+        let topic = unique("rmq_core_route");
+        let err = instance.update_topic_route(&topic).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::TopicRouteNotFound { .. }),
+            "{err}"
+        );
+        create_topic(&instance, &topic, 2).await;
+        wait_route(&instance, &topic, 2).await;
+        assert!(
+            !instance.update_topic_route(&topic).await.unwrap(),
+            "unchanged route reported as changed"
+        );
+        create_topic(&instance, &topic, 6).await;
+        wait_route(&instance, &topic, 6).await;
+        let queues = instance.subscribe_queues(&topic);
+        assert_eq!(
+            queues.iter().map(|q| q.queue_id).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        let route = instance.topic_route(&topic).unwrap();
+        assert_eq!(
+            route.broker_datas[0].master_addr(),
+            Some(env("RMQ_BROKER_ADDR").as_str())
+        );
+        instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}
