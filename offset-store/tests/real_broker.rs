@@ -13,7 +13,13 @@ fn env(name: &str) -> String {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{prefix}_{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 async fn instance(name: &str) -> ClientInstance {
@@ -64,7 +70,13 @@ async fn remote_offsets_survive_a_client_restart_and_never_move_back() {
             store.update_offset(mq, 10 * (i as i64 + 1), true);
             store.update_offset(mq, 1, true); // a late smaller commit is ignored
         }
-        assert_eq!(store.read_offset(&mqs[2], ReadOffsetType::ReadFromMemory).await.unwrap(), Some(30));
+        assert_eq!(
+            store
+                .read_offset(&mqs[2], ReadOffsetType::ReadFromMemory)
+                .await
+                .unwrap(),
+            Some(30)
+        );
         store.persist_all(&mqs).await.unwrap();
         first.shutdown(Duration::from_secs(2)).await;
 
@@ -75,7 +87,10 @@ async fn remote_offsets_survive_a_client_restart_and_never_move_back() {
             let mut got = None;
             for _ in 0..50 {
                 // UPDATE_CONSUMER_OFFSET went one-way: allow the broker a moment.
-                got = restarted.read_offset(mq, ReadOffsetType::ReadFromStore).await.unwrap();
+                got = restarted
+                    .read_offset(mq, ReadOffsetType::ReadFromStore)
+                    .await
+                    .unwrap();
                 if got == Some(10 * (i as i64 + 1)) {
                     break;
                 }

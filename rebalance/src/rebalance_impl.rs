@@ -1,0 +1,582 @@
+//! [`RebalanceImpl`] (Java `RebalanceImpl` / `RebalancePushImpl`): for each subscribed topic,
+//! decides the queues this client owns, starts new ones at the right offset and releases
+//! the others, and [`RebalanceService`], the job that runs it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rmq_client_core::header::LockBatchRequestBody;
+use rmq_client_core::namespace::is_retry_topic;
+use rmq_client_core::{ClientError, ClientInstance, MessageQueue, SubscriptionData};
+use rmq_offset_store::{OffsetStore, ReadOffsetType};
+use rmq_remoting::BoxFuture;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{AllocateError, AllocateMessageQueueStrategy};
+
+/// LOCK/UNLOCK timeout (Java 1000 ms).
+const LOCK_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Rebalance period (Java `rocketmq.client.rebalance.waitInterval`, 20 s).
+pub const REBALANCE_INTERVAL: Duration = Duration::from_millis(20_000);
+/// Smallest gap between two rebalances (Java `rocketmq.client.rebalance.minInterval`, 1 s).
+pub const REBALANCE_MIN_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Clustering or broadcasting (Java `MessageModel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MessageModel {
+    /// Each queue is owned by one member of the group; offsets at the broker.
+    #[default]
+    Clustering,
+    /// Every member consumes every queue; offsets in a local file.
+    Broadcasting,
+}
+
+impl MessageModel {
+    /// The wire name (`CLUSTERING` / `BROADCASTING`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageModel::Clustering => "CLUSTERING",
+            MessageModel::Broadcasting => "BROADCASTING",
+        }
+    }
+}
+
+/// Where a queue with no stored offset starts (Java `ConsumeFromWhere`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConsumeFromWhere {
+    /// At the queue's max offset: only new messages. Retry topics start at 0.
+    #[default]
+    LastOffset,
+    /// At offset 0 (the broker moves a too-small offset up to the min offset).
+    FirstOffset,
+    /// At the first message stored at or after the consume timestamp. Retry topics start
+    /// at their max offset.
+    Timestamp,
+}
+
+impl ConsumeFromWhere {
+    /// The wire name used in heartbeats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumeFromWhere::LastOffset => "CONSUME_FROM_LAST_OFFSET",
+            ConsumeFromWhere::FirstOffset => "CONSUME_FROM_FIRST_OFFSET",
+            ConsumeFromWhere::Timestamp => "CONSUME_FROM_TIMESTAMP",
+        }
+    }
+}
+
+/// Why a rebalance of a topic failed (it is retried at the next round; other topics go on).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RebalanceError {
+    /// The topic's queues are not known yet (no route).
+    #[error("no queues known for topic {topic}")]
+    NoQueues {
+        /// The topic.
+        topic: String,
+    },
+    /// The consumer-id list could not be had.
+    #[error("consumer ids of group {group} for topic {topic} unavailable")]
+    ConsumerIds {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The cause.
+        #[source]
+        source: ClientError,
+    },
+    /// The strategy failed.
+    #[error("allocation strategy {strategy} failed for topic {topic}")]
+    Allocate {
+        /// The topic.
+        topic: String,
+        /// The strategy.
+        strategy: String,
+        /// The cause.
+        #[source]
+        source: AllocateError,
+    },
+}
+
+/// The consumer side of a rebalance (Java `RebalancePushImpl` hooks and
+/// `MessageQueueListener`). Called from the rebalance task; one call at a time.
+pub trait RebalanceListener: Send + Sync + 'static {
+    /// This client now owns `mq`; start consuming it at `next_offset`.
+    fn queue_added(&self, mq: &MessageQueue, next_offset: i64);
+
+    /// This client is giving `mq` up: stop pulling, drain what is cached (bounded wait),
+    /// and return `true` once nothing more will be consumed from it. Its offset is then
+    /// persisted and removed by the rebalance. `false` keeps the queue for a later round
+    /// (Java does that for an orderly queue still being consumed).
+    fn queue_removed(&self, mq: &MessageQueue) -> BoxFuture<'_, bool>;
+
+    /// The assignment of `topic` changed (Java `MessageQueueListener.messageQueueChanged`):
+    /// all readable queues and the ones this client owns now.
+    fn queues_changed(&self, _topic: &str, _all: &[MessageQueue], _owned: &[MessageQueue]) {}
+
+    /// The broker lock of `mq` was obtained (`true`) or not (`false`) by
+    /// [`RebalanceImpl::lock_all`]; orderly consumption only.
+    fn lock_state(&self, _mq: &MessageQueue, _locked: bool) {}
+}
+
+/// Settings of a [`RebalanceImpl`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RebalanceConfig {
+    /// The (namespaced) consumer group.
+    pub group: String,
+    /// Clustering or broadcasting.
+    pub message_model: MessageModel,
+    /// Start position for queues without an offset.
+    pub consume_from_where: ConsumeFromWhere,
+    /// For [`ConsumeFromWhere::Timestamp`], ms since the epoch (Java default: 30 min ago).
+    pub consume_timestamp_ms: i64,
+    /// Orderly consumption: queues are locked at the broker before they are taken.
+    pub orderly: bool,
+    /// Ask brokers ≥ 5.0 not to answer "offset 0" for a group with no stored offset on a
+    /// young queue (REMOTING.md §3.7). See [`RebalanceImpl::compute_pull_from_where`].
+    pub strict_last_offset: bool,
+}
+
+impl RebalanceConfig {
+    /// Clustering, from the last offset, concurrent.
+    pub fn new(group: impl Into<String>) -> Self {
+        RebalanceConfig {
+            group: group.into(),
+            message_model: MessageModel::Clustering,
+            consume_from_where: ConsumeFromWhere::LastOffset,
+            consume_timestamp_ms: rmq_client_core::now_millis() - 30 * 60 * 1000,
+            orderly: false,
+            strict_last_offset: false,
+        }
+    }
+}
+
+/// Who owns which queue, for one consumer group in one client (Java `RebalanceImpl`).
+pub struct RebalanceImpl {
+    config: RebalanceConfig,
+    instance: ClientInstance,
+    strategy: Arc<dyn AllocateMessageQueueStrategy>,
+    offset_store: Arc<dyn OffsetStore>,
+    listener: Arc<dyn RebalanceListener>,
+    subscriptions: Mutex<HashMap<String, SubscriptionData>>,
+    topic_queues: Mutex<HashMap<String, Vec<MessageQueue>>>,
+    owned: Mutex<BTreeSet<MessageQueue>>,
+}
+
+impl std::fmt::Debug for RebalanceImpl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RebalanceImpl")
+            .field("config", &self.config)
+            .field("strategy", &self.strategy.name())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RebalanceImpl {
+    /// A rebalancer for `config.group` on `instance`.
+    pub fn new(
+        config: RebalanceConfig,
+        instance: ClientInstance,
+        strategy: Arc<dyn AllocateMessageQueueStrategy>,
+        offset_store: Arc<dyn OffsetStore>,
+        listener: Arc<dyn RebalanceListener>,
+    ) -> Self {
+        RebalanceImpl {
+            config,
+            instance,
+            strategy,
+            offset_store,
+            listener,
+            subscriptions: Mutex::new(HashMap::new()),
+            topic_queues: Mutex::new(HashMap::new()),
+            owned: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RebalanceConfig {
+        &self.config
+    }
+
+    /// Subscribes (or re-subscribes) a topic.
+    pub fn subscribe(&self, sub: SubscriptionData) {
+        lock(&self.subscriptions).insert(sub.topic.clone(), sub);
+    }
+
+    /// Drops a topic's subscription; its queues are released at the next rebalance.
+    pub fn unsubscribe(&self, topic: &str) {
+        lock(&self.subscriptions).remove(topic);
+    }
+
+    /// The subscriptions by topic.
+    pub fn subscriptions(&self) -> HashMap<String, SubscriptionData> {
+        lock(&self.subscriptions).clone()
+    }
+
+    /// Records a topic's readable queues (from the instance's route refresh).
+    pub fn set_topic_queues(&self, topic: &str, queues: &[MessageQueue]) {
+        lock(&self.topic_queues).insert(topic.to_owned(), queues.to_vec());
+    }
+
+    /// The queues this client owns now, sorted.
+    pub fn owned_queues(&self) -> Vec<MessageQueue> {
+        lock(&self.owned).iter().cloned().collect()
+    }
+
+    /// One rebalance round over every subscribed topic (Java `doRebalance`). A topic's
+    /// failure is logged and does not stop the others. Topics no longer subscribed lose
+    /// their queues (Java `truncateMessageQueueNotMyTopic`). Returns whether every topic
+    /// balanced.
+    pub async fn do_rebalance(&self) -> bool {
+        let topics: Vec<String> = lock(&self.subscriptions).keys().cloned().collect();
+        let mut balanced = true;
+        for topic in &topics {
+            if let Err(e) = self.rebalance_by_topic(topic).await {
+                balanced = false;
+                tracing::warn!(group = %self.config.group, topic, error = %e, "rebalance of topic failed");
+            }
+        }
+        let stale: Vec<MessageQueue> = lock(&self.owned)
+            .iter()
+            .filter(|mq| !topics.contains(&mq.topic))
+            .cloned()
+            .collect();
+        for mq in stale {
+            self.release(&mq).await;
+        }
+        balanced
+    }
+
+    async fn rebalance_by_topic(&self, topic: &str) -> Result<(), RebalanceError> {
+        let all = lock(&self.topic_queues)
+            .get(topic)
+            .cloned()
+            .unwrap_or_default();
+        if all.is_empty() {
+            return Err(RebalanceError::NoQueues {
+                topic: topic.to_owned(),
+            });
+        }
+        let mine: Vec<MessageQueue> = match self.config.message_model {
+            MessageModel::Broadcasting => all.clone(),
+            MessageModel::Clustering => {
+                let mut cids = self
+                    .instance
+                    .find_consumer_id_list(topic, &self.config.group)
+                    .await
+                    .map_err(|source| RebalanceError::ConsumerIds {
+                        topic: topic.to_owned(),
+                        group: self.config.group.clone(),
+                        source,
+                    })?;
+                cids.sort();
+                let mut sorted = all.clone();
+                sorted.sort();
+                let mut mine = self
+                    .strategy
+                    .allocate(
+                        &self.config.group,
+                        self.instance.client_id(),
+                        &sorted,
+                        &cids,
+                    )
+                    .map_err(|source| RebalanceError::Allocate {
+                        topic: topic.to_owned(),
+                        strategy: self.strategy.name().to_owned(),
+                        source,
+                    })?;
+                let mut seen = HashSet::new();
+                mine.retain(|q| seen.insert(q.clone()));
+                mine
+            }
+        };
+        if self.update_owned(topic, &mine).await {
+            self.listener.queues_changed(topic, &all, &mine);
+        }
+        Ok(())
+    }
+
+    /// Releases queues of `topic` not in `mine` and takes the new ones (Java
+    /// `updateProcessQueueTableInRebalance`); returns whether anything changed.
+    async fn update_owned(&self, topic: &str, mine: &[MessageQueue]) -> bool {
+        let current: Vec<MessageQueue> = lock(&self.owned)
+            .iter()
+            .filter(|q| q.topic == topic)
+            .cloned()
+            .collect();
+        let mut changed = false;
+        for mq in current.iter().filter(|q| !mine.contains(q)) {
+            changed |= self.release(mq).await;
+        }
+        for mq in mine.iter().filter(|q| !current.contains(q)) {
+            if self.config.orderly && !self.lock(mq).await {
+                tracing::info!(
+                    ?mq,
+                    "orderly queue not locked at the broker; not taken this round"
+                );
+                continue;
+            }
+            // A stale offset of a previous ownership must not be used.
+            self.offset_store.remove_offset(mq);
+            match self.compute_pull_from_where(mq).await {
+                Ok(offset) => {
+                    lock(&self.owned).insert(mq.clone());
+                    tracing::info!(group = %self.config.group, ?mq, offset, "queue added");
+                    self.listener.queue_added(mq, offset);
+                    changed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(?mq, error = %e, "start offset unknown; queue not taken this round")
+                }
+            }
+        }
+        changed
+    }
+
+    /// Gives `mq` up: the listener drains it (bounded), then its offset is persisted and
+    /// forgotten, and in orderly mode it is unlocked at the broker. Returns whether it was
+    /// released (Java `removeUnnecessaryMessageQueue`).
+    pub async fn release(&self, mq: &MessageQueue) -> bool {
+        if !self.listener.queue_removed(mq).await {
+            return false;
+        }
+        if let Err(e) = self.offset_store.persist(mq).await {
+            tracing::warn!(?mq, error = %e, "persisting offset of a released queue failed");
+        }
+        self.offset_store.remove_offset(mq);
+        lock(&self.owned).remove(mq);
+        if self.config.orderly && self.config.message_model == MessageModel::Clustering {
+            self.unlock(mq, true).await;
+        }
+        tracing::info!(group = %self.config.group, ?mq, "queue released");
+        true
+    }
+
+    /// Releases every owned queue (shutdown).
+    pub async fn release_all(&self) {
+        for mq in self.owned_queues() {
+            self.release(&mq).await;
+        }
+    }
+
+    /// Where a newly owned queue starts (Java `computePullFromWhereWithException`):
+    /// the stored offset if there is one; otherwise by [`ConsumeFromWhere`]:
+    /// `LastOffset` → 0 for retry topics, else the max offset; `FirstOffset` → 0;
+    /// `Timestamp` → the max offset for retry topics, else the offset at the timestamp.
+    ///
+    /// The young-queue quirk (REMOTING.md §3.7): a broker answers QUERY_CONSUMER_OFFSET
+    /// with offset 0 (not "none") when the group has no offset and the queue's first
+    /// message is still in memory, so a brand-new group with `LastOffset` consumes a young
+    /// queue from its start. rmq keeps that by default, so that Java and rmq members of one
+    /// group start alike and messages produced between topic creation and the group's
+    /// first start are not skipped. With [`RebalanceConfig::strict_last_offset`] rmq sends
+    /// `setZeroIfNotFound=false`, which brokers ≥ 5.0 honour: a new group then really
+    /// starts at the end. Older brokers ignore the flag.
+    ///
+    /// # Errors
+    /// When the offset store or the broker could not be asked; the queue is not taken this
+    /// round (Java −2).
+    pub async fn compute_pull_from_where(&self, mq: &MessageQueue) -> Result<i64, ClientError> {
+        let stored = if self.config.strict_last_offset
+            && self.config.message_model == MessageModel::Clustering
+        {
+            self.query_strict(mq).await?
+        } else {
+            self.offset_store
+                .read_offset(mq, ReadOffsetType::ReadFromStore)
+                .await
+                .map_err(|e| ClientError::InvalidConfig(format!("offset store: {e}")))?
+        };
+        if let Some(o) = stored.filter(|o| *o >= 0) {
+            return Ok(o);
+        }
+        let retry = is_retry_topic(&mq.topic);
+        match self.config.consume_from_where {
+            ConsumeFromWhere::LastOffset if retry => Ok(0),
+            ConsumeFromWhere::LastOffset => self.max_offset(mq).await,
+            ConsumeFromWhere::FirstOffset => Ok(0),
+            ConsumeFromWhere::Timestamp if retry => self.max_offset(mq).await,
+            ConsumeFromWhere::Timestamp => {
+                let addr = self.master(mq).await?;
+                self.instance
+                    .api()
+                    .search_offset(
+                        &addr,
+                        mq,
+                        self.config.consume_timestamp_ms,
+                        Duration::from_secs(5),
+                    )
+                    .await
+            }
+        }
+    }
+
+    async fn query_strict(&self, mq: &MessageQueue) -> Result<Option<i64>, ClientError> {
+        let addr = self.master(mq).await?;
+        let header = rmq_client_core::header::QueryConsumerOffsetRequestHeader {
+            consumer_group: self.config.group.clone(),
+            topic: mq.topic.clone(),
+            queue_id: mq.queue_id,
+            set_zero_if_not_found: Some(false),
+            bname: Some(mq.broker_name.clone()),
+        };
+        self.instance
+            .api()
+            .query_consumer_offset(&addr, &header, Duration::from_secs(5))
+            .await
+    }
+
+    async fn master(&self, mq: &MessageQueue) -> Result<String, ClientError> {
+        if let Some(a) = self
+            .instance
+            .find_broker_address_in_publish(&mq.broker_name)
+        {
+            return Ok(a);
+        }
+        self.instance.update_topic_route(&mq.topic).await?;
+        self.instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .ok_or_else(|| ClientError::BrokerNotFound {
+                broker_name: mq.broker_name.clone(),
+            })
+    }
+
+    async fn max_offset(&self, mq: &MessageQueue) -> Result<i64, ClientError> {
+        let addr = self.master(mq).await?;
+        self.instance
+            .api()
+            .get_max_offset(&addr, mq, Duration::from_secs(5))
+            .await
+    }
+
+    fn lock_body(&self, mqs: Vec<MessageQueue>) -> LockBatchRequestBody {
+        LockBatchRequestBody {
+            client_id: self.instance.client_id().to_owned(),
+            consumer_group: self.config.group.clone(),
+            mq_set: mqs,
+            only_this_broker: false,
+        }
+    }
+
+    /// Locks `mq` at its master (LOCK_BATCH_MQ); `true` when this client holds it.
+    pub async fn lock(&self, mq: &MessageQueue) -> bool {
+        let Ok(addr) = self.master(mq).await else {
+            return false;
+        };
+        match self
+            .instance
+            .api()
+            .lock_batch_mq(&addr, &self.lock_body(vec![mq.clone()]), LOCK_TIMEOUT)
+            .await
+        {
+            Ok(locked) => locked.contains(mq),
+            Err(e) => {
+                tracing::warn!(?mq, error = %e, "lock failed");
+                false
+            }
+        }
+    }
+
+    /// Renews the locks of every owned queue, one request per broker (Java `lockAll`,
+    /// every 20 s in orderly mode); tells the listener which are held.
+    pub async fn lock_all(&self) {
+        let mut by_broker: HashMap<String, Vec<MessageQueue>> = HashMap::new();
+        for mq in self.owned_queues() {
+            by_broker
+                .entry(mq.broker_name.clone())
+                .or_default()
+                .push(mq);
+        }
+        for (broker, mqs) in by_broker {
+            let Some(addr) = self.instance.find_broker_address_in_publish(&broker) else {
+                continue;
+            };
+            let locked = self
+                .instance
+                .api()
+                .lock_batch_mq(&addr, &self.lock_body(mqs.clone()), LOCK_TIMEOUT)
+                .await
+                .unwrap_or_default();
+            for mq in &mqs {
+                self.listener.lock_state(mq, locked.contains(mq));
+            }
+        }
+    }
+
+    /// Unlocks `mq` at its master (UNLOCK_BATCH_MQ).
+    pub async fn unlock(&self, mq: &MessageQueue, oneway: bool) {
+        let Some(addr) = self
+            .instance
+            .find_broker_address_in_publish(&mq.broker_name)
+        else {
+            return;
+        };
+        if let Err(e) = self
+            .instance
+            .api()
+            .unlock_batch_mq(
+                &addr,
+                &self.lock_body(vec![mq.clone()]),
+                LOCK_TIMEOUT,
+                oneway,
+            )
+            .await
+        {
+            tracing::warn!(?mq, error = %e, "unlock failed");
+        }
+    }
+}
+
+/// The rebalance job (Java `RebalanceService`): runs [`RebalanceImpl::do_rebalance`] every
+/// 20 s, and at once (at most once per second) when [`RebalanceService::wakeup`] is called
+/// (start, NOTIFY_CONSUMER_IDS_CHANGED). A round that did not balance is retried after 1 s.
+#[derive(Debug, Clone, Default)]
+pub struct RebalanceService {
+    notify: Arc<Notify>,
+}
+
+impl RebalanceService {
+    /// A service; run it with [`RebalanceService::run`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks for a rebalance now.
+    pub fn wakeup(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Runs until `token` is cancelled. Cancel safe.
+    pub async fn run(&self, rebalance: Arc<RebalanceImpl>, token: CancellationToken) {
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = self.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let balanced = tokio::select! {
+                _ = token.cancelled() => return,
+                b = rebalance.do_rebalance() => b,
+            };
+            // The minimum gap below is part of the wait.
+            wait = if balanced {
+                REBALANCE_INTERVAL - REBALANCE_MIN_INTERVAL
+            } else {
+                Duration::ZERO
+            };
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(REBALANCE_MIN_INTERVAL) => {}
+            }
+        }
+    }
+}
