@@ -205,6 +205,16 @@ async fn commit_and_query_an_offset() {
             .find_broker_address_in_publish(&mq.broker_name)
             .unwrap();
         let group = unique("cg_off");
+        // Brokers keep offsets only for subscription groups they know: a consumer's first
+        // heartbeat creates the group (autoCreateSubscriptionGroup), as in real use.
+        instance
+            .register_consumer(Arc::new(RecordingConsumer {
+                group: group.clone(),
+                topic: topic.clone(),
+                queues: Mutex::new(Vec::new()),
+            }) as Arc<dyn ConsumerInner>)
+            .unwrap();
+        instance.send_heartbeat_to_all_brokers().await;
         let query = QueryConsumerOffsetRequestHeader {
             consumer_group: group.clone(),
             topic: topic.clone(),

@@ -2,8 +2,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rmq_client_core::header::CreateTopicRequestHeader;
-use rmq_client_core::{ClientConfig, ClientInstance};
+use std::sync::Arc;
+
+use rmq_client_core::header::{ConsumerData, CreateTopicRequestHeader};
+use rmq_client_core::{
+    ClientConfig, ClientInstance, ConsumerInner, ExpressionType, SubscriptionData,
+};
 use rmq_offset_store::{OffsetStore, ReadOffsetType, RemoteBrokerOffsetStore};
 
 fn env(name: &str) -> String {
@@ -20,6 +24,32 @@ fn unique(prefix: &str) -> String {
             .unwrap()
             .as_nanos()
     )
+}
+
+struct Member {
+    group: String,
+    topic: String,
+}
+
+impl ConsumerInner for Member {
+    fn group_name(&self) -> String {
+        self.group.clone()
+    }
+    fn consumer_data(&self) -> ConsumerData {
+        let sub =
+            SubscriptionData::build_with_version(&self.topic, Some("*"), ExpressionType::Tag, 1)
+                .unwrap();
+        ConsumerData::new(
+            &self.group,
+            "CONSUME_PASSIVELY",
+            "CLUSTERING",
+            "CONSUME_FROM_LAST_OFFSET",
+            vec![sub],
+        )
+    }
+    fn subscribed_topics(&self) -> Vec<String> {
+        vec![self.topic.clone()]
+    }
 }
 
 async fn instance(name: &str) -> ClientInstance {
@@ -65,6 +95,14 @@ async fn remote_offsets_survive_a_client_restart_and_never_move_back() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(mqs.len(), 3);
+        // The group must exist at the broker: a consumer's heartbeat creates it.
+        first
+            .register_consumer(Arc::new(Member {
+                group: group.clone(),
+                topic: topic.clone(),
+            }) as Arc<dyn ConsumerInner>)
+            .unwrap();
+        first.send_heartbeat_to_all_brokers().await;
         let store = RemoteBrokerOffsetStore::new(&first, &group);
         for (i, mq) in mqs.iter().enumerate() {
             store.update_offset(mq, 10 * (i as i64 + 1), true);

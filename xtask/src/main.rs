@@ -96,7 +96,10 @@ fn ci() -> Result<()> {
             "warnings",
         ]),
     )?;
-    run("unit tests", cargo().args(["test", "--workspace"]))?;
+    run(
+        "unit tests",
+        cargo().args(["test", "--workspace", "--no-fail-fast"]),
+    )?;
     // Build the integration tests before the broker starts, so its lifetime is test time only.
     run(
         "build integration tests",
@@ -117,7 +120,14 @@ fn integration_tests(env: &broker::BrokerEnv) -> Result<()> {
     run(
         "integration tests against the real broker",
         cargo()
-            .args(["test", "--workspace", "--", "--ignored", "--test-threads=2"])
+            .args([
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+                "--",
+                "--ignored",
+                "--test-threads=2",
+            ])
             .env("RMQ_NAMESRV_ADDR", &env.namesrv_addr)
             .env("RMQ_BROKER_ADDR", &env.broker_addr),
     )
