@@ -166,6 +166,19 @@ impl Producer {
         })
     }
 
+    /// A producer of a `group` that is registered elsewhere in this instance (the shared
+    /// inner producer); it does not register or unregister the group.
+    pub fn unregistered(instance: &ClientInstance, group: &str) -> Self {
+        Producer {
+            instance: instance.clone(),
+            group: instance.config().with_namespace(group),
+            next_queue: Default::default(),
+            compress_over: 4096,
+            send_timeout: Duration::from_millis(3000),
+            retry_times: 2,
+        }
+    }
+
     /// The writable queues of `topic`, refreshing its route if it is not cached. A topic
     /// the name server does not know is sent through `TBW102` (at most 4 queues), so a
     /// broker with `autoCreateTopicEnable` creates it, as Java does.
@@ -212,6 +225,14 @@ impl Producer {
     /// The last attempt's error; [`ClientError::TopicRouteNotFound`] without a route.
     pub async fn send(&self, mut msg: Message) -> Result<SendResult, ClientError> {
         msg.topic = self.instance.config().with_namespace(&msg.topic);
+        self.send_raw(msg).await
+    }
+
+    /// As [`Producer::send`], with the topic taken as is (already namespaced).
+    ///
+    /// # Errors
+    /// As [`Producer::send`].
+    pub async fn send_raw(&self, msg: Message) -> Result<SendResult, ClientError> {
         let queues = self.publish_queues(&msg.topic).await?;
         if queues.is_empty() {
             return Err(ClientError::TopicRouteNotFound { topic: msg.topic });

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         }),
         ["broker", "stop"] => broker::stop(),
         ["broker", "status"] => broker::status(),
-        ["test-integration"] => broker::running().and_then(|env| integration_tests(&env)),
+        ["test-integration"] => broker::running().and_then(|env| integration_tests(&env)).map(drop),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -79,6 +79,54 @@ pub(crate) fn run(step: &str, cmd: &mut Command) -> Result<()> {
     }
 }
 
+/// Test counts summed over `cargo test` runs.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// Runs a `cargo test` command, echoing its output and summing its `test result:` lines.
+fn run_tests(step: &str, cmd: &mut Command) -> Result<Tally> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("==> {step}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{step}: could not run: {e}"))?;
+    let mut tally = Tally::default();
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("{step}: reading output: {e}"))?;
+        println!("{line}");
+        if let Some(rest) = line.trim().strip_prefix("test result: ") {
+            for part in rest.split([';', '.']) {
+                let mut words = part.split_whitespace();
+                if let (Some(n), Some(what)) = (words.next(), words.next())
+                    && let Ok(n) = n.parse::<u64>()
+                {
+                    match what {
+                        "passed" => tally.passed += n,
+                        "failed" => tally.failed += n,
+                        "ignored" => tally.ignored += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{step}: {e}"))?;
+    if status.success() {
+        Ok(tally)
+    } else {
+        Err(format!(
+            "{step}: failed ({status}); {} passed, {} failed",
+            tally.passed, tally.failed
+        ))
+    }
+}
+
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
     run(
@@ -96,7 +144,7 @@ fn ci() -> Result<()> {
             "warnings",
         ]),
     )?;
-    run(
+    let unit = run_tests(
         "unit tests",
         cargo().args(["test", "--workspace", "--no-fail-fast"]),
     )?;
@@ -109,15 +157,27 @@ fn ci() -> Result<()> {
     let env = broker::start()?;
     let tests = integration_tests(&env);
     let stopped = broker::stop();
-    tests?;
+    let integration = tests?;
     stopped?;
-    eprintln!("==> ci passed in {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "==> ci passed in {:.0} s: {} unit tests, {} real-broker tests",
+        started.elapsed().as_secs_f64(),
+        unit.passed,
+        integration.passed
+    );
+    // The closing line CI reads: every test run in both stages.
+    println!(
+        "ci: {} passed, {} failed, {} skipped",
+        unit.passed + integration.passed,
+        unit.failed + integration.failed,
+        unit.ignored.saturating_sub(integration.passed)
+    );
     Ok(())
 }
 
 /// Runs the tests marked `#[ignore = "real broker …"]` with the broker's addresses exported.
-fn integration_tests(env: &broker::BrokerEnv) -> Result<()> {
-    run(
+fn integration_tests(env: &broker::BrokerEnv) -> Result<Tally> {
+    run_tests(
         "integration tests against the real broker",
         cargo()
             .args([

@@ -1,0 +1,275 @@
+//! The user's message listeners (Java `MessageListenerConcurrently`,
+//! `MessageListenerOrderly`) and the consume hooks (Java `ConsumeMessageHook`,
+//! `FilterMessageHook`).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use rmq_client_core::{MessageExt, MessageQueue};
+use rmq_remoting::BoxFuture;
+
+/// What a concurrent listener says of a batch (Java `ConsumeConcurrentlyStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsumeConcurrentlyStatus {
+    /// Consumed; messages after [`ConsumeConcurrentlyContext::ack_index`] are retried.
+    ConsumeSuccess,
+    /// Retry the whole batch later through `%RETRY%<group>`.
+    ReconsumeLater,
+}
+
+/// Per-call context of a concurrent listener (Java `ConsumeConcurrentlyContext`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumeConcurrentlyContext {
+    /// The queue the batch came from.
+    pub message_queue: MessageQueue,
+    /// Delay level of the retry: 0 lets the broker choose (3 + reconsume times, i.e. 10 s
+    /// first), −1 sends straight to the DLQ, > 0 is explicit. Default 0.
+    pub delay_level_when_next_consume: i32,
+    /// With `ConsumeSuccess`, messages up to and including this index are acknowledged and
+    /// the rest retried. Default `i32::MAX` (all).
+    pub ack_index: i32,
+}
+
+impl ConsumeConcurrentlyContext {
+    /// The defaults for a batch of `mq`.
+    pub fn new(message_queue: MessageQueue) -> Self {
+        ConsumeConcurrentlyContext {
+            message_queue,
+            delay_level_when_next_consume: 0,
+            ack_index: i32::MAX,
+        }
+    }
+}
+
+/// What an orderly listener says of a batch (Java `ConsumeOrderlyStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsumeOrderlyStatus {
+    /// Consumed; the offset moves past the batch.
+    Success,
+    /// Wait `suspend_current_queue_time` and deliver the same messages again, in order.
+    SuspendCurrentQueueAMoment,
+}
+
+/// Per-call context of an orderly listener (Java `ConsumeOrderlyContext`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumeOrderlyContext {
+    /// The queue the batch came from.
+    pub message_queue: MessageQueue,
+    /// How long to suspend the queue after `SuspendCurrentQueueAMoment`, ms; −1 = the
+    /// consumer's `suspendCurrentQueueTimeMillis`.
+    pub suspend_current_queue_time_millis: i64,
+}
+
+impl ConsumeOrderlyContext {
+    /// The defaults for a batch of `mq`.
+    pub fn new(message_queue: MessageQueue) -> Self {
+        ConsumeOrderlyContext {
+            message_queue,
+            suspend_current_queue_time_millis: -1,
+        }
+    }
+}
+
+/// Consumes batches concurrently (Java `MessageListenerConcurrently`).
+///
+/// Called from consume tasks, up to `consumeThreadMax` calls at once, possibly for the same
+/// queue; never on a connection task. A call that panics, or runs past `consumeTimeout`,
+/// counts as [`ConsumeConcurrentlyStatus::ReconsumeLater`]. Implement it with `async fn`.
+pub trait MessageListenerConcurrently: Send + Sync + 'static {
+    /// Consumes `msgs` (at most `consumeMessageBatchMaxSize`, default 1).
+    fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        ctx: &mut ConsumeConcurrentlyContext,
+    ) -> impl Future<Output = ConsumeConcurrentlyStatus> + Send;
+}
+
+/// Consumes batches of one queue one call at a time, in offset order (Java
+/// `MessageListenerOrderly`). Calls for different queues run concurrently.
+pub trait MessageListenerOrderly: Send + Sync + 'static {
+    /// Consumes `msgs` in order.
+    fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        ctx: &mut ConsumeOrderlyContext,
+    ) -> impl Future<Output = ConsumeOrderlyStatus> + Send;
+}
+
+/// An async closure as a concurrent listener: it gets the batch by value.
+///
+/// ```
+/// use rmq_consume_service::{ConsumeConcurrentlyStatus, listener_fn};
+/// let listener = listener_fn(|msgs| async move {
+///     for m in &msgs {
+///         println!("{}", m.msg_id());
+///     }
+///     ConsumeConcurrentlyStatus::ConsumeSuccess
+/// });
+/// ```
+pub fn listener_fn<F, Fut>(f: F) -> ListenerFn<F>
+where
+    F: Fn(Vec<MessageExt>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ConsumeConcurrentlyStatus> + Send + 'static,
+{
+    ListenerFn(f)
+}
+
+/// See [`listener_fn`].
+#[derive(Debug, Clone)]
+pub struct ListenerFn<F>(F);
+
+impl<F, Fut> MessageListenerConcurrently for ListenerFn<F>
+where
+    F: Fn(Vec<MessageExt>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ConsumeConcurrentlyStatus> + Send + 'static,
+{
+    fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        _ctx: &mut ConsumeConcurrentlyContext,
+    ) -> impl Future<Output = ConsumeConcurrentlyStatus> + Send {
+        (self.0)(msgs.to_vec())
+    }
+}
+
+/// A blocking (synchronous) concurrent listener, run on Tokio's blocking pool so it never
+/// stalls the async workers (Java listeners are synchronous).
+pub fn sync_listener<F>(f: F) -> SyncListener<F>
+where
+    F: Fn(&[MessageExt], &mut ConsumeConcurrentlyContext) -> ConsumeConcurrentlyStatus
+        + Send
+        + Sync
+        + 'static,
+{
+    SyncListener(Arc::new(f))
+}
+
+/// See [`sync_listener`].
+#[derive(Debug)]
+pub struct SyncListener<F>(Arc<F>);
+
+impl<F> MessageListenerConcurrently for SyncListener<F>
+where
+    F: Fn(&[MessageExt], &mut ConsumeConcurrentlyContext) -> ConsumeConcurrentlyStatus
+        + Send
+        + Sync
+        + 'static,
+{
+    fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        ctx: &mut ConsumeConcurrentlyContext,
+    ) -> impl Future<Output = ConsumeConcurrentlyStatus> + Send {
+        let f = Arc::clone(&self.0);
+        let msgs = msgs.to_vec();
+        let mut owned_ctx = ctx.clone();
+        async move {
+            match tokio::task::spawn_blocking(move || {
+                let s = f(&msgs, &mut owned_ctx);
+                (s, owned_ctx)
+            })
+            .await
+            {
+                Ok((status, back)) => {
+                    *ctx = back;
+                    status
+                }
+                // The listener panicked on the blocking pool: retry the batch later.
+                Err(_) => ConsumeConcurrentlyStatus::ReconsumeLater,
+            }
+        }
+    }
+}
+
+/// The type-erased concurrent listener the services store.
+pub(crate) trait DynConcurrent: Send + Sync + 'static {
+    fn consume<'a>(
+        &'a self,
+        msgs: &'a [MessageExt],
+        ctx: &'a mut ConsumeConcurrentlyContext,
+    ) -> BoxFuture<'a, ConsumeConcurrentlyStatus>;
+}
+
+impl<L: MessageListenerConcurrently> DynConcurrent for L {
+    fn consume<'a>(
+        &'a self,
+        msgs: &'a [MessageExt],
+        ctx: &'a mut ConsumeConcurrentlyContext,
+    ) -> BoxFuture<'a, ConsumeConcurrentlyStatus> {
+        Box::pin(self.consume_message(msgs, ctx))
+    }
+}
+
+/// The type-erased orderly listener the services store.
+pub(crate) trait DynOrderly: Send + Sync + 'static {
+    fn consume<'a>(
+        &'a self,
+        msgs: &'a [MessageExt],
+        ctx: &'a mut ConsumeOrderlyContext,
+    ) -> BoxFuture<'a, ConsumeOrderlyStatus>;
+}
+
+impl<L: MessageListenerOrderly> DynOrderly for L {
+    fn consume<'a>(
+        &'a self,
+        msgs: &'a [MessageExt],
+        ctx: &'a mut ConsumeOrderlyContext,
+    ) -> BoxFuture<'a, ConsumeOrderlyStatus> {
+        Box::pin(self.consume_message(msgs, ctx))
+    }
+}
+
+/// What a [`ConsumeMessageHook`] sees (Java `ConsumeMessageContext`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumeMessageContext {
+    /// Consumer group.
+    pub consumer_group: String,
+    /// The queue.
+    pub message_queue: MessageQueue,
+    /// Number of messages in the call.
+    pub message_count: usize,
+    /// After the call: whether it succeeded.
+    pub success: bool,
+    /// After the call: the status name (`CONSUME_SUCCESS`, `RECONSUME_LATER`, `SUCCESS`,
+    /// `SUSPEND_CURRENT_QUEUE_A_MOMENT`, `EXCEPTION`, `TIME_OUT`).
+    pub status: &'static str,
+}
+
+/// Runs before and after each listener call (Java `ConsumeMessageHook`). Called on the
+/// consume task, around the listener; must be quick. Both methods default to no-ops.
+pub trait ConsumeMessageHook: Send + Sync + 'static {
+    /// The hook's name.
+    fn hook_name(&self) -> &str;
+    /// Before the listener runs.
+    fn consume_message_before(&self, _ctx: &ConsumeMessageContext, _msgs: &[MessageExt]) {}
+    /// After the listener returned (or failed).
+    fn consume_message_after(&self, _ctx: &ConsumeMessageContext, _msgs: &[MessageExt]) {}
+}
+
+/// Sees every pulled batch after the tag re-filter (Java `FilterMessageHook`); may drop
+/// messages by clearing them from the vector. Messages it drops still advance the offset.
+pub trait FilterMessageHook: Send + Sync + 'static {
+    /// The hook's name.
+    fn hook_name(&self) -> &str;
+    /// Filters `msgs` of `mq` in place. Default: keep everything.
+    fn filter_message(&self, _mq: &MessageQueue, _msgs: &mut Vec<MessageExt>) {}
+}
+
+/// A hook that does nothing (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopHook;
+
+impl ConsumeMessageHook for NoopHook {
+    fn hook_name(&self) -> &str {
+        "noop"
+    }
+}
+
+impl FilterMessageHook for NoopHook {
+    fn hook_name(&self) -> &str {
+        "noop"
+    }
+}
