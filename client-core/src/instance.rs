@@ -352,6 +352,11 @@ impl ClientInstance {
         lock(&self.inner.consumers).values().cloned().collect()
     }
 
+    /// How many consumers are registered.
+    pub fn consumer_count(&self) -> usize {
+        lock(&self.inner.consumers).len()
+    }
+
     /// The consumer registered under `group`.
     pub fn consumer(&self, group: &str) -> Option<Arc<dyn ConsumerInner>> {
         lock(&self.inner.consumers).get(group).cloned()

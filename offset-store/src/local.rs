@@ -231,6 +231,8 @@ impl OffsetStore for LocalFileOffsetStore {
         })
     }
 
+    /// Writes the whole table (a superset of `mqs`): the file is the only copy, and a
+    /// queue not owned now keeps its offset for when it comes back (Java keeps it too).
     fn persist_all<'a>(
         &'a self,
         mqs: &'a [MessageQueue],
@@ -239,11 +241,8 @@ impl OffsetStore for LocalFileOffsetStore {
             if mqs.is_empty() {
                 return Ok(());
             }
-            let snapshot = self.table.snapshot(None);
-            let mut entries: Vec<(MessageQueue, i64)> = snapshot
-                .into_iter()
-                .filter(|(mq, _)| mqs.contains(mq))
-                .collect();
+            let mut entries: Vec<(MessageQueue, i64)> =
+                self.table.snapshot(None).into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             self.blocking(move |s| s.write(entries)).await
         })
@@ -259,9 +258,10 @@ impl OffsetStore for LocalFileOffsetStore {
         })
     }
 
-    fn remove_offset(&self, mq: &MessageQueue) {
-        self.table.remove(mq);
-    }
+    /// Keeps the offset (Java's `LocalFileOffsetStore.removeOffset` is a no-op too): the
+    /// file holds every queue of the group, so a broadcasting consumer that gets a queue
+    /// back resumes where it was.
+    fn remove_offset(&self, _mq: &MessageQueue) {}
 
     fn clone_offset_table(&self, topic: Option<&str>) -> HashMap<MessageQueue, i64> {
         self.table.snapshot(topic)

@@ -1,5 +1,47 @@
 //! # rmq-push-consumer
 //!
-//! The push consumer (Java `DefaultMQPushConsumer`), assembled from the crates below it.
+//! The push consumer (Java `DefaultMQPushConsumer`): subscribe, register a listener, start.
+//! rmq pulls every owned queue with long polling, keeps each queue's cache within the flow
+//! control limits and one memory budget, runs the listener with bounded concurrency (or
+//! one call per queue in order), retries failures through `%RETRY%<group>`, and commits
+//! offsets only past consumed messages.
 //!
-//! Status: not written yet (issue 5). This crate currently exports nothing.
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use rmq_push_consumer::{ConsumeConcurrentlyStatus, PushConsumer, listener_fn};
+//!
+//! let consumer = PushConsumer::builder("example_group")
+//!     .namesrv_addr("127.0.0.1:9876")
+//!     .subscribe("TopicTest", "*")
+//!     .listener(listener_fn(|msgs| async move {
+//!         for m in &msgs {
+//!             println!("{} {:?}", m.msg_id(), m.body);
+//!         }
+//!         ConsumeConcurrentlyStatus::ConsumeSuccess
+//!     }))
+//!     .build()?;
+//! consumer.start().await?;
+//! tokio::signal::ctrl_c().await?;
+//! consumer.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Metrics (`metrics` crate): `rmq_pulled_total`, `rmq_consumed_total{result=ok|failed}`,
+//! `rmq_pull_latency_seconds`, `rmq_consume_latency_seconds`, `rmq_cached_bytes`,
+//! `rmq_queue_lag{topic,queue}`, `rmq_flow_control_total`.
+
+mod builder;
+mod consumer;
+mod error;
+
+pub use builder::{PushConsumerBuilder, PushConsumerConfig};
+pub use consumer::PushConsumer;
+pub use error::PushConsumerError;
+pub use rmq_client_core::{ClientConfig, Credentials, MessageExt, MessageQueue};
+pub use rmq_consume_service::{
+    ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
+    ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus, FilterMessageHook,
+    MessageListenerConcurrently, MessageListenerOrderly, NoopHook, listener_fn, sync_listener,
+};
+pub use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
+pub use rmq_rebalance::{AllocateMessageQueueStrategy, ConsumeFromWhere, MessageModel};

@@ -211,7 +211,18 @@ impl Connection {
                 let result: std::io::Result<()> = async {
                     loop {
                         let first = tokio::select! {
-                            _ = token.cancelled() => return Ok(()),
+                            _ = token.cancelled() => {
+                                // Flush what was queued before the stop (a final one-way
+                                // offset commit, say), for at most a second.
+                                let flush = async {
+                                    while let Ok(frame) = write_rx.try_recv() {
+                                        out.write_all(&frame).await?;
+                                    }
+                                    out.flush().await
+                                };
+                                let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+                                return Ok(());
+                            }
                             frame = write_rx.recv() => frame,
                         };
                         let Some(frame) = first else { return Ok(()) };

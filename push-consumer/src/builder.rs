@@ -1,0 +1,343 @@
+//! [`PushConsumerBuilder`]: every Java `DefaultMQPushConsumer` knob under its Java name.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmq_client_core::{ClientConfig, ExpressionType};
+use rmq_consume_service::{
+    ConsumeMessageHook, FilterMessageHook, MessageListenerConcurrently, MessageListenerOrderly,
+};
+use rmq_offset_store::OffsetStore;
+use rmq_rebalance::{
+    AllocateMessageQueueAveragely, AllocateMessageQueueStrategy, ConsumeFromWhere, MessageModel,
+};
+
+use crate::consumer::{ListenerFactory, PushConsumer};
+use crate::error::PushConsumerError;
+
+/// One subscription: topic, expression and its type.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub(crate) topic: String,
+    pub(crate) expression: String,
+    pub(crate) expression_type: ExpressionType,
+}
+
+/// The push consumer's settings, Java defaults in [`Default`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PushConsumerConfig {
+    /// Clustering (default) or broadcasting (Java `messageModel`).
+    pub message_model: MessageModel,
+    /// Where a queue without a stored offset starts. Default `LastOffset` (Java `consumeFromWhere`).
+    pub consume_from_where: ConsumeFromWhere,
+    /// For `ConsumeFromWhere::Timestamp`, ms since the epoch. Default now − 30 min (Java
+    /// `consumeTimestamp`).
+    pub consume_timestamp_ms: i64,
+    /// Messages asked per pull. Default 32 (Java `pullBatchSize`).
+    pub pull_batch_size: i32,
+    /// Pause after each successful pull. Default 0 (Java `pullInterval`).
+    pub pull_interval: Duration,
+    /// Cached messages per queue before pulling pauses. Default 1000 (Java `pullThresholdForQueue`).
+    pub pull_threshold_for_queue: usize,
+    /// Cached body bytes per queue before pulling pauses. Default 100 MiB (Java
+    /// `pullThresholdSizeForQueue`, in MiB there).
+    pub pull_threshold_size_for_queue: usize,
+    /// Cached messages per topic; `None` = unlimited (Java `pullThresholdForTopic` −1).
+    /// When set, each queue's share is the topic limit divided by its queue count.
+    pub pull_threshold_for_topic: Option<usize>,
+    /// Cached body bytes per topic; `None` = unlimited (Java `pullThresholdSizeForTopic` −1).
+    pub pull_threshold_size_for_topic: Option<usize>,
+    /// Largest offset span cached in one queue (concurrent only). Default 2000 (Java
+    /// `consumeConcurrentlyMaxSpan`).
+    pub consume_concurrently_max_span: i64,
+    /// Listener calls in flight at least. Kept for the Java name; rmq needs no pool floor.
+    /// Default 20 (Java `consumeThreadMin`).
+    pub consume_thread_min: usize,
+    /// Listener calls in flight at most. Default 20 (Java `consumeThreadMax`).
+    pub consume_thread_max: usize,
+    /// Messages per listener call. Default 1 (Java `consumeMessageBatchMaxSize`).
+    pub consume_message_batch_max_size: usize,
+    /// Retries before the DLQ; `None` = Java's −1 (16 concurrent, unlimited orderly)
+    /// (Java `maxReconsumeTimes`).
+    pub max_reconsume_times: Option<i32>,
+    /// A listener call running longer counts as failed. Default 15 min (Java `consumeTimeout`).
+    pub consume_timeout: Duration,
+    /// Orderly pause after `SuspendCurrentQueueAMoment`. Default 1 s (Java
+    /// `suspendCurrentQueueTimeMillis`).
+    pub suspend_current_queue_time: Duration,
+    /// Body bytes cached across all queues before every queue's pulling pauses. Default
+    /// 64 MiB. No Java client has this: Java's per-queue limits multiply with the queue
+    /// count (1000 queues × 100 MiB), rmq's memory stays bounded whatever the assignment.
+    pub memory_budget: usize,
+    /// Longest wait, on rebalance or shutdown, for a released queue's cached messages to be
+    /// consumed before it is given up. Default 10 s. Java does not wait (it redelivers).
+    pub drain_timeout: Duration,
+    /// Start new consumer groups on young queues at the real end (REMOTING.md §3.7; brokers
+    /// ≥ 5.0). Default false, like Java.
+    pub strict_last_offset: bool,
+    /// Local offset store directory for broadcasting. Default `~/.rocketmq_offsets`.
+    pub local_offset_store_dir: Option<PathBuf>,
+}
+
+impl Default for PushConsumerConfig {
+    fn default() -> Self {
+        PushConsumerConfig {
+            message_model: MessageModel::Clustering,
+            consume_from_where: ConsumeFromWhere::LastOffset,
+            consume_timestamp_ms: rmq_client_core::now_millis() - 30 * 60 * 1000,
+            pull_batch_size: 32,
+            pull_interval: Duration::ZERO,
+            pull_threshold_for_queue: 1000,
+            pull_threshold_size_for_queue: 100 * 1024 * 1024,
+            pull_threshold_for_topic: None,
+            pull_threshold_size_for_topic: None,
+            consume_concurrently_max_span: 2000,
+            consume_thread_min: 20,
+            consume_thread_max: 20,
+            consume_message_batch_max_size: 1,
+            max_reconsume_times: None,
+            consume_timeout: Duration::from_secs(15 * 60),
+            suspend_current_queue_time: Duration::from_millis(1000),
+            memory_budget: 64 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(10),
+            strict_last_offset: false,
+            local_offset_store_dir: None,
+        }
+    }
+}
+
+/// Builds a [`PushConsumer`] (Java `DefaultMQPushConsumer` setters). `build()` only
+/// validates; all network work happens in [`PushConsumer::start`].
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rmq_push_consumer::{ConsumeConcurrentlyStatus, PushConsumer, listener_fn};
+/// let consumer = PushConsumer::builder("my_group")
+///     .namesrv_addr("127.0.0.1:9876")
+///     .subscribe("TopicTest", "TagA || TagB")
+///     .listener(listener_fn(|msgs| async move {
+///         println!("got {} messages", msgs.len());
+///         ConsumeConcurrentlyStatus::ConsumeSuccess
+///     }))
+///     .build()?;
+/// consumer.start().await?;
+/// # consumer.shutdown().await; Ok(()) }
+/// ```
+pub struct PushConsumerBuilder {
+    pub(crate) group: String,
+    pub(crate) client: ClientConfig,
+    pub(crate) config: PushConsumerConfig,
+    pub(crate) subscriptions: Vec<Subscription>,
+    pub(crate) strategy: Arc<dyn AllocateMessageQueueStrategy>,
+    pub(crate) offset_store: Option<Arc<dyn OffsetStore>>,
+    pub(crate) listener: Option<ListenerFactory>,
+    pub(crate) consume_hooks: Vec<Arc<dyn ConsumeMessageHook>>,
+    pub(crate) filter_hooks: Vec<Arc<dyn FilterMessageHook>>,
+}
+
+impl std::fmt::Debug for PushConsumerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushConsumerBuilder")
+            .field("group", &self.group)
+            .field("client", &self.client)
+            .field("config", &self.config)
+            .field("subscriptions", &self.subscriptions)
+            .field("strategy", &self.strategy.name())
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident : $ty:ty),* $(,)?) => {
+        $($(#[$doc])* pub fn $name(mut self, v: $ty) -> Self {
+            self.config.$name = v;
+            self
+        })*
+    };
+}
+
+impl PushConsumerBuilder {
+    pub(crate) fn new(group: &str) -> Self {
+        PushConsumerBuilder {
+            group: group.to_owned(),
+            client: ClientConfig::default(),
+            config: PushConsumerConfig::default(),
+            subscriptions: Vec::new(),
+            strategy: Arc::new(AllocateMessageQueueAveragely),
+            offset_store: None,
+            listener: None,
+            consume_hooks: Vec::new(),
+            filter_hooks: Vec::new(),
+        }
+    }
+
+    /// Name servers, `host:port;host:port` (Java `namesrvAddr`; default env `NAMESRV_ADDR`).
+    pub fn namesrv_addr(mut self, addrs: &str) -> Self {
+        self.client = self.client.namesrv_addr(addrs);
+        self
+    }
+
+    /// The whole client configuration (client IP, instance name, namespace, intervals,
+    /// credentials, transport).
+    pub fn client_config(mut self, client: ClientConfig) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// Subscribes a topic with a tag expression (`*`, `TagA || TagB`) (Java `subscribe`).
+    pub fn subscribe(mut self, topic: &str, expression: &str) -> Self {
+        self.subscriptions.push(Subscription {
+            topic: topic.to_owned(),
+            expression: expression.to_owned(),
+            expression_type: ExpressionType::Tag,
+        });
+        self
+    }
+
+    /// Subscribes a topic with an SQL92 expression (broker `enablePropertyFilter=true`).
+    pub fn subscribe_sql92(mut self, topic: &str, expression: &str) -> Self {
+        self.subscriptions.push(Subscription {
+            topic: topic.to_owned(),
+            expression: expression.to_owned(),
+            expression_type: ExpressionType::Sql92,
+        });
+        self
+    }
+
+    /// The concurrent listener (Java `registerMessageListener(MessageListenerConcurrently)`).
+    pub fn listener<L: MessageListenerConcurrently>(mut self, listener: L) -> Self {
+        self.listener = Some(ListenerFactory::concurrent(listener));
+        self
+    }
+
+    /// The orderly listener (Java `registerMessageListener(MessageListenerOrderly)`).
+    pub fn orderly_listener<L: MessageListenerOrderly>(mut self, listener: L) -> Self {
+        self.listener = Some(ListenerFactory::orderly(listener));
+        self
+    }
+
+    /// The allocation strategy. Default AVG (Java `allocateMessageQueueStrategy`).
+    pub fn allocate_strategy(mut self, strategy: Arc<dyn AllocateMessageQueueStrategy>) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// A custom offset store. Default: the broker store in clustering, the local file in
+    /// broadcasting (Java `offsetStore`).
+    pub fn offset_store(mut self, store: Arc<dyn OffsetStore>) -> Self {
+        self.offset_store = Some(store);
+        self
+    }
+
+    /// Adds a consume hook (Java `registerConsumeMessageHook`).
+    pub fn consume_message_hook(mut self, hook: Arc<dyn ConsumeMessageHook>) -> Self {
+        self.consume_hooks.push(hook);
+        self
+    }
+
+    /// Adds a filter hook (Java `registerFilterMessageHook`).
+    pub fn filter_message_hook(mut self, hook: Arc<dyn FilterMessageHook>) -> Self {
+        self.filter_hooks.push(hook);
+        self
+    }
+
+    setters! {
+        /// Sets [`PushConsumerConfig::message_model`].
+        message_model: MessageModel,
+        /// Sets [`PushConsumerConfig::consume_from_where`].
+        consume_from_where: ConsumeFromWhere,
+        /// Sets [`PushConsumerConfig::consume_timestamp_ms`] (ms since the epoch).
+        consume_timestamp_ms: i64,
+        /// Sets [`PushConsumerConfig::pull_batch_size`] (1..=1024).
+        pull_batch_size: i32,
+        /// Sets [`PushConsumerConfig::pull_interval`].
+        pull_interval: Duration,
+        /// Sets [`PushConsumerConfig::pull_threshold_for_queue`] (messages).
+        pull_threshold_for_queue: usize,
+        /// Sets [`PushConsumerConfig::pull_threshold_size_for_queue`] (bytes).
+        pull_threshold_size_for_queue: usize,
+        /// Sets [`PushConsumerConfig::pull_threshold_for_topic`] (messages).
+        pull_threshold_for_topic: Option<usize>,
+        /// Sets [`PushConsumerConfig::pull_threshold_size_for_topic`] (bytes).
+        pull_threshold_size_for_topic: Option<usize>,
+        /// Sets [`PushConsumerConfig::consume_concurrently_max_span`] (offsets).
+        consume_concurrently_max_span: i64,
+        /// Sets [`PushConsumerConfig::consume_thread_min`].
+        consume_thread_min: usize,
+        /// Sets [`PushConsumerConfig::consume_thread_max`].
+        consume_thread_max: usize,
+        /// Sets [`PushConsumerConfig::consume_message_batch_max_size`] (1..=1024).
+        consume_message_batch_max_size: usize,
+        /// Sets [`PushConsumerConfig::max_reconsume_times`].
+        max_reconsume_times: Option<i32>,
+        /// Sets [`PushConsumerConfig::consume_timeout`].
+        consume_timeout: Duration,
+        /// Sets [`PushConsumerConfig::suspend_current_queue_time`].
+        suspend_current_queue_time: Duration,
+        /// Sets [`PushConsumerConfig::memory_budget`] (bytes).
+        memory_budget: usize,
+        /// Sets [`PushConsumerConfig::drain_timeout`].
+        drain_timeout: Duration,
+        /// Sets [`PushConsumerConfig::strict_last_offset`].
+        strict_last_offset: bool,
+        /// Sets [`PushConsumerConfig::local_offset_store_dir`].
+        local_offset_store_dir: Option<PathBuf>,
+    }
+
+    /// Validates the settings.
+    ///
+    /// # Errors
+    /// [`PushConsumerError::InvalidConfig`] naming the setting: no group, no name server, no
+    /// subscription, no listener, a bad expression, or a value out of Java's range.
+    pub fn build(self) -> Result<PushConsumer, PushConsumerError> {
+        let bad = |m: String| Err(PushConsumerError::InvalidConfig(m));
+        if self.group.trim().is_empty() {
+            return bad("consumer group is empty".into());
+        }
+        if self.client.namesrv_addrs.is_empty() {
+            return bad("no name server address (namesrv_addr, or NAMESRV_ADDR)".into());
+        }
+        if self.subscriptions.is_empty() {
+            return bad("no subscription (subscribe)".into());
+        }
+        if self.listener.is_none() {
+            return bad("no message listener (listener or orderly_listener)".into());
+        }
+        if !(1..=1024).contains(&self.config.pull_batch_size) {
+            return bad(format!(
+                "pullBatchSize {} is outside 1..=1024",
+                self.config.pull_batch_size
+            ));
+        }
+        if !(1..=1024).contains(&self.config.consume_message_batch_max_size) {
+            return bad(format!(
+                "consumeMessageBatchMaxSize {} is outside 1..=1024",
+                self.config.consume_message_batch_max_size
+            ));
+        }
+        if self.config.consume_thread_max == 0
+            || self.config.consume_thread_min > self.config.consume_thread_max
+        {
+            return bad(format!(
+                "consumeThreadMin {} / consumeThreadMax {} are not 1 ≤ min ≤ max",
+                self.config.consume_thread_min, self.config.consume_thread_max
+            ));
+        }
+        if self.config.pull_threshold_for_queue == 0 || self.config.memory_budget == 0 {
+            return bad("pullThresholdForQueue and memory_budget must be above 0".into());
+        }
+        for s in &self.subscriptions {
+            rmq_client_core::SubscriptionData::build(
+                &s.topic,
+                Some(&s.expression),
+                s.expression_type,
+            )
+            .map_err(|e| {
+                PushConsumerError::InvalidConfig(format!("subscription of {}: {e}", s.topic))
+            })?;
+        }
+        Ok(PushConsumer::from_builder(self))
+    }
+}

@@ -1,0 +1,19 @@
+//! Errors of the push consumer.
+
+/// An error of [`PushConsumer`](crate::PushConsumer).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushConsumerError {
+    /// A setting is missing or out of range; the message names it.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// Talking to the cluster failed during start.
+    #[error("client error")]
+    Client(#[from] rmq_client_core::ClientError),
+    /// The offset store could not be loaded.
+    #[error("offset store error")]
+    OffsetStore(#[from] rmq_offset_store::OffsetStoreError),
+    /// `start` was called twice, or after `shutdown`.
+    #[error("consumer already started or shut down")]
+    AlreadyStarted,
+}
