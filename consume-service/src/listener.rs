@@ -97,6 +97,28 @@ pub trait MessageListenerOrderly: Send + Sync + 'static {
     ) -> impl Future<Output = ConsumeOrderlyStatus> + Send;
 }
 
+/// A shared listener is a listener (so one `Arc` can serve several consumers).
+impl<L: MessageListenerConcurrently> MessageListenerConcurrently for Arc<L> {
+    fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        ctx: &mut ConsumeConcurrentlyContext,
+    ) -> impl Future<Output = ConsumeConcurrentlyStatus> + Send {
+        (**self).consume_message(msgs, ctx)
+    }
+}
+
+/// A shared listener is a listener (so one `Arc` can serve several consumers).
+impl<L: MessageListenerOrderly> MessageListenerOrderly for Arc<L> {
+    fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        ctx: &mut ConsumeOrderlyContext,
+    ) -> impl Future<Output = ConsumeOrderlyStatus> + Send {
+        (**self).consume_message(msgs, ctx)
+    }
+}
+
 /// An async closure as a concurrent listener: it gets the batch by value.
 ///
 /// ```

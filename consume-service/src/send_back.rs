@@ -19,6 +19,7 @@ pub struct SendBack {
     producer: Producer,
     group: String,
     max_reconsume_times: i32,
+    producer_fallback: bool,
 }
 
 impl SendBack {
@@ -34,7 +35,17 @@ impl SendBack {
             producer,
             group: group.to_owned(),
             max_reconsume_times,
+            producer_fallback: true,
         }
+    }
+
+    /// Whether a refused send-back falls back to producing to `%RETRY%<group>`. Turn it
+    /// off while the group holds broker queue locks for hand-off: Java brokers send a
+    /// retry message of a group holding locks straight to the DLQ; the message is then
+    /// consumed again locally instead.
+    pub fn with_producer_fallback(mut self, on: bool) -> Self {
+        self.producer_fallback = on;
+        self
     }
 
     /// The maximum number of retries.

@@ -169,10 +169,16 @@ impl OffsetStore for RemoteBrokerOffsetStore {
         })
     }
 
+    /// Waits for the broker's answer (Java sends this one-way): a queue's offset is
+    /// persisted on its own when the queue changes owner, and the next owner must read the
+    /// committed value.
     fn persist<'a>(&'a self, mq: &'a MessageQueue) -> BoxFuture<'a, Result<(), OffsetStoreError>> {
         Box::pin(async move {
             match self.table.get(mq) {
-                Some(offset) => self.update_consume_offset_to_broker(mq, offset, true).await,
+                Some(offset) => {
+                    self.update_consume_offset_to_broker(mq, offset, false)
+                        .await
+                }
                 None => Ok(()),
             }
         })

@@ -74,6 +74,15 @@ pub struct PushConsumerConfig {
     /// Longest wait, on rebalance or shutdown, for a released queue's cached messages to be
     /// consumed before it is given up. Default 10 s. Java does not wait (it redelivers).
     pub drain_timeout: Duration,
+    /// Clean hand-off of queues between members (concurrent clustering): queues are locked
+    /// at the broker while owned; a released queue is drained and committed before its
+    /// lock is freed, and the next owner waits for the lock (at most `handoff_timeout`)
+    /// before reading the offset, so a clean hand-off delivers nothing twice. Java has no
+    /// such step. Default true.
+    pub clean_handoff: bool,
+    /// Longest wait for a previous owner's release (a crashed owner never releases).
+    /// Default 15 s.
+    pub handoff_timeout: Duration,
     /// Start new consumer groups on young queues at the real end (REMOTING.md §3.7; brokers
     /// ≥ 5.0). Default false, like Java.
     pub strict_last_offset: bool,
@@ -102,6 +111,8 @@ impl Default for PushConsumerConfig {
             suspend_current_queue_time: Duration::from_millis(1000),
             memory_budget: 64 * 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
+            clean_handoff: true,
+            handoff_timeout: Duration::from_secs(15),
             strict_last_offset: false,
             local_offset_store_dir: None,
         }
@@ -280,6 +291,10 @@ impl PushConsumerBuilder {
         memory_budget: usize,
         /// Sets [`PushConsumerConfig::drain_timeout`].
         drain_timeout: Duration,
+        /// Sets [`PushConsumerConfig::clean_handoff`].
+        clean_handoff: bool,
+        /// Sets [`PushConsumerConfig::handoff_timeout`].
+        handoff_timeout: Duration,
         /// Sets [`PushConsumerConfig::strict_last_offset`].
         strict_last_offset: bool,
         /// Sets [`PushConsumerConfig::local_offset_store_dir`].

@@ -277,11 +277,15 @@ impl PushConsumer {
         rb_config.consume_timestamp_ms = s.config.consume_timestamp_ms;
         rb_config.orderly = orderly;
         rb_config.strict_last_offset = s.config.strict_last_offset;
+        let handoff = !orderly && model == MessageModel::Clustering && s.config.clean_handoff;
+        rb_config.handoff_lock = handoff;
+        rb_config.handoff_timeout = s.config.handoff_timeout;
         let max_reconsume =
             s.config
                 .max_reconsume_times
                 .unwrap_or(if orderly { i32::MAX } else { 16 });
-        let send_back = SendBack::new(&instance, &s.group, max_reconsume);
+        let send_back =
+            SendBack::new(&instance, &s.group, max_reconsume).with_producer_fallback(!handoff);
 
         let core = Arc::new_cyclic(|weak: &Weak<Core>| {
             let rebalance = Arc::new(RebalanceImpl::new(
@@ -360,7 +364,7 @@ impl PushConsumer {
         let token = core.token.clone();
         core.tracker.spawn(async move { svc.run(rb, token).await });
         core.rebalance_service.wakeup();
-        if orderly && model == MessageModel::Clustering {
+        if (orderly || handoff) && model == MessageModel::Clustering {
             let rb = Arc::clone(&core.rebalance);
             let token = core.token.clone();
             core.tracker.spawn(async move {

@@ -88,6 +88,13 @@ pub enum RebalanceError {
         #[source]
         source: ClientError,
     },
+    /// Some assigned queues are still held by their previous owner (or their start offset
+    /// was unknown); the round is retried after a second.
+    #[error("topic {topic}: some assigned queues are not taken yet")]
+    AwaitingRelease {
+        /// The topic.
+        topic: String,
+    },
     /// The strategy failed.
     #[error("allocation strategy {strategy} failed for topic {topic}")]
     Allocate {
@@ -139,6 +146,15 @@ pub struct RebalanceConfig {
     /// Ask brokers ≥ 5.0 not to answer "offset 0" for a group with no stored offset on a
     /// young queue (REMOTING.md §3.7). See [`RebalanceImpl::compute_pull_from_where`].
     pub strict_last_offset: bool,
+    /// Clean hand-off for concurrent clustering consumers: a queue is locked at the broker
+    /// while owned, released only after its offset is committed, and a new owner waits (at
+    /// most `handoff_timeout`) for the lock before it reads the offset. Java has no such
+    /// step, so a queue changing owners is consumed twice from the old owner's last
+    /// periodic commit. Orderly consumers always lock.
+    pub handoff_lock: bool,
+    /// Longest wait for a previous owner to release a queue before taking it anyway (a
+    /// crashed owner never releases; the broker lock expires after 60 s). Default 15 s.
+    pub handoff_timeout: Duration,
 }
 
 impl RebalanceConfig {
@@ -151,6 +167,8 @@ impl RebalanceConfig {
             consume_timestamp_ms: rmq_client_core::now_millis() - 30 * 60 * 1000,
             orderly: false,
             strict_last_offset: false,
+            handoff_lock: false,
+            handoff_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -165,6 +183,8 @@ pub struct RebalanceImpl {
     subscriptions: Mutex<HashMap<String, SubscriptionData>>,
     topic_queues: Mutex<HashMap<String, Vec<MessageQueue>>>,
     owned: Mutex<BTreeSet<MessageQueue>>,
+    /// Queues assigned to us but not yet locked, and since when.
+    waiting_lock: Mutex<HashMap<MessageQueue, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for RebalanceImpl {
@@ -198,7 +218,13 @@ impl RebalanceImpl {
             subscriptions: Mutex::new(HashMap::new()),
             topic_queues: Mutex::new(HashMap::new()),
             owned: Mutex::new(BTreeSet::new()),
+            waiting_lock: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn locks_queues(&self) -> bool {
+        self.config.message_model == MessageModel::Clustering
+            && (self.config.orderly || self.config.handoff_lock)
     }
 
     /// The configuration.
@@ -239,9 +265,16 @@ impl RebalanceImpl {
         let topics: Vec<String> = lock(&self.subscriptions).keys().cloned().collect();
         let mut balanced = true;
         for topic in &topics {
-            if let Err(e) = self.rebalance_by_topic(topic).await {
-                balanced = false;
-                tracing::warn!(group = %self.config.group, topic, error = %e, "rebalance of topic failed");
+            match self.rebalance_by_topic(topic).await {
+                Ok(()) => {}
+                Err(e @ RebalanceError::AwaitingRelease { .. }) => {
+                    balanced = false;
+                    tracing::debug!(group = %self.config.group, error = %e, "rebalance incomplete");
+                }
+                Err(e) => {
+                    balanced = false;
+                    tracing::warn!(group = %self.config.group, topic, error = %e, "rebalance of topic failed");
+                }
             }
         }
         let stale: Vec<MessageQueue> = lock(&self.owned)
@@ -298,32 +331,50 @@ impl RebalanceImpl {
                 mine
             }
         };
-        if self.update_owned(topic, &mine).await {
+        let (changed, complete) = self.update_owned(topic, &mine).await;
+        if changed {
             self.listener.queues_changed(topic, &all, &mine);
         }
-        Ok(())
+        if complete {
+            Ok(())
+        } else {
+            Err(RebalanceError::AwaitingRelease {
+                topic: topic.to_owned(),
+            })
+        }
     }
 
     /// Releases queues of `topic` not in `mine` and takes the new ones (Java
-    /// `updateProcessQueueTableInRebalance`); returns whether anything changed.
-    async fn update_owned(&self, topic: &str, mine: &[MessageQueue]) -> bool {
+    /// `updateProcessQueueTableInRebalance`); returns whether anything changed and whether
+    /// every assigned queue was taken.
+    async fn update_owned(&self, topic: &str, mine: &[MessageQueue]) -> (bool, bool) {
         let current: Vec<MessageQueue> = lock(&self.owned)
             .iter()
             .filter(|q| q.topic == topic)
             .cloned()
             .collect();
         let mut changed = false;
+        let mut complete = true;
+        lock(&self.waiting_lock).retain(|q, _| q.topic != topic || mine.contains(q));
         for mq in current.iter().filter(|q| !mine.contains(q)) {
             changed |= self.release(mq).await;
         }
         for mq in mine.iter().filter(|q| !current.contains(q)) {
-            if self.config.orderly && !self.lock(mq).await {
-                tracing::info!(
-                    ?mq,
-                    "orderly queue not locked at the broker; not taken this round"
-                );
-                continue;
+            if self.locks_queues() && !self.lock(mq).await {
+                let since = *lock(&self.waiting_lock)
+                    .entry(mq.clone())
+                    .or_insert_with(std::time::Instant::now);
+                if self.config.orderly || since.elapsed() < self.config.handoff_timeout {
+                    tracing::debug!(
+                        ?mq,
+                        "queue still locked by its previous owner; not taken this round"
+                    );
+                    complete = false;
+                    continue;
+                }
+                tracing::warn!(?mq, waited = ?since.elapsed(), "previous owner never released the queue; taking it without the lock");
             }
+            lock(&self.waiting_lock).remove(mq);
             // A stale offset of a previous ownership must not be used.
             self.offset_store.remove_offset(mq);
             match self.compute_pull_from_where(mq).await {
@@ -334,11 +385,12 @@ impl RebalanceImpl {
                     changed = true;
                 }
                 Err(e) => {
-                    tracing::warn!(?mq, error = %e, "start offset unknown; queue not taken this round")
+                    complete = false;
+                    tracing::warn!(?mq, error = %e, "start offset unknown; queue not taken this round");
                 }
             }
         }
-        changed
+        (changed, complete)
     }
 
     /// Gives `mq` up: the listener drains it (bounded), then its offset is persisted and
@@ -353,8 +405,9 @@ impl RebalanceImpl {
         }
         self.offset_store.remove_offset(mq);
         lock(&self.owned).remove(mq);
-        if self.config.orderly && self.config.message_model == MessageModel::Clustering {
-            self.unlock(mq, true).await;
+        if self.locks_queues() {
+            // After the commit above, so the next owner reads the committed offset.
+            self.unlock(mq, false).await;
         }
         tracing::info!(group = %self.config.group, ?mq, "queue released");
         true

@@ -29,7 +29,7 @@ pub(crate) struct BrokerEnv {
     dir: PathBuf,
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives inside the workspace")

@@ -16,7 +16,8 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo                   the main job: local broker, produce, consume with the push consumer (not written yet)
+  demo [COUNT]           the main job: local broker, COUNT (10000) messages produced, consumed by the
+                         push consumer (push-consumer/examples/quickstart.rs), a summary printed
   ci                     fmt --check, clippy -D warnings, unit tests, real-broker integration tests
   broker install         install rocketmq-namesrv/rocketmq-broker 1.0.0 into the cache (once)
   broker start           start a name server and a broker on 127.0.0.1; prints the name-server address
@@ -34,7 +35,8 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["ci"] => ci(),
-        ["demo"] => Err("`cargo xtask demo` needs the push consumer and the rmq CLI, which are not written yet (issues 5 and 6)".into()),
+        ["demo"] => demo(None),
+        ["demo", count] => demo(Some(count)),
         ["broker", "install"] => broker::install().map(|_| ()),
         ["broker", "start"] => broker::start().map(|env| {
             println!("{}", env.namesrv_addr);
@@ -45,7 +47,9 @@ fn main() -> ExitCode {
         }),
         ["broker", "stop"] => broker::stop(),
         ["broker", "status"] => broker::status(),
-        ["test-integration"] => broker::running().and_then(|env| integration_tests(&env)).map(drop),
+        ["test-integration"] => broker::running()
+            .and_then(|env| integration_tests(&env))
+            .map(drop),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -173,6 +177,37 @@ fn ci() -> Result<()> {
         unit.ignored.saturating_sub(integration.passed)
     );
     Ok(())
+}
+
+/// The main job: a local broker, messages produced and consumed by the push consumer
+/// quickstart, a summary printed, the broker stopped again.
+fn demo(count: Option<&str>) -> Result<()> {
+    let count = count.unwrap_or("10000");
+    count
+        .parse::<u64>()
+        .map_err(|_| format!("demo: COUNT must be a number, not {count:?}"))?;
+    run(
+        "build the quickstart (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "rmq-push-consumer",
+            "--example",
+            "quickstart",
+        ]),
+    )?;
+    let env = broker::start()?;
+    let bin = broker::workspace_root().join("target/release/examples/quickstart");
+    let result = run(
+        "quickstart",
+        Command::new(bin)
+            .arg(count)
+            .env("RMQ_NAMESRV_ADDR", &env.namesrv_addr),
+    );
+    let stopped = broker::stop();
+    result?;
+    stopped
 }
 
 /// Runs the tests marked `#[ignore = "real broker …"]` with the broker's addresses exported.

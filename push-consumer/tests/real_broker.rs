@@ -1,0 +1,536 @@
+//! The push consumer against the real broker (run by `cargo xtask ci`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rmq_client_core::api::pull_sys_flag;
+use rmq_client_core::header::{
+    CreateTopicRequestHeader, PullMessageRequestHeader, QueryConsumerOffsetRequestHeader,
+};
+use rmq_client_core::{ClientConfig, ClientInstance, Message, MessageExt, Producer, PullStatus};
+use rmq_push_consumer::{
+    ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumeOrderlyContext,
+    ConsumeOrderlyStatus, MessageListenerConcurrently, MessageListenerOrderly, MessageModel,
+    PushConsumer,
+};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: these tests need a real broker; run them with `cargo xtask ci` or `cargo xtask test-integration`")
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+struct Setup {
+    instance: ClientInstance,
+    producer: Producer,
+    topic: String,
+}
+
+async fn setup(queues: i32) -> Setup {
+    let cfg = ClientConfig::default()
+        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+        .client_ip("127.0.0.1")
+        .instance_name(unique("producer"));
+    let instance = ClientInstance::get_or_create(&cfg).unwrap();
+    let topic = unique("rmq_push");
+    instance
+        .api()
+        .create_topic(
+            &env("RMQ_BROKER_ADDR"),
+            &CreateTopicRequestHeader {
+                topic: topic.clone(),
+                default_topic: "TBW102".into(),
+                read_queue_nums: queues,
+                write_queue_nums: queues,
+                perm: 6,
+                topic_filter_type: "SINGLE_TAG".into(),
+                topic_sys_flag: 0,
+                order: false,
+            },
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if instance.update_topic_route(&topic).await.is_ok()
+            && instance.subscribe_queues(&topic).len() == queues as usize
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let producer = Producer::new(&instance, &unique("pg")).unwrap();
+    Setup {
+        instance,
+        producer,
+        topic,
+    }
+}
+
+/// Sends `n` messages, 64 in flight; returns their ids.
+async fn produce(s: &Setup, n: usize, tag: &str) -> Vec<String> {
+    let mut set = tokio::task::JoinSet::new();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        while set.len() >= 64 {
+            ids.push(set.join_next().await.unwrap().unwrap());
+        }
+        let p = s.producer.clone();
+        let msg = Message::new(&s.topic, format!("m-{i}")).tags(tag);
+        set.spawn(async move { p.send(msg).await.expect("send").msg_id });
+    }
+    while let Some(r) = set.join_next().await {
+        ids.push(r.unwrap());
+    }
+    ids
+}
+
+/// Counts deliveries per message id.
+#[derive(Default)]
+struct Collector {
+    seen: Mutex<HashMap<String, usize>>,
+    total: AtomicUsize,
+    delay_per_msg: Duration,
+}
+
+impl Collector {
+    fn unique(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+    fn duplicates(&self) -> usize {
+        self.total.load(Ordering::SeqCst) - self.unique()
+    }
+    fn record(&self, msgs: &[MessageExt]) {
+        let mut s = self.seen.lock().unwrap();
+        for m in msgs {
+            *s.entry(m.msg_id().to_owned()).or_default() += 1;
+        }
+        self.total.fetch_add(msgs.len(), Ordering::SeqCst);
+    }
+}
+
+impl MessageListenerConcurrently for Collector {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        _ctx: &mut ConsumeConcurrentlyContext,
+    ) -> ConsumeConcurrentlyStatus {
+        if !self.delay_per_msg.is_zero() {
+            tokio::time::sleep(self.delay_per_msg * msgs.len() as u32).await;
+        }
+        self.record(msgs);
+        ConsumeConcurrentlyStatus::ConsumeSuccess
+    }
+}
+
+fn consumer(group: &str, topic: &str) -> rmq_push_consumer::PushConsumerBuilder {
+    PushConsumer::builder(group)
+        .client_config(
+            ClientConfig::default()
+                .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+                .client_ip("127.0.0.1"),
+        )
+        .subscribe(topic, "*")
+        .consume_from_where(ConsumeFromWhere::FirstOffset)
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn ten_thousand_messages_over_8_queues_consumed_exactly_once() {
+    let s = setup(8).await;
+    let ids = produce(&s, 10_000, "TagA").await;
+    let group = unique("cg_once");
+    let c = Arc::new(Collector::default());
+    let consumer = consumer(&group, &s.topic)
+        .listener(Arc::clone(&c))
+        .build()
+        .unwrap();
+    consumer.start().await.unwrap();
+    wait_for("10 000 messages", Duration::from_secs(60), || {
+        c.unique() == 10_000
+    })
+    .await;
+    consumer.shutdown().await;
+    assert_eq!(c.duplicates(), 0, "duplicates");
+    let seen = c.seen.lock().unwrap().clone();
+    assert!(ids.iter().all(|id| seen.get(id) == Some(&1)));
+    // Every queue's committed offset is its max offset: all consumed, all committed.
+    let addr = env("RMQ_BROKER_ADDR");
+    for mq in s.instance.subscribe_queues(&s.topic) {
+        let max = s
+            .instance
+            .api()
+            .get_max_offset(&addr, &mq, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let committed = s
+            .instance
+            .api()
+            .query_consumer_offset(
+                &addr,
+                &QueryConsumerOffsetRequestHeader {
+                    consumer_group: group.clone(),
+                    topic: s.topic.clone(),
+                    queue_id: mq.queue_id,
+                    set_zero_if_not_found: None,
+                    bname: None,
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(committed, Some(max), "{mq:?}");
+    }
+    s.instance.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn three_consumers_one_stopped_one_added_mid_stream_no_duplicates_after_clean_handoffs() {
+    let s = setup(8).await;
+    produce(&s, 4000, "TagA").await;
+    let group = unique("cg_handoff");
+    let c = Arc::new(Collector {
+        delay_per_msg: Duration::from_millis(5),
+        ..Default::default()
+    });
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let m = consumer(&group, &s.topic)
+            .listener(Arc::clone(&c))
+            .build()
+            .unwrap();
+        m.start().await.unwrap();
+        members.push(m);
+    }
+    wait_for("1000 consumed", Duration::from_secs(60), || {
+        c.unique() >= 1000
+    })
+    .await;
+    let stopped = members.remove(1);
+    stopped.shutdown().await;
+    let added = consumer(&group, &s.topic)
+        .listener(Arc::clone(&c))
+        .build()
+        .unwrap();
+    added.start().await.unwrap();
+    members.push(added);
+    produce(&s, 2000, "TagA").await;
+    wait_for("6000 consumed", Duration::from_secs(120), || {
+        c.unique() == 6000
+    })
+    .await;
+    for m in &members {
+        m.shutdown().await;
+    }
+    println!(
+        "hand-off test: {} deliveries, {} unique, {} duplicates",
+        c.total.load(Ordering::SeqCst),
+        c.unique(),
+        c.duplicates()
+    );
+    assert_eq!(c.unique(), 6000);
+    assert_eq!(
+        c.duplicates(),
+        0,
+        "a clean hand-off delivered messages twice"
+    );
+    s.instance.shutdown(Duration::from_secs(2)).await;
+}
+
+/// Records, per queue, the sequence numbers in delivery order.
+#[derive(Default)]
+struct OrderRecorder {
+    per_queue: Mutex<HashMap<i32, Vec<i64>>>,
+    total: AtomicUsize,
+}
+
+impl MessageListenerOrderly for OrderRecorder {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        ctx: &mut ConsumeOrderlyContext,
+    ) -> ConsumeOrderlyStatus {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let mut q = self.per_queue.lock().unwrap();
+        for m in msgs {
+            let seq: i64 = std::str::from_utf8(&m.body).unwrap().parse().unwrap();
+            q.entry(ctx.message_queue.queue_id).or_default().push(seq);
+        }
+        self.total.fetch_add(msgs.len(), Ordering::SeqCst);
+        ConsumeOrderlyStatus::Success
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn orderly_keeps_per_queue_order_across_a_rebalance() {
+    let s = setup(4).await;
+    let queues = s.instance.subscribe_queues(&s.topic);
+    // 300 messages per queue, numbered in send order.
+    for (qi, mq) in queues.iter().enumerate() {
+        for seq in 0..300i64 {
+            let msg = Message::new(&s.topic, (qi as i64 * 1000 + seq).to_string());
+            s.producer.send_to_queue(msg, mq).await.unwrap();
+        }
+    }
+    let group = unique("cg_orderly");
+    let rec = Arc::new(OrderRecorder::default());
+    let first = consumer(&group, &s.topic)
+        .orderly_listener(Arc::clone(&rec))
+        .build()
+        .unwrap();
+    first.start().await.unwrap();
+    wait_for("some consumed", Duration::from_secs(60), || {
+        rec.total.load(Ordering::SeqCst) >= 200
+    })
+    .await;
+    let second = consumer(&group, &s.topic)
+        .orderly_listener(Arc::clone(&rec))
+        .build()
+        .unwrap();
+    second.start().await.unwrap();
+    wait_for("all consumed", Duration::from_secs(120), || {
+        rec.total.load(Ordering::SeqCst) >= 1200
+    })
+    .await;
+    // Both members end up owning queues.
+    wait_for("both own queues", Duration::from_secs(30), || {
+        !first.assigned_queues().is_empty() && !second.assigned_queues().is_empty()
+    })
+    .await;
+    first.shutdown().await;
+    second.shutdown().await;
+    let per_queue = rec.per_queue.lock().unwrap().clone();
+    for (q, seqs) in per_queue.iter() {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "queue {q} out of order or repeated: {:?}",
+            &seqs[..seqs.len().min(50)]
+        );
+        assert_eq!(seqs.len(), 300, "queue {q}");
+    }
+    assert_eq!(per_queue.len(), 4);
+    s.instance.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn broadcasting_consumers_each_get_everything_and_keep_local_offsets() {
+    let s = setup(4).await;
+    produce(&s, 500, "TagA").await;
+    let group = unique("cg_broadcast");
+    let dir = std::env::temp_dir().join(unique("rmq-broadcast-offsets"));
+    let mut members = Vec::new();
+    for name in ["b1", "b2"] {
+        let c = Arc::new(Collector::default());
+        let m = PushConsumer::builder(&group)
+            .client_config(
+                ClientConfig::default()
+                    .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+                    .client_ip("127.0.0.1")
+                    .instance_name(unique(name)),
+            )
+            .subscribe(&s.topic, "*")
+            .message_model(MessageModel::Broadcasting)
+            .consume_from_where(ConsumeFromWhere::FirstOffset)
+            .local_offset_store_dir(Some(dir.clone()))
+            .listener(Arc::clone(&c))
+            .build()
+            .unwrap();
+        m.start().await.unwrap();
+        members.push((m, c));
+    }
+    for (_, c) in &members {
+        let c = Arc::clone(c);
+        wait_for("500 each", Duration::from_secs(60), move || {
+            c.unique() == 500
+        })
+        .await;
+    }
+    for (m, c) in &members {
+        assert_eq!(
+            m.assigned_queues().len(),
+            4,
+            "broadcasting owns every queue"
+        );
+        let id = m.client_id().unwrap();
+        m.shutdown().await;
+        assert_eq!(c.duplicates(), 0);
+        let text =
+            std::fs::read_to_string(dir.join(&id).join(&group).join("offsets.json")).unwrap();
+        let offsets = rmq_offset_store::parse_offsets_file(&text).unwrap();
+        assert_eq!(offsets.len(), 4);
+        assert_eq!(offsets.values().sum::<i64>(), 500, "offsets {offsets:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    s.instance.shutdown(Duration::from_secs(2)).await;
+}
+
+/// Fails every delivery, asking for a 1 s retry delay.
+#[derive(Default)]
+struct AlwaysLater {
+    deliveries: Mutex<HashMap<String, Vec<(String, i32)>>>,
+}
+
+impl MessageListenerConcurrently for AlwaysLater {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        ctx: &mut ConsumeConcurrentlyContext,
+    ) -> ConsumeConcurrentlyStatus {
+        let mut d = self.deliveries.lock().unwrap();
+        for m in msgs {
+            d.entry(m.msg_id().to_owned())
+                .or_default()
+                .push((m.topic.clone(), m.reconsume_times));
+        }
+        ctx.delay_level_when_next_consume = 1;
+        ConsumeConcurrentlyStatus::ReconsumeLater
+    }
+}
+
+async fn pull_all(instance: &ClientInstance, topic: &str) -> Vec<MessageExt> {
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        if instance.update_topic_route(topic).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for mq in instance.subscribe_queues(topic) {
+        let addr = instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .unwrap();
+        let mut offset = 0;
+        loop {
+            let header = PullMessageRequestHeader {
+                consumer_group: unique("cg_reader"),
+                topic: mq.topic.clone(),
+                queue_id: mq.queue_id,
+                queue_offset: offset,
+                max_msg_nums: 32,
+                sys_flag: pull_sys_flag::build(false, false, true, false),
+                commit_offset: 0,
+                suspend_timeout_millis: 0,
+                subscription: Some("*".into()),
+                sub_version: 0,
+                expression_type: Some("TAG".into()),
+                max_msg_bytes: None,
+                bname: None,
+            };
+            let r = instance
+                .api()
+                .pull_message(&addr, &header, Duration::from_secs(5))
+                .await
+                .unwrap();
+            if r.status != PullStatus::Found {
+                break;
+            }
+            offset = r.next_begin_offset;
+            out.extend(r.messages);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn reconsume_later_retries_through_the_retry_topic_then_lands_in_the_dlq() {
+    let s = setup(2).await;
+    let ids = produce(&s, 4, "TagR").await;
+    let group = unique("cg_retry");
+    let l = Arc::new(AlwaysLater::default());
+    let c = consumer(&group, &s.topic)
+        .max_reconsume_times(Some(2))
+        .listener(Arc::clone(&l))
+        .build()
+        .unwrap();
+    c.start().await.unwrap();
+    // 1 delivery + 2 retries each.
+    wait_for("3 deliveries of each", Duration::from_secs(90), || {
+        let d = l.deliveries.lock().unwrap();
+        ids.iter().all(|id| d.get(id).is_some_and(|v| v.len() >= 3))
+    })
+    .await;
+    // Then the DLQ receives all four, with their ids.
+    let dlq = rmq_client_core::namespace::dlq_topic(&group);
+    let mut in_dlq = Vec::new();
+    for _ in 0..60 {
+        in_dlq = pull_all(&s.instance, &dlq).await;
+        if in_dlq.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    c.shutdown().await;
+    let d = l.deliveries.lock().unwrap().clone();
+    for id in &ids {
+        let v = &d[id];
+        assert_eq!(v.len(), 3, "{id} delivered {v:?}");
+        for (i, (topic, reconsume)) in v.iter().enumerate() {
+            assert_eq!(topic, &s.topic, "retried messages show their real topic");
+            assert_eq!(*reconsume, i as i32);
+        }
+    }
+    let mut dlq_ids: Vec<String> = in_dlq.iter().map(|m| m.msg_id().to_owned()).collect();
+    dlq_ids.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(dlq_ids, want, "DLQ holds exactly the failed messages");
+    s.instance.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn a_restart_resumes_from_the_committed_offset() {
+    let s = setup(4).await;
+    let first_ids = produce(&s, 300, "TagA").await;
+    let group = unique("cg_restart");
+    let c1 = Arc::new(Collector::default());
+    let first = consumer(&group, &s.topic)
+        .listener(Arc::clone(&c1))
+        .build()
+        .unwrap();
+    first.start().await.unwrap();
+    wait_for("first 300", Duration::from_secs(60), || c1.unique() == 300).await;
+    first.shutdown().await;
+    let second_ids = produce(&s, 200, "TagA").await;
+    let c2 = Arc::new(Collector::default());
+    let second = consumer(&group, &s.topic)
+        .listener(Arc::clone(&c2))
+        .build()
+        .unwrap();
+    second.start().await.unwrap();
+    wait_for("next 200", Duration::from_secs(60), || c2.unique() >= 200).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    second.shutdown().await;
+    let seen = c2.seen.lock().unwrap().clone();
+    assert!(
+        first_ids.iter().all(|id| !seen.contains_key(id)),
+        "a consumed message was delivered again after restart"
+    );
+    assert!(second_ids.iter().all(|id| seen.get(id) == Some(&1)));
+    assert_eq!(seen.len(), 200);
+    s.instance.shutdown(Duration::from_secs(2)).await;
+}
