@@ -653,9 +653,14 @@ impl Core {
                 bname: Some(mq.broker_name.clone()),
             };
             let started = std::time::Instant::now();
+            let pull = self
+                .instance
+                .api()
+                .pull_message(&found.addr, &header, PULL_TIMEOUT)
+                .instrument(tracing::trace_span!("pull_request", offset = next_offset, broker = %found.addr));
             let result = tokio::select! {
                 _ = token.cancelled() => return,
-                r = self.instance.api().pull_message(&found.addr, &header, PULL_TIMEOUT) => r,
+                r = pull => r,
             };
             metrics::histogram!("rmq_pull_latency_seconds", "group" => self.group.clone())
                 .record(started.elapsed().as_secs_f64());

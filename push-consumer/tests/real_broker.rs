@@ -341,23 +341,27 @@ async fn broadcasting_consumers_each_get_everything_and_keep_local_offsets() {
     produce(&s, 500, "TagA").await;
     let group = unique("cg_broadcast");
     let dir = std::env::temp_dir().join(unique("rmq-broadcast-offsets"));
-    let mut members = Vec::new();
-    for name in ["b1", "b2"] {
-        let c = Arc::new(Collector::default());
-        let m = PushConsumer::builder(&group)
+    let names = [unique("b1"), unique("b2")];
+    let member = |name: &str, c: &Arc<Collector>| {
+        PushConsumer::builder(&group)
             .client_config(
                 ClientConfig::default()
                     .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
                     .client_ip("127.0.0.1")
-                    .instance_name(unique(name)),
+                    .instance_name(name),
             )
             .subscribe(&s.topic, "*")
             .message_model(MessageModel::Broadcasting)
             .consume_from_where(ConsumeFromWhere::FirstOffset)
             .local_offset_store_dir(Some(dir.clone()))
-            .listener(Arc::clone(&c))
+            .listener(Arc::clone(c))
             .build()
-            .unwrap();
+            .unwrap()
+    };
+    let mut members = Vec::new();
+    for name in &names {
+        let c = Arc::new(Collector::default());
+        let m = member(name, &c);
         m.start().await.unwrap();
         members.push((m, c));
     }
@@ -383,6 +387,17 @@ async fn broadcasting_consumers_each_get_everything_and_keep_local_offsets() {
         assert_eq!(offsets.len(), 4);
         assert_eq!(offsets.values().sum::<i64>(), 500, "offsets {offsets:?}");
     }
+    // A restart with the same client id resumes from the local file: only new messages.
+    let more = produce(&s, 100, "TagA").await;
+    let c = Arc::new(Collector::default());
+    let again = member(&names[0], &c);
+    again.start().await.unwrap();
+    wait_for("100 new", Duration::from_secs(60), || c.unique() >= 100).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    again.shutdown().await;
+    let seen = c.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 100, "redelivered after a broadcasting restart");
+    assert!(more.iter().all(|id| seen.contains_key(id)));
     let _ = std::fs::remove_dir_all(&dir);
     s.instance.shutdown(Duration::from_secs(2)).await;
 }
@@ -532,5 +547,106 @@ async fn a_restart_resumes_from_the_committed_offset() {
     );
     assert!(second_ids.iter().all(|id| seen.get(id) == Some(&1)));
     assert_eq!(seen.len(), 200);
+    s.instance.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn running_info_and_consume_directly_reach_the_consumer_through_the_broker() {
+    use rmq_remoting::{
+        RemotingClient, RemotingCommand, RemotingConfig, RequestCode, ResponseCode,
+    };
+    let s = setup(2).await;
+    let group = unique("cg_admin");
+    let c = Arc::new(Collector::default());
+    let consumer = consumer(&group, &s.topic)
+        .listener(Arc::clone(&c))
+        .build()
+        .unwrap();
+    consumer.start().await.unwrap();
+    let sent = s
+        .producer
+        .send(Message::new(&s.topic, "direct"))
+        .await
+        .unwrap();
+    wait_for("first delivery", Duration::from_secs(30), || {
+        c.unique() == 1
+    })
+    .await;
+    wait_for("queues assigned", Duration::from_secs(30), || {
+        consumer.assigned_queues().len() == 2
+    })
+    .await;
+    let admin = RemotingClient::new(RemotingConfig::default());
+    let client_id = consumer.client_id().unwrap();
+    let broker = env("RMQ_BROKER_ADDR");
+
+    // GET_CONSUMER_RUNNING_INFO (307), forwarded by the broker to our client.
+    let mut req = RemotingCommand::request(RequestCode::GET_CONSUMER_RUNNING_INFO);
+    req.ext_fields = Some(
+        [
+            ("consumerGroup", group.as_str()),
+            ("clientId", client_id.as_str()),
+            ("jstackEnable", "false"),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let resp = admin
+        .invoke(&broker, req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.response_code(),
+        ResponseCode::SUCCESS,
+        "{:?}",
+        resp.remark
+    );
+    let text = String::from_utf8(resp.body.to_vec()).unwrap();
+    let mq_table =
+        rmq_client_core::fastjson::parse_mq_map_field::<serde_json::Value>(&text, "mqTable")
+            .unwrap();
+    let mut owned: Vec<_> = mq_table.keys().cloned().collect();
+    owned.sort();
+    let mut assigned = consumer.assigned_queues();
+    assigned.sort();
+    assert_eq!(owned, assigned);
+    assert!(
+        text.contains("\"PROP_CONSUME_TYPE\":\"CONSUME_PASSIVELY\""),
+        "{text}"
+    );
+
+    // CONSUME_MESSAGE_DIRECTLY (309): the broker looks the message up by its offset id and
+    // our listener runs on it once more.
+    let mut req = RemotingCommand::request(RequestCode::CONSUME_MESSAGE_DIRECTLY);
+    req.ext_fields = Some(
+        [
+            ("consumerGroup", group.as_str()),
+            ("clientId", client_id.as_str()),
+            ("msgId", sent.offset_msg_id.as_str()),
+            ("topic", s.topic.as_str()),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let resp = admin
+        .invoke(&broker, req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.response_code(),
+        ResponseCode::SUCCESS,
+        "{:?}",
+        resp.remark
+    );
+    let result: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(result["consumeResult"], "CR_SUCCESS", "{result}");
+    assert_eq!(
+        c.seen.lock().unwrap().get(&sent.msg_id).copied(),
+        Some(2),
+        "listener ran on the direct message"
+    );
+    admin.shutdown(Duration::from_secs(1)).await;
+    consumer.shutdown().await;
     s.instance.shutdown(Duration::from_secs(2)).await;
 }
