@@ -1,6 +1,18 @@
 //! # rmq-pull-consumer
 //!
-//! The pull consumer (Java `DefaultMQPullConsumer`) and the lite pull consumer
-//! (`DefaultLitePullConsumer`).
-//!
-//! Status: not written yet (issue 7). This crate currently exports nothing.
+//! - [`PullConsumer`] (Java `DefaultMQPullConsumer`): the application pulls queues at
+//!   offsets it chooses (`pull`, the long-polling `pull_block_if_not_found`), reads and
+//!   updates consume offsets, and may follow a rebalance through a [`MessageQueueListener`].
+//! - [`LitePullConsumer`] (Java `DefaultLitePullConsumer`): subscribe or assign; background
+//!   pull tasks fill a bounded buffer; `poll`, `seek`, `commit_sync` or auto-commit every
+//!   5 s, `pause`/`resume` per queue, and a `futures::Stream` of messages.
+
+mod error;
+mod lite;
+mod pull;
+
+pub use error::PullConsumerError;
+pub use lite::{LitePullConsumer, LitePullConsumerConfig};
+pub use pull::{MessageQueueListener, PullConsumer, PullConsumerBuilder, PullConsumerConfig};
+pub use rmq_client_core::{ClientConfig, MessageExt, MessageQueue, PullResult, PullStatus};
+pub use rmq_rebalance::{ConsumeFromWhere, MessageModel};

@@ -1,0 +1,850 @@
+//! [`LitePullConsumer`] (Java `DefaultLitePullConsumer`): background pull tasks fill a
+//! bounded buffer; the application polls batches, seeks and commits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use futures::Stream;
+use rmq_client_core::header::ConsumerData;
+use rmq_client_core::{
+    ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
+    PullStatus, SubscriptionData,
+};
+use rmq_consume_service::ProcessQueue;
+use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
+use rmq_rebalance::{
+    AllocateMessageQueueAveragely, AllocateMessageQueueStrategy, ConsumeFromWhere, MessageModel,
+    RebalanceConfig, RebalanceImpl, RebalanceListener, RebalanceService,
+};
+use rmq_remoting::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::PullConsumerError;
+use crate::pull::pull_kernel;
+
+/// Settings of a [`LitePullConsumer`], Java defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LitePullConsumerConfig {
+    /// Clustering or broadcasting. Default clustering.
+    pub message_model: MessageModel,
+    /// Where a queue without a stored offset starts. Default `LastOffset`.
+    pub consume_from_where: ConsumeFromWhere,
+    /// For `Timestamp`, ms since the epoch. Default now − 30 min.
+    pub consume_timestamp_ms: i64,
+    /// Messages per pull. Default 10 (Java `pullBatchSize`).
+    pub pull_batch_size: i32,
+    /// Cached messages per queue before its pulling pauses. Default 1000.
+    pub pull_threshold_for_queue: usize,
+    /// Cached body bytes per queue before its pulling pauses. Default 100 MiB.
+    pub pull_threshold_size_for_queue: usize,
+    /// Largest offset span cached per queue. Default 2000 (Java `consumeMaxSpan`).
+    pub consume_max_span: i64,
+    /// Batches buffered for `poll` across all queues; pull tasks wait when it is full.
+    /// Default 64 (Java's request cache is unbounded).
+    pub buffer_batches: usize,
+    /// Longest a `poll` without explicit timeout waits. Default 5 s (Java `pollTimeMillis`).
+    pub poll_timeout: Duration,
+    /// Commit polled offsets automatically. Default true (Java `autoCommit`).
+    pub auto_commit: bool,
+    /// Auto-commit period. Default 5 s (Java `autoCommitIntervalMillis`).
+    pub auto_commit_interval: Duration,
+    /// Long-poll hold. Default 20 s (Java `brokerSuspendMaxTimeMillis`).
+    pub broker_suspend_max_time: Duration,
+    /// Pull timeout; must exceed the hold. Default 30 s.
+    pub consumer_timeout_when_suspend: Duration,
+}
+
+impl Default for LitePullConsumerConfig {
+    fn default() -> Self {
+        LitePullConsumerConfig {
+            message_model: MessageModel::Clustering,
+            consume_from_where: ConsumeFromWhere::LastOffset,
+            consume_timestamp_ms: rmq_client_core::now_millis() - 30 * 60 * 1000,
+            pull_batch_size: 10,
+            pull_threshold_for_queue: 1000,
+            pull_threshold_size_for_queue: 100 * 1024 * 1024,
+            consume_max_span: 2000,
+            buffer_batches: 64,
+            poll_timeout: Duration::from_secs(5),
+            auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            broker_suspend_max_time: Duration::from_millis(20_000),
+            consumer_timeout_when_suspend: Duration::from_millis(30_000),
+        }
+    }
+}
+
+struct Batch {
+    mq: MessageQueue,
+    epoch: u64,
+    msgs: Vec<MessageExt>,
+}
+
+/// One assigned queue (cheap to clone: shared handles).
+#[derive(Clone)]
+struct QueueState {
+    pq: Arc<ProcessQueue>,
+    token: CancellationToken,
+    paused: Arc<AtomicBool>,
+    /// Bumped by every seek; batches of an older epoch are discarded.
+    epoch: Arc<AtomicU64>,
+    /// A pending seek target, −1 when none.
+    seek_to: Arc<AtomicI64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Unset,
+    Subscribe,
+    Assign,
+}
+
+struct Core {
+    group: String,
+    client: ClientConfig,
+    config: LitePullConsumerConfig,
+    instance: ClientInstance,
+    offset_store: Arc<dyn OffsetStore>,
+    rebalance: Arc<RebalanceImpl>,
+    rebalance_service: RebalanceService,
+    queues: Mutex<HashMap<MessageQueue, QueueState>>,
+    /// Offsets of what `poll` handed out, per queue: what a commit writes.
+    consumed: Mutex<HashMap<MessageQueue, i64>>,
+    subscriptions: Mutex<HashMap<String, SubscriptionData>>,
+    suggest: Mutex<HashMap<MessageQueue, i64>>,
+    tx: mpsc::Sender<Batch>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Batch>>,
+    cached_bytes: Arc<AtomicUsize>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Shared {
+    group: String,
+    client: ClientConfig,
+    config: LitePullConsumerConfig,
+    strategy: Arc<dyn AllocateMessageQueueStrategy>,
+    offset_store: Mutex<Option<Arc<dyn OffsetStore>>>,
+    mode: Mutex<Mode>,
+    pending_subscriptions: Mutex<Vec<(String, String)>>,
+    core: OnceLock<Arc<Core>>,
+}
+
+/// The lite pull consumer (Java `DefaultLitePullConsumer`). Cheap to clone.
+///
+/// Subscribe mode: `subscribe` topics before `start`; queues come from rebalance.
+/// Assign mode: `assign` queues after `start`; no rebalance.
+#[derive(Clone)]
+pub struct LitePullConsumer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LitePullConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LitePullConsumer")
+            .field("group", &self.shared.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LitePullConsumer {
+    /// A lite pull consumer of `consumer_group`.
+    ///
+    /// # Errors
+    /// [`PullConsumerError::InvalidConfig`] without a group or name server, or with a pull
+    /// timeout not above the long-poll hold.
+    pub fn new(
+        consumer_group: &str,
+        client: ClientConfig,
+        config: LitePullConsumerConfig,
+    ) -> Result<Self, PullConsumerError> {
+        if consumer_group.trim().is_empty() || client.namesrv_addrs.is_empty() {
+            return Err(PullConsumerError::InvalidConfig(
+                "consumer group and name server address are required".into(),
+            ));
+        }
+        if config.consumer_timeout_when_suspend <= config.broker_suspend_max_time {
+            return Err(PullConsumerError::InvalidConfig(
+                "consumerTimeoutMillisWhenSuspend must exceed brokerSuspendMaxTimeMillis".into(),
+            ));
+        }
+        let mut client = client;
+        if config.message_model == MessageModel::Clustering {
+            client.change_instance_name_to_unique();
+        }
+        Ok(LitePullConsumer {
+            shared: Arc::new(Shared {
+                group: client.with_namespace(consumer_group),
+                client,
+                config,
+                strategy: Arc::new(AllocateMessageQueueAveragely),
+                offset_store: Mutex::new(None),
+                mode: Mutex::new(Mode::Unset),
+                pending_subscriptions: Mutex::new(Vec::new()),
+                core: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// Uses a custom offset store (before `start`).
+    pub fn with_offset_store(self, store: Arc<dyn OffsetStore>) -> Self {
+        *lock(&self.shared.offset_store) = Some(store);
+        self
+    }
+
+    fn set_mode(&self, want: Mode) -> Result<(), PullConsumerError> {
+        let mut m = lock(&self.shared.mode);
+        if *m != Mode::Unset && *m != want {
+            return Err(PullConsumerError::InvalidConfig(
+                "subscribe and assign cannot be mixed".into(),
+            ));
+        }
+        *m = want;
+        Ok(())
+    }
+
+    /// Subscribes a topic with a tag expression (before `start`; subscribe mode).
+    ///
+    /// # Errors
+    /// [`PullConsumerError::InvalidConfig`] after `assign`, or for a bad expression.
+    pub fn subscribe(&self, topic: &str, expression: &str) -> Result<(), PullConsumerError> {
+        self.set_mode(Mode::Subscribe)?;
+        SubscriptionData::build(topic, Some(expression), ExpressionType::Tag)
+            .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
+        lock(&self.shared.pending_subscriptions).push((topic.to_owned(), expression.to_owned()));
+        Ok(())
+    }
+
+    fn core(&self) -> Result<&Arc<Core>, PullConsumerError> {
+        self.shared.core.get().ok_or(PullConsumerError::NotStarted)
+    }
+
+    /// Starts the client, the auto-commit job and, in subscribe mode, rebalancing.
+    ///
+    /// # Errors
+    /// [`PullConsumerError::AlreadyStarted`], [`PullConsumerError::Client`],
+    /// [`PullConsumerError::OffsetStore`].
+    pub async fn start(&self) -> Result<(), PullConsumerError> {
+        let s = &self.shared;
+        if s.core.get().is_some() {
+            return Err(PullConsumerError::AlreadyStarted);
+        }
+        let instance = ClientInstance::get_or_create(&s.client)?;
+        let offset_store: Arc<dyn OffsetStore> = match lock(&s.offset_store).take() {
+            Some(st) => st,
+            None => match s.config.message_model {
+                MessageModel::Clustering => {
+                    Arc::new(RemoteBrokerOffsetStore::new(&instance, &s.group))
+                }
+                MessageModel::Broadcasting => Arc::new(LocalFileOffsetStore::new(
+                    None,
+                    instance.client_id(),
+                    &s.group,
+                )),
+            },
+        };
+        offset_store.load().await?;
+        let mut rb = RebalanceConfig::new(&s.group);
+        rb.message_model = s.config.message_model;
+        rb.consume_from_where = s.config.consume_from_where;
+        rb.consume_timestamp_ms = s.config.consume_timestamp_ms;
+        let (tx, rx) = mpsc::channel(s.config.buffer_batches.max(1));
+        let core = Arc::new_cyclic(|weak: &Weak<Core>| Core {
+            group: s.group.clone(),
+            client: s.client.clone(),
+            config: s.config.clone(),
+            instance: instance.clone(),
+            offset_store: Arc::clone(&offset_store),
+            rebalance: Arc::new(RebalanceImpl::new(
+                rb,
+                instance.clone(),
+                Arc::clone(&s.strategy),
+                Arc::clone(&offset_store),
+                Arc::new(Hook(Weak::clone(weak))) as Arc<dyn RebalanceListener>,
+            )),
+            rebalance_service: RebalanceService::new(),
+            queues: Mutex::new(HashMap::new()),
+            consumed: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashMap::new()),
+            suggest: Mutex::new(HashMap::new()),
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            cached_bytes: Arc::new(AtomicUsize::new(0)),
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let subscribe = *lock(&s.mode) == Mode::Subscribe;
+        let version = rmq_client_core::now_millis();
+        for (topic, expr) in lock(&s.pending_subscriptions).iter() {
+            let topic = s.client.with_namespace(topic);
+            let sub = SubscriptionData::build_with_version(
+                &topic,
+                Some(expr),
+                ExpressionType::Tag,
+                version,
+            )
+            .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
+            core.rebalance.subscribe(sub.clone());
+            lock(&core.subscriptions).insert(topic, sub);
+        }
+        if s.core.set(Arc::clone(&core)).is_err() {
+            return Err(PullConsumerError::AlreadyStarted);
+        }
+        instance
+            .register_consumer(Arc::new(Hook(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;
+        instance.start();
+        let topics: Vec<String> = lock(&core.subscriptions).keys().cloned().collect();
+        for topic in &topics {
+            if let Err(e) = instance.update_topic_route(topic).await {
+                tracing::warn!(topic, error = %e, "no route for subscribed topic yet");
+            }
+        }
+        instance.send_heartbeat_to_all_brokers().await;
+        if subscribe {
+            let rbi = Arc::clone(&core.rebalance);
+            let svc = core.rebalance_service.clone();
+            let token = core.token.clone();
+            core.tracker.spawn(async move { svc.run(rbi, token).await });
+            core.rebalance_service.wakeup();
+        }
+        if s.config.auto_commit {
+            let weak = Arc::downgrade(&core);
+            let token = core.token.clone();
+            let every = s.config.auto_commit_interval;
+            core.tracker.spawn(async move {
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tick.tick() => {}
+                    }
+                    let Some(c) = weak.upgrade() else { return };
+                    c.commit(false).await;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Assigns queues (assign mode), replacing the previous assignment. New queues start at
+    /// their committed offset, or per `consume_from_where`.
+    ///
+    /// # Errors
+    /// [`PullConsumerError::InvalidConfig`] in subscribe mode; [`PullConsumerError::NotStarted`].
+    pub async fn assign(&self, queues: &[MessageQueue]) -> Result<(), PullConsumerError> {
+        self.set_mode(Mode::Assign)?;
+        let core = Arc::clone(self.core()?);
+        for mq in queues {
+            let topic = mq.topic.clone();
+            let known = lock(&core.subscriptions).contains_key(&topic);
+            if !known {
+                let sub = SubscriptionData::build(&topic, Some("*"), ExpressionType::Tag)
+                    .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
+                lock(&core.subscriptions).insert(topic, sub);
+            }
+        }
+        let current: Vec<MessageQueue> = lock(&core.queues).keys().cloned().collect();
+        for mq in current.iter().filter(|q| !queues.contains(q)) {
+            core.remove_queue(mq).await;
+        }
+        for mq in queues.iter().filter(|q| !current.contains(q)) {
+            let offset = core.rebalance.compute_pull_from_where(mq).await?;
+            core.add_queue(mq, offset);
+        }
+        Ok(())
+    }
+
+    /// The queues assigned now.
+    pub fn assignment(&self) -> Vec<MessageQueue> {
+        let mut v: Vec<MessageQueue> = self
+            .core()
+            .map(|c| lock(&c.queues).keys().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The readable queues of `topic` (Java `fetchMessageQueues`).
+    ///
+    /// # Errors
+    /// [`PullConsumerError::Client`] when the topic has no route.
+    pub async fn fetch_message_queues(
+        &self,
+        topic: &str,
+    ) -> Result<Vec<MessageQueue>, PullConsumerError> {
+        let core = self.core()?;
+        let topic = core.client.with_namespace(topic);
+        core.instance.update_topic_route(&topic).await?;
+        Ok(core.instance.subscribe_queues(&topic))
+    }
+
+    /// Waits up to `poll_timeout` for messages (Java `poll()`).
+    ///
+    /// # Errors
+    /// [`PullConsumerError::NotStarted`].
+    pub async fn poll(&self) -> Result<Vec<MessageExt>, PullConsumerError> {
+        let t = self.core()?.config.poll_timeout;
+        self.poll_timeout(t).await
+    }
+
+    /// Waits up to `timeout` for a batch; empty when none came (Java `poll(timeout)`).
+    /// Polled messages count as consumed: their offsets are committed by the next commit.
+    ///
+    /// Cancel safe: a batch is taken from the buffer only when it is returned.
+    ///
+    /// # Errors
+    /// [`PullConsumerError::NotStarted`].
+    pub async fn poll_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<MessageExt>, PullConsumerError> {
+        let core = Arc::clone(self.core()?);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = core.rx.lock().await;
+        loop {
+            let batch = match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(b)) => b,
+                Ok(None) | Err(_) => return Ok(Vec::new()),
+            };
+            let (pq, current) = {
+                let q = lock(&core.queues);
+                match q.get(&batch.mq) {
+                    Some(st) => (Arc::clone(&st.pq), st.epoch.load(Ordering::Acquire)),
+                    None => continue,
+                }
+            };
+            if batch.epoch != current || pq.is_dropped() {
+                continue; // pulled before a seek or a release
+            }
+            let offsets: Vec<i64> = batch.msgs.iter().map(|m| m.queue_offset).collect();
+            if let Some(next) = pq.remove_messages(&offsets) {
+                let mut c = lock(&core.consumed);
+                let e = c.entry(batch.mq.clone()).or_insert(next);
+                *e = (*e).max(next);
+            }
+            return Ok(batch.msgs);
+        }
+    }
+
+    /// Messages as a `futures::Stream` (polling with `poll_timeout`, skipping empty polls).
+    /// The stream ends when the consumer shuts down.
+    pub fn stream(&self) -> impl Stream<Item = MessageExt> + Send + 'static {
+        let this = self.clone();
+        futures::stream::unfold(
+            (this, std::collections::VecDeque::new()),
+            |(this, mut buf)| async move {
+                loop {
+                    if let Some(m) = buf.pop_front() {
+                        return Some((m, (this, buf)));
+                    }
+                    let core = this.core().ok()?;
+                    if core.token.is_cancelled() {
+                        return None;
+                    }
+                    let t = core.config.poll_timeout;
+                    buf.extend(this.poll_timeout(t).await.ok()?);
+                }
+            },
+        )
+    }
+
+    fn queue(&self, mq: &MessageQueue) -> Result<QueueState, PullConsumerError> {
+        let core = self.core()?;
+        let q = lock(&core.queues);
+        q.get(mq).cloned().ok_or_else(|| {
+            PullConsumerError::InvalidConfig(format!("queue {mq:?} is not assigned"))
+        })
+    }
+
+    /// Moves the next pull of `mq` to `offset` (Java `seek`). Batches pulled before are
+    /// discarded. The offset must lie within the queue's min and max offsets.
+    ///
+    /// # Errors
+    /// [`PullConsumerError::InvalidConfig`] for an unassigned queue or an offset out of range.
+    pub async fn seek(&self, mq: &MessageQueue, offset: i64) -> Result<(), PullConsumerError> {
+        let (min, max) = (self.min_offset(mq).await?, self.max_offset(mq).await?);
+        if offset < min || offset > max {
+            return Err(PullConsumerError::InvalidConfig(format!(
+                "seek offset {offset} is outside {min}..={max} of {mq:?}"
+            )));
+        }
+        let st = self.queue(mq)?;
+        st.seek_to.store(offset, Ordering::Release);
+        st.epoch.fetch_add(1, Ordering::AcqRel);
+        st.pq.clear();
+        Ok(())
+    }
+
+    /// Seeks to the queue's min offset (Java `seekToBegin`).
+    ///
+    /// # Errors
+    /// As [`LitePullConsumer::seek`].
+    pub async fn seek_to_begin(&self, mq: &MessageQueue) -> Result<(), PullConsumerError> {
+        let min = self.min_offset(mq).await?;
+        self.seek(mq, min).await
+    }
+
+    /// Seeks to the queue's max offset (Java `seekToEnd`).
+    ///
+    /// # Errors
+    /// As [`LitePullConsumer::seek`].
+    pub async fn seek_to_end(&self, mq: &MessageQueue) -> Result<(), PullConsumerError> {
+        let max = self.max_offset(mq).await?;
+        self.seek(mq, max).await
+    }
+
+    async fn master(
+        &self,
+        mq: &MessageQueue,
+    ) -> Result<(ClientInstance, String), PullConsumerError> {
+        let core = self.core()?;
+        if core
+            .instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .is_none()
+        {
+            core.instance.update_topic_route(&mq.topic).await?;
+        }
+        let addr = core
+            .instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .ok_or_else(|| rmq_client_core::ClientError::BrokerNotFound {
+                broker_name: mq.broker_name.clone(),
+            })?;
+        Ok((core.instance.clone(), addr))
+    }
+
+    async fn min_offset(&self, mq: &MessageQueue) -> Result<i64, PullConsumerError> {
+        let (i, a) = self.master(mq).await?;
+        Ok(i.api()
+            .get_min_offset(&a, mq, i.config().mq_client_api_timeout)
+            .await?)
+    }
+
+    async fn max_offset(&self, mq: &MessageQueue) -> Result<i64, PullConsumerError> {
+        let (i, a) = self.master(mq).await?;
+        Ok(i.api()
+            .get_max_offset(&a, mq, i.config().mq_client_api_timeout)
+            .await?)
+    }
+
+    /// The offset of the first message stored at or after `timestamp_ms` (Java
+    /// `offsetForTimestamp`).
+    ///
+    /// # Errors
+    /// Broker or transport errors.
+    pub async fn offset_for_timestamp(
+        &self,
+        mq: &MessageQueue,
+        timestamp_ms: i64,
+    ) -> Result<i64, PullConsumerError> {
+        let (i, a) = self.master(mq).await?;
+        Ok(i.api()
+            .search_offset(&a, mq, timestamp_ms, i.config().mq_client_api_timeout)
+            .await?)
+    }
+
+    /// Commits the offsets of everything polled so far and waits for the store (Java
+    /// `commitSync`).
+    ///
+    /// # Errors
+    /// [`PullConsumerError::NotStarted`].
+    pub async fn commit_sync(&self) -> Result<(), PullConsumerError> {
+        self.core()?.commit(true).await;
+        Ok(())
+    }
+
+    /// The committed offset of `mq` (Java `committed`).
+    ///
+    /// # Errors
+    /// [`PullConsumerError::OffsetStore`].
+    pub async fn committed(&self, mq: &MessageQueue) -> Result<Option<i64>, PullConsumerError> {
+        let core = self.core()?;
+        Ok(core
+            .offset_store
+            .read_offset(mq, rmq_offset_store::ReadOffsetType::ReadFromStore)
+            .await?)
+    }
+
+    /// Stops pulling the given queues; what is buffered can still be polled (Java `pause`).
+    pub fn pause(&self, queues: &[MessageQueue]) {
+        self.set_paused(queues, true);
+    }
+
+    /// Resumes pulling the given queues (Java `resume`).
+    pub fn resume(&self, queues: &[MessageQueue]) {
+        self.set_paused(queues, false);
+    }
+
+    fn set_paused(&self, queues: &[MessageQueue], paused: bool) {
+        if let Ok(core) = self.core() {
+            let q = lock(&core.queues);
+            for mq in queues {
+                if let Some(st) = q.get(mq) {
+                    st.paused.store(paused, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Commits (with auto-commit), stops the pull tasks, unregisters (Java `shutdown`).
+    /// Idempotent.
+    pub async fn shutdown(&self) {
+        let Ok(core) = self.core() else { return };
+        if core.token.is_cancelled() {
+            return;
+        }
+        if core.config.auto_commit {
+            core.commit(true).await;
+        }
+        core.token.cancel();
+        core.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), core.tracker.wait()).await;
+        core.instance.unregister_consumer(&core.group).await;
+        if core.instance.consumer_count() == 0 {
+            core.instance.shutdown(Duration::from_secs(3)).await;
+        }
+    }
+}
+
+impl Core {
+    fn add_queue(self: &Arc<Self>, mq: &MessageQueue, offset: i64) {
+        let st = QueueState {
+            pq: Arc::new(ProcessQueue::new(Arc::clone(&self.cached_bytes))),
+            token: self.token.child_token(),
+            paused: Arc::new(AtomicBool::new(false)),
+            epoch: Arc::new(AtomicU64::new(0)),
+            seek_to: Arc::new(AtomicI64::new(-1)),
+        };
+        lock(&self.queues).insert(mq.clone(), st.clone());
+        let core = Arc::clone(self);
+        let mq = mq.clone();
+        self.tracker
+            .spawn(async move { core.pull_task(mq, st, offset).await });
+    }
+
+    async fn remove_queue(&self, mq: &MessageQueue) {
+        let st = lock(&self.queues).remove(mq);
+        if let Some(st) = st {
+            st.token.cancel();
+            st.pq.set_dropped(true);
+            st.pq.clear();
+        }
+        let polled = lock(&self.consumed).remove(mq);
+        if let Some(offset) = polled.filter(|_| self.config.auto_commit) {
+            self.offset_store.update_offset(mq, offset, true);
+            let _ = self.offset_store.persist(mq).await;
+        }
+    }
+
+    /// Writes the polled offsets into the store; `sync` waits for each queue's commit.
+    async fn commit(&self, sync: bool) {
+        let polled: Vec<(MessageQueue, i64)> = lock(&self.consumed)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        for (mq, offset) in &polled {
+            self.offset_store.update_offset(mq, *offset, true);
+        }
+        if sync {
+            for (mq, _) in &polled {
+                if let Err(e) = self.offset_store.persist(mq).await {
+                    tracing::warn!(?mq, error = %e, "commit failed");
+                }
+            }
+        } else {
+            let queues: Vec<MessageQueue> = polled.into_iter().map(|(mq, _)| mq).collect();
+            if let Err(e) = self.offset_store.persist_all(&queues).await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
+        }
+    }
+
+    async fn pull_task(self: Arc<Self>, mq: MessageQueue, st: QueueState, mut next: i64) {
+        let QueueState {
+            pq,
+            token,
+            paused,
+            epoch,
+            seek_to,
+        } = st;
+        let pause = |d: Duration| {
+            let token = token.clone();
+            async move {
+                tokio::select! {
+                    _ = token.cancelled() => false,
+                    _ = tokio::time::sleep(d) => true,
+                }
+            }
+        };
+        let Some(sub) = lock(&self.subscriptions).get(&mq.topic).cloned() else {
+            return;
+        };
+        loop {
+            if token.is_cancelled() {
+                return;
+            }
+            let seek = seek_to.swap(-1, Ordering::AcqRel);
+            if seek >= 0 {
+                next = seek;
+            }
+            if paused.load(Ordering::Acquire) {
+                if !pause(Duration::from_millis(1000)).await {
+                    return;
+                }
+                continue;
+            }
+            let c = &self.config;
+            if pq.msg_count() > c.pull_threshold_for_queue
+                || pq.msg_bytes() > c.pull_threshold_size_for_queue
+                || pq.max_span() > c.consume_max_span
+            {
+                if !pause(Duration::from_millis(50)).await {
+                    return;
+                }
+                continue;
+            }
+            let my_epoch = epoch.load(Ordering::Acquire);
+            let pulled = tokio::select! {
+                _ = token.cancelled() => return,
+                r = pull_kernel(
+                    &self.instance,
+                    &self.group,
+                    &self.suggest,
+                    &mq,
+                    &sub,
+                    next,
+                    c.pull_batch_size,
+                    Some(c.broker_suspend_max_time),
+                    c.consumer_timeout_when_suspend,
+                ) => r,
+            };
+            if epoch.load(Ordering::Acquire) != my_epoch {
+                continue; // a seek happened while pulling: this result is stale
+            }
+            match pulled {
+                Ok(mut r) => {
+                    next = r.next_begin_offset;
+                    match r.status {
+                        PullStatus::Found if !r.messages.is_empty() => {
+                            let msgs = std::mem::take(&mut r.messages);
+                            pq.put_messages(&msgs);
+                            let batch = Batch {
+                                mq: mq.clone(),
+                                epoch: my_epoch,
+                                msgs,
+                            };
+                            tokio::select! {
+                                _ = token.cancelled() => return,
+                                sent = self.tx.send(batch) => if sent.is_err() { return },
+                            }
+                        }
+                        PullStatus::OffsetIllegal => {
+                            tracing::warn!(
+                                ?mq,
+                                next,
+                                "pull offset illegal; continuing at the corrected offset"
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(?mq, error = %e, "pull failed");
+                    if !pause(self.client.pull_time_delay_when_exception).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Hook(Weak<Core>);
+
+impl RebalanceListener for Hook {
+    fn queue_added(&self, mq: &MessageQueue, next_offset: i64) {
+        if let Some(c) = self.0.upgrade() {
+            c.add_queue(mq, next_offset);
+        }
+    }
+    fn queue_removed(&self, mq: &MessageQueue) -> BoxFuture<'_, bool> {
+        let core = self.0.upgrade();
+        let mq = mq.clone();
+        Box::pin(async move {
+            if let Some(c) = core {
+                c.remove_queue(&mq).await;
+            }
+            true
+        })
+    }
+}
+
+impl ConsumerInner for Hook {
+    fn group_name(&self) -> String {
+        self.0
+            .upgrade()
+            .map(|c| c.group.clone())
+            .unwrap_or_default()
+    }
+    fn consumer_data(&self) -> ConsumerData {
+        match self.0.upgrade() {
+            Some(c) => ConsumerData::new(
+                &c.group,
+                "CONSUME_ACTIVELY",
+                c.config.message_model.as_str(),
+                c.config.consume_from_where.as_str(),
+                lock(&c.subscriptions).values().cloned().collect(),
+            ),
+            None => ConsumerData::new(
+                "",
+                "CONSUME_ACTIVELY",
+                "CLUSTERING",
+                "CONSUME_FROM_LAST_OFFSET",
+                vec![],
+            ),
+        }
+    }
+    fn subscribed_topics(&self) -> Vec<String> {
+        self.0
+            .upgrade()
+            .map(|c| lock(&c.subscriptions).keys().cloned().collect())
+            .unwrap_or_default()
+    }
+    fn update_topic_subscribe_info(&self, topic: &str, queues: &[MessageQueue]) {
+        if let Some(c) = self.0.upgrade() {
+            c.rebalance.set_topic_queues(topic, queues);
+            c.rebalance_service.wakeup();
+        }
+    }
+    fn trigger_rebalance(&self) {
+        if let Some(c) = self.0.upgrade() {
+            c.rebalance_service.wakeup();
+        }
+    }
+    fn persist_consumer_offset(&self) -> BoxFuture<'static, ()> {
+        let core = self.0.upgrade();
+        Box::pin(async move {
+            if let Some(c) = core
+                && c.config.auto_commit
+            {
+                c.commit(false).await;
+            }
+        })
+    }
+    fn consumer_status(&self, topic: &str) -> HashMap<MessageQueue, i64> {
+        self.0
+            .upgrade()
+            .map(|c| c.offset_store.clone_offset_table(Some(topic)))
+            .unwrap_or_default()
+    }
+}

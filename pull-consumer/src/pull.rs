@@ -1,0 +1,691 @@
+//! [`PullConsumer`] (Java `DefaultMQPullConsumer`): the application pulls queues at offsets it
+//! chooses; the client keeps routes, heartbeats and offsets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use rmq_client_core::api::pull_sys_flag;
+use rmq_client_core::header::{ConsumerData, PullMessageRequestHeader};
+use rmq_client_core::{
+    ClientConfig, ClientError, ClientInstance, ConsumerInner, ExpressionType, MessageExt,
+    MessageQueue, PullResult, SubscriptionData,
+};
+use rmq_consume_service::SendBack;
+use rmq_offset_store::{
+    LocalFileOffsetStore, OffsetStore, ReadOffsetType, RemoteBrokerOffsetStore,
+};
+use rmq_rebalance::{
+    AllocateMessageQueueAveragely, AllocateMessageQueueStrategy, MessageModel, RebalanceConfig,
+    RebalanceImpl, RebalanceListener, RebalanceService,
+};
+use rmq_remoting::BoxFuture;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::PullConsumerError;
+
+/// Told which queues this client owns after each rebalance (Java `MessageQueueListener`).
+/// Called from the rebalance task; must return quickly.
+pub trait MessageQueueListener: Send + Sync + 'static {
+    /// `all` readable queues of `topic`, and the ones this client owns now.
+    fn message_queue_changed(&self, topic: &str, all: &[MessageQueue], owned: &[MessageQueue]);
+}
+
+/// Pull timeouts (Java `DefaultMQPullConsumer`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PullConsumerConfig {
+    /// Clustering (offsets at the broker) or broadcasting (local file). Default clustering.
+    pub message_model: MessageModel,
+    /// Timeout of a non-blocking pull. Default 10 s (Java `consumerPullTimeoutMillis`).
+    pub consumer_pull_timeout: Duration,
+    /// Long-poll hold of a blocking pull. Default 20 s (Java `brokerSuspendMaxTimeMillis`).
+    pub broker_suspend_max_time: Duration,
+    /// Timeout of a blocking pull; must exceed the hold. Default 30 s (Java
+    /// `consumerTimeoutMillisWhenSuspend`).
+    pub consumer_timeout_when_suspend: Duration,
+    /// Retries before the DLQ for [`PullConsumer::send_message_back`]. Default 16.
+    pub max_reconsume_times: i32,
+}
+
+impl Default for PullConsumerConfig {
+    fn default() -> Self {
+        PullConsumerConfig {
+            message_model: MessageModel::Clustering,
+            consumer_pull_timeout: Duration::from_millis(10_000),
+            broker_suspend_max_time: Duration::from_millis(20_000),
+            consumer_timeout_when_suspend: Duration::from_millis(30_000),
+            max_reconsume_times: 16,
+        }
+    }
+}
+
+/// Builds a [`PullConsumer`].
+pub struct PullConsumerBuilder {
+    group: String,
+    client: ClientConfig,
+    config: PullConsumerConfig,
+    register_topics: Vec<String>,
+    listener: Option<Arc<dyn MessageQueueListener>>,
+    strategy: Arc<dyn AllocateMessageQueueStrategy>,
+    offset_store: Option<Arc<dyn OffsetStore>>,
+}
+
+impl std::fmt::Debug for PullConsumerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullConsumerBuilder")
+            .field("group", &self.group)
+            .field("config", &self.config)
+            .field("register_topics", &self.register_topics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PullConsumerBuilder {
+    /// Name servers `host:port;…`.
+    pub fn namesrv_addr(mut self, addrs: &str) -> Self {
+        self.client = self.client.namesrv_addr(addrs);
+        self
+    }
+    /// The whole client configuration.
+    pub fn client_config(mut self, client: ClientConfig) -> Self {
+        self.client = client;
+        self
+    }
+    /// The settings.
+    pub fn config(mut self, config: PullConsumerConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// Clustering or broadcasting.
+    pub fn message_model(mut self, m: MessageModel) -> Self {
+        self.config.message_model = m;
+        self
+    }
+    /// Topics to rebalance for the [`MessageQueueListener`] (Java `registerTopics`).
+    pub fn register_topic(mut self, topic: &str) -> Self {
+        self.register_topics.push(topic.to_owned());
+        self
+    }
+    /// The rebalance listener (Java `setMessageQueueListener`).
+    pub fn message_queue_listener(mut self, l: Arc<dyn MessageQueueListener>) -> Self {
+        self.listener = Some(l);
+        self
+    }
+    /// The allocation strategy for registered topics. Default AVG.
+    pub fn allocate_strategy(mut self, s: Arc<dyn AllocateMessageQueueStrategy>) -> Self {
+        self.strategy = s;
+        self
+    }
+    /// A custom offset store.
+    pub fn offset_store(mut self, s: Arc<dyn OffsetStore>) -> Self {
+        self.offset_store = Some(s);
+        self
+    }
+    /// Validates the settings.
+    ///
+    /// # Errors
+    /// [`PullConsumerError::InvalidConfig`] naming what is missing or wrong.
+    pub fn build(self) -> Result<PullConsumer, PullConsumerError> {
+        if self.group.trim().is_empty() {
+            return Err(PullConsumerError::InvalidConfig(
+                "consumer group is empty".into(),
+            ));
+        }
+        if self.client.namesrv_addrs.is_empty() {
+            return Err(PullConsumerError::InvalidConfig(
+                "no name server address".into(),
+            ));
+        }
+        if self.config.consumer_timeout_when_suspend <= self.config.broker_suspend_max_time {
+            return Err(PullConsumerError::InvalidConfig(
+                "consumerTimeoutMillisWhenSuspend must exceed brokerSuspendMaxTimeMillis".into(),
+            ));
+        }
+        let mut client = self.client;
+        if self.config.message_model == MessageModel::Clustering {
+            client.change_instance_name_to_unique();
+        }
+        Ok(PullConsumer {
+            inner: Arc::new(Inner {
+                group: client.with_namespace(&self.group),
+                client,
+                config: self.config,
+                register_topics: self.register_topics,
+                listener: self.listener,
+                strategy: self.strategy,
+                offset_store: Mutex::new(self.offset_store),
+                started: OnceLock::new(),
+            }),
+        })
+    }
+}
+
+struct Started {
+    instance: ClientInstance,
+    offset_store: Arc<dyn OffsetStore>,
+    rebalance: Arc<RebalanceImpl>,
+    rebalance_service: RebalanceService,
+    send_back: SendBack,
+    suggest: Mutex<HashMap<MessageQueue, i64>>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+struct Inner {
+    group: String,
+    client: ClientConfig,
+    config: PullConsumerConfig,
+    register_topics: Vec<String>,
+    listener: Option<Arc<dyn MessageQueueListener>>,
+    strategy: Arc<dyn AllocateMessageQueueStrategy>,
+    offset_store: Mutex<Option<Arc<dyn OffsetStore>>>,
+    started: OnceLock<Arc<Started>>,
+}
+
+/// The pull consumer. Cheap to clone.
+#[derive(Clone)]
+pub struct PullConsumer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PullConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullConsumer")
+            .field("group", &self.inner.group)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pulls `mq` once with the request's own subscription (FLAG_SUBSCRIPTION), honouring and
+/// recording the broker's suggested node (Java `PullAPIWrapper.pullKernelImpl`), and applies
+/// the exact-tag re-filter.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn pull_kernel(
+    instance: &ClientInstance,
+    group: &str,
+    suggest: &Mutex<HashMap<MessageQueue, i64>>,
+    mq: &MessageQueue,
+    sub: &SubscriptionData,
+    offset: i64,
+    max_nums: i32,
+    block: Option<Duration>,
+    timeout: Duration,
+) -> Result<PullResult, ClientError> {
+    let broker_id = suggest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(mq)
+        .copied()
+        .unwrap_or(0);
+    let found = match instance.find_broker_address_in_subscribe(&mq.broker_name, broker_id, false) {
+        Some(f) => f,
+        None => {
+            instance.update_topic_route(&mq.topic).await?;
+            instance
+                .find_broker_address_in_subscribe(&mq.broker_name, broker_id, false)
+                .ok_or_else(|| ClientError::BrokerNotFound {
+                    broker_name: mq.broker_name.clone(),
+                })?
+        }
+    };
+    let header = PullMessageRequestHeader {
+        consumer_group: group.to_owned(),
+        topic: mq.topic.clone(),
+        queue_id: mq.queue_id,
+        queue_offset: offset,
+        max_msg_nums: max_nums,
+        sys_flag: pull_sys_flag::build(false, block.is_some(), true, false),
+        commit_offset: 0,
+        suspend_timeout_millis: block.map(|d| d.as_millis() as i64).unwrap_or(0),
+        subscription: Some(sub.sub_string.clone()),
+        sub_version: sub.sub_version,
+        expression_type: Some(sub.expression_type.as_str().to_owned()),
+        max_msg_bytes: None,
+        bname: Some(mq.broker_name.clone()),
+    };
+    let mut r = instance
+        .api()
+        .pull_message(&found.addr, &header, timeout)
+        .await?;
+    suggest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(mq.clone(), r.suggest_which_broker_id);
+    r.process(mq, Some(sub));
+    Ok(r)
+}
+
+impl PullConsumer {
+    /// A builder for `consumer_group`.
+    pub fn builder(consumer_group: &str) -> PullConsumerBuilder {
+        PullConsumerBuilder {
+            group: consumer_group.to_owned(),
+            client: ClientConfig::default(),
+            config: PullConsumerConfig::default(),
+            register_topics: Vec::new(),
+            listener: None,
+            strategy: Arc::new(AllocateMessageQueueAveragely),
+            offset_store: None,
+        }
+    }
+
+    fn started(&self) -> Result<&Arc<Started>, PullConsumerError> {
+        self.inner
+            .started
+            .get()
+            .ok_or(PullConsumerError::NotStarted)
+    }
+
+    /// Starts: registers with the client instance (heartbeats as `CONSUME_ACTIVELY`), loads
+    /// offsets, and rebalances registered topics when a listener is set (Java `start`).
+    ///
+    /// # Errors
+    /// [`PullConsumerError::AlreadyStarted`], [`PullConsumerError::Client`] (group already
+    /// registered), [`PullConsumerError::OffsetStore`].
+    pub async fn start(&self) -> Result<(), PullConsumerError> {
+        let i = &self.inner;
+        if i.started.get().is_some() {
+            return Err(PullConsumerError::AlreadyStarted);
+        }
+        let instance = ClientInstance::get_or_create(&i.client)?;
+        let offset_store: Arc<dyn OffsetStore> = match i
+            .offset_store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(s) => s,
+            None => match i.config.message_model {
+                MessageModel::Clustering => {
+                    Arc::new(RemoteBrokerOffsetStore::new(&instance, &i.group))
+                }
+                MessageModel::Broadcasting => Arc::new(LocalFileOffsetStore::new(
+                    None,
+                    instance.client_id(),
+                    &i.group,
+                )),
+            },
+        };
+        offset_store.load().await?;
+        let mut rb_config = RebalanceConfig::new(&i.group);
+        rb_config.message_model = i.config.message_model;
+        let started = Arc::new_cyclic(|weak: &Weak<Started>| {
+            let rebalance = Arc::new(RebalanceImpl::new(
+                rb_config,
+                instance.clone(),
+                Arc::clone(&i.strategy),
+                Arc::clone(&offset_store),
+                Arc::new(QueueListenerHook {
+                    listener: i.listener.clone(),
+                    _owner: Weak::clone(weak),
+                }) as Arc<dyn RebalanceListener>,
+            ));
+            Started {
+                instance: instance.clone(),
+                offset_store: Arc::clone(&offset_store),
+                rebalance,
+                rebalance_service: RebalanceService::new(),
+                send_back: SendBack::new(&instance, &i.group, i.config.max_reconsume_times),
+                suggest: Mutex::new(HashMap::new()),
+                token: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+            }
+        });
+        for topic in &i.register_topics {
+            let topic = i.client.with_namespace(topic);
+            let sub = SubscriptionData::build(&topic, Some("*"), ExpressionType::Tag)
+                .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
+            started.rebalance.subscribe(sub);
+        }
+        if i.started.set(Arc::clone(&started)).is_err() {
+            return Err(PullConsumerError::AlreadyStarted);
+        }
+        instance.register_consumer(Arc::new(InstanceHook {
+            group: i.group.clone(),
+            model: i.config.message_model,
+            started: Arc::downgrade(&started),
+        }) as Arc<dyn ConsumerInner>)?;
+        instance.start();
+        for topic in started.rebalance.subscriptions().keys() {
+            if let Err(e) = instance.update_topic_route(topic).await {
+                tracing::warn!(topic, error = %e, "no route for registered topic yet");
+            }
+        }
+        instance.send_heartbeat_to_all_brokers().await;
+        if i.listener.is_some() && !i.register_topics.is_empty() {
+            let rb = Arc::clone(&started.rebalance);
+            let svc = started.rebalance_service.clone();
+            let token = started.token.clone();
+            started
+                .tracker
+                .spawn(async move { svc.run(rb, token).await });
+            started.rebalance_service.wakeup();
+        }
+        Ok(())
+    }
+
+    /// Persists offsets, unregisters, and stops the client instance if no other consumer
+    /// uses it (Java `shutdown`). Idempotent.
+    pub async fn shutdown(&self) {
+        let Some(s) = self.inner.started.get() else {
+            return;
+        };
+        if s.token.is_cancelled() {
+            return;
+        }
+        s.token.cancel();
+        s.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.tracker.wait()).await;
+        let queues: Vec<MessageQueue> = s
+            .offset_store
+            .clone_offset_table(None)
+            .into_keys()
+            .collect();
+        for mq in &queues {
+            if let Err(e) = s.offset_store.persist(mq).await {
+                tracing::warn!(?mq, error = %e, "persisting offset at shutdown failed");
+            }
+        }
+        s.instance.unregister_consumer(&self.inner.group).await;
+        if s.instance.consumer_count() == 0 {
+            s.instance.shutdown(Duration::from_secs(3)).await;
+        }
+    }
+
+    /// The readable queues of `topic` (Java `fetchSubscribeMessageQueues`).
+    ///
+    /// # Errors
+    /// [`PullConsumerError::Client`] when the topic has no route.
+    pub async fn fetch_subscribe_message_queues(
+        &self,
+        topic: &str,
+    ) -> Result<Vec<MessageQueue>, PullConsumerError> {
+        let s = self.started()?;
+        let topic = self.inner.client.with_namespace(topic);
+        s.instance.update_topic_route(&topic).await?;
+        Ok(s.instance.subscribe_queues(&topic))
+    }
+
+    /// Pulls up to `max_nums` messages of `mq` from `offset` that match `expression`
+    /// (`*`, `TagA || TagB`) without waiting (Java `pull`).
+    ///
+    /// # Errors
+    /// Broker or transport errors ([`PullConsumerError::Client`]), a bad expression.
+    pub async fn pull(
+        &self,
+        mq: &MessageQueue,
+        expression: &str,
+        offset: i64,
+        max_nums: i32,
+    ) -> Result<PullResult, PullConsumerError> {
+        self.pull_impl(mq, expression, offset, max_nums, None).await
+    }
+
+    /// As [`PullConsumer::pull`], but the broker holds the request up to
+    /// `brokerSuspendMaxTimeMillis` (20 s) when nothing is there yet (Java
+    /// `pullBlockIfNotFound`).
+    ///
+    /// # Errors
+    /// As [`PullConsumer::pull`].
+    pub async fn pull_block_if_not_found(
+        &self,
+        mq: &MessageQueue,
+        expression: &str,
+        offset: i64,
+        max_nums: i32,
+    ) -> Result<PullResult, PullConsumerError> {
+        self.pull_impl(
+            mq,
+            expression,
+            offset,
+            max_nums,
+            Some(self.inner.config.broker_suspend_max_time),
+        )
+        .await
+    }
+
+    async fn pull_impl(
+        &self,
+        mq: &MessageQueue,
+        expression: &str,
+        offset: i64,
+        max_nums: i32,
+        block: Option<Duration>,
+    ) -> Result<PullResult, PullConsumerError> {
+        let s = self.started()?;
+        if offset < 0 || max_nums <= 0 {
+            return Err(PullConsumerError::InvalidConfig(format!(
+                "offset {offset} and maxNums {max_nums} must be ≥ 0 and > 0"
+            )));
+        }
+        let sub = SubscriptionData::build(&mq.topic, Some(expression), ExpressionType::Tag)
+            .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
+        let timeout = if block.is_some() {
+            self.inner.config.consumer_timeout_when_suspend
+        } else {
+            self.inner.config.consumer_pull_timeout
+        };
+        Ok(pull_kernel(
+            &s.instance,
+            &self.inner.group,
+            &s.suggest,
+            mq,
+            &sub,
+            offset,
+            max_nums,
+            block,
+            timeout,
+        )
+        .await?)
+    }
+
+    /// The consume offset of `mq` (Java `fetchConsumeOffset`): from memory, or from the store
+    /// (broker / file) when `from_store`. `None` when none is stored.
+    ///
+    /// # Errors
+    /// [`PullConsumerError::OffsetStore`].
+    pub async fn fetch_consume_offset(
+        &self,
+        mq: &MessageQueue,
+        from_store: bool,
+    ) -> Result<Option<i64>, PullConsumerError> {
+        let s = self.started()?;
+        let t = if from_store {
+            ReadOffsetType::ReadFromStore
+        } else {
+            ReadOffsetType::MemoryFirstThenStore
+        };
+        Ok(s.offset_store.read_offset(mq, t).await?)
+    }
+
+    /// Sets the consume offset of `mq` in memory (Java `updateConsumeOffset`); it is
+    /// persisted every 5 s and at shutdown. Unlike Java, every queue updated this way is
+    /// persisted, not only those of registered topics.
+    ///
+    /// # Errors
+    /// [`PullConsumerError::NotStarted`].
+    pub fn update_consume_offset(
+        &self,
+        mq: &MessageQueue,
+        offset: i64,
+    ) -> Result<(), PullConsumerError> {
+        self.started()?
+            .offset_store
+            .update_offset(mq, offset, false);
+        Ok(())
+    }
+
+    /// Persists the offset of `mq` now, waiting for the store (a synchronous commit).
+    ///
+    /// # Errors
+    /// [`PullConsumerError::OffsetStore`].
+    pub async fn commit_consume_offset(&self, mq: &MessageQueue) -> Result<(), PullConsumerError> {
+        Ok(self.started()?.offset_store.persist(mq).await?)
+    }
+
+    async fn master(
+        &self,
+        mq: &MessageQueue,
+    ) -> Result<(ClientInstance, String), PullConsumerError> {
+        let s = self.started()?;
+        if s.instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .is_none()
+        {
+            s.instance.update_topic_route(&mq.topic).await?;
+        }
+        let addr = s
+            .instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .ok_or_else(|| ClientError::BrokerNotFound {
+                broker_name: mq.broker_name.clone(),
+            })?;
+        Ok((s.instance.clone(), addr))
+    }
+
+    /// The queue's min offset (Java `minOffset`).
+    ///
+    /// # Errors
+    /// Broker or transport errors.
+    pub async fn min_offset(&self, mq: &MessageQueue) -> Result<i64, PullConsumerError> {
+        let (i, addr) = self.master(mq).await?;
+        Ok(i.api()
+            .get_min_offset(&addr, mq, i.config().mq_client_api_timeout)
+            .await?)
+    }
+
+    /// The queue's max offset, exclusive (Java `maxOffset`).
+    ///
+    /// # Errors
+    /// Broker or transport errors.
+    pub async fn max_offset(&self, mq: &MessageQueue) -> Result<i64, PullConsumerError> {
+        let (i, addr) = self.master(mq).await?;
+        Ok(i.api()
+            .get_max_offset(&addr, mq, i.config().mq_client_api_timeout)
+            .await?)
+    }
+
+    /// The offset of the first message stored at or after `timestamp_ms` (Java `searchOffset`).
+    ///
+    /// # Errors
+    /// Broker or transport errors.
+    pub async fn search_offset(
+        &self,
+        mq: &MessageQueue,
+        timestamp_ms: i64,
+    ) -> Result<i64, PullConsumerError> {
+        let (i, addr) = self.master(mq).await?;
+        Ok(i.api()
+            .search_offset(&addr, mq, timestamp_ms, i.config().mq_client_api_timeout)
+            .await?)
+    }
+
+    /// Sends a message back for a retry through `%RETRY%<group>` (Java `sendMessageBack`);
+    /// `delay_level` 0 lets the broker choose, −1 sends it to the DLQ.
+    ///
+    /// # Errors
+    /// When neither the send-back nor the fallback send succeeded.
+    pub async fn send_message_back(
+        &self,
+        msg: &MessageExt,
+        delay_level: i32,
+    ) -> Result<(), PullConsumerError> {
+        Ok(self
+            .started()?
+            .send_back
+            .send_message_back(msg, delay_level)
+            .await?)
+    }
+
+    /// The queues of registered topics this client owns now (with a listener set).
+    pub fn assigned_queues(&self) -> Vec<MessageQueue> {
+        self.inner
+            .started
+            .get()
+            .map(|s| s.rebalance.owned_queues())
+            .unwrap_or_default()
+    }
+}
+
+struct QueueListenerHook {
+    listener: Option<Arc<dyn MessageQueueListener>>,
+    _owner: Weak<Started>,
+}
+
+impl RebalanceListener for QueueListenerHook {
+    fn queue_added(&self, _mq: &MessageQueue, _next_offset: i64) {}
+    fn queue_removed(&self, _mq: &MessageQueue) -> BoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
+    fn queues_changed(&self, topic: &str, all: &[MessageQueue], owned: &[MessageQueue]) {
+        if let Some(l) = &self.listener {
+            l.message_queue_changed(topic, all, owned);
+        }
+    }
+}
+
+struct InstanceHook {
+    group: String,
+    model: MessageModel,
+    started: Weak<Started>,
+}
+
+impl ConsumerInner for InstanceHook {
+    fn group_name(&self) -> String {
+        self.group.clone()
+    }
+    fn consumer_data(&self) -> ConsumerData {
+        let subs = self
+            .started
+            .upgrade()
+            .map(|s| s.rebalance.subscriptions().into_values().collect())
+            .unwrap_or_default();
+        ConsumerData::new(
+            &self.group,
+            "CONSUME_ACTIVELY",
+            self.model.as_str(),
+            "CONSUME_FROM_LAST_OFFSET",
+            subs,
+        )
+    }
+    fn subscribed_topics(&self) -> Vec<String> {
+        self.started
+            .upgrade()
+            .map(|s| s.rebalance.subscriptions().into_keys().collect())
+            .unwrap_or_default()
+    }
+    fn update_topic_subscribe_info(&self, topic: &str, queues: &[MessageQueue]) {
+        if let Some(s) = self.started.upgrade() {
+            s.rebalance.set_topic_queues(topic, queues);
+            s.rebalance_service.wakeup();
+        }
+    }
+    fn trigger_rebalance(&self) {
+        if let Some(s) = self.started.upgrade() {
+            s.rebalance_service.wakeup();
+        }
+    }
+    fn persist_consumer_offset(&self) -> BoxFuture<'static, ()> {
+        let s = self.started.upgrade();
+        Box::pin(async move {
+            if let Some(s) = s {
+                let queues: Vec<MessageQueue> = s
+                    .offset_store
+                    .clone_offset_table(None)
+                    .into_keys()
+                    .collect();
+                if let Err(e) = s.offset_store.persist_all(&queues).await {
+                    tracing::warn!(error = %e, "persisting offsets failed");
+                }
+            }
+        })
+    }
+    fn consumer_status(&self, topic: &str) -> HashMap<MessageQueue, i64> {
+        self.started
+            .upgrade()
+            .map(|s| s.offset_store.clone_offset_table(Some(topic)))
+            .unwrap_or_default()
+    }
+}

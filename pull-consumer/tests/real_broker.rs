@@ -1,0 +1,249 @@
+//! The pull consumers against the real broker (run by `cargo xtask ci`).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rmq_client_core::header::CreateTopicRequestHeader;
+use rmq_client_core::{ClientInstance, Message, Producer};
+use rmq_pull_consumer::{
+    ClientConfig, ConsumeFromWhere, LitePullConsumer, LitePullConsumerConfig, PullConsumer,
+    PullStatus,
+};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: these tests need a real broker; run them with `cargo xtask ci` or `cargo xtask test-integration`")
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn client() -> ClientConfig {
+    ClientConfig::default()
+        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+        .client_ip("127.0.0.1")
+}
+
+/// A topic with `queues` queues and `n` messages in it; returns the topic, the ids and the
+/// producing instance.
+async fn topic_with(queues: i32, n: usize) -> (String, Vec<String>, ClientInstance) {
+    let instance = ClientInstance::get_or_create(&client().instance_name(unique("p"))).unwrap();
+    let topic = unique("rmq_pull");
+    instance
+        .api()
+        .create_topic(
+            &env("RMQ_BROKER_ADDR"),
+            &CreateTopicRequestHeader {
+                topic: topic.clone(),
+                default_topic: "TBW102".into(),
+                read_queue_nums: queues,
+                write_queue_nums: queues,
+                perm: 6,
+                topic_filter_type: "SINGLE_TAG".into(),
+                topic_sys_flag: 0,
+                order: false,
+            },
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if instance.update_topic_route(&topic).await.is_ok()
+            && instance.subscribe_queues(&topic).len() == queues as usize
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let producer = Producer::new(&instance, &unique("pg")).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(
+            producer
+                .send(Message::new(&topic, format!("m-{i}")).tags("TagA"))
+                .await
+                .unwrap()
+                .msg_id,
+        );
+    }
+    (topic, ids, instance)
+}
+
+/// Java's `MQPullConsumer` example: each queue from its stored offset until NO_NEW_MSG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn pull_consumer_reads_every_queue_from_its_stored_offset() {
+    let (topic, ids, producer) = topic_with(4, 120).await;
+    let group = unique("cg_pull");
+    let consumer = PullConsumer::builder(&group)
+        .client_config(client())
+        .build()
+        .unwrap();
+    consumer.start().await.unwrap();
+    let queues = consumer
+        .fetch_subscribe_message_queues(&topic)
+        .await
+        .unwrap();
+    assert_eq!(queues.len(), 4);
+    let mut seen = HashSet::new();
+    for mq in &queues {
+        let mut offset = consumer
+            .fetch_consume_offset(mq, true)
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        loop {
+            let r = consumer
+                .pull_block_if_not_found(mq, "*", offset, 32)
+                .await
+                .unwrap();
+            match r.status {
+                PullStatus::Found => {
+                    for m in &r.messages {
+                        assert!(
+                            seen.insert(m.msg_id().to_owned()),
+                            "duplicate {}",
+                            m.msg_id()
+                        );
+                    }
+                    offset = r.next_begin_offset;
+                    consumer.update_consume_offset(mq, offset).unwrap();
+                }
+                PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => break,
+                PullStatus::OffsetIllegal => offset = r.next_begin_offset,
+            }
+            if r.status == PullStatus::Found && offset >= consumer.max_offset(mq).await.unwrap() {
+                break;
+            }
+        }
+        assert_eq!(consumer.min_offset(mq).await.unwrap(), 0);
+        consumer.commit_consume_offset(mq).await.unwrap();
+        assert_eq!(
+            consumer.fetch_consume_offset(mq, true).await.unwrap(),
+            Some(offset)
+        );
+    }
+    assert_eq!(seen, ids.into_iter().collect::<HashSet<_>>());
+    // Filtering by tag: nothing matches TagB.
+    let r = consumer.pull(&queues[0], "TagB", 0, 32).await.unwrap();
+    assert!(r.messages.is_empty(), "{:?}", r.status);
+    consumer.shutdown().await;
+    producer.shutdown(Duration::from_secs(2)).await;
+}
+
+async fn poll_n(
+    c: &LitePullConsumer,
+    n: usize,
+    limit: Duration,
+) -> Vec<rmq_client_core::MessageExt> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(started.elapsed() < limit, "polled {} of {n}", out.len());
+        out.extend(c.poll_timeout(Duration::from_millis(500)).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn lite_pull_commit_survives_a_restart() {
+    let (topic, ids, producer) = topic_with(2, 60).await;
+    let group = unique("cg_lite");
+    let mut cfg = LitePullConsumerConfig::default();
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    cfg.auto_commit = false;
+    let first = LitePullConsumer::new(&group, client(), cfg.clone()).unwrap();
+    first.subscribe(&topic, "*").unwrap();
+    first.start().await.unwrap();
+    let got = poll_n(&first, 60, Duration::from_secs(60)).await;
+    let got_ids: HashSet<String> = got.iter().map(|m| m.msg_id().to_owned()).collect();
+    assert_eq!(got_ids, ids.iter().cloned().collect::<HashSet<_>>());
+    first.commit_sync().await.unwrap();
+    first.shutdown().await;
+
+    let more: HashSet<String> = {
+        let p = Producer::new(&producer, &unique("pg2")).unwrap();
+        let mut v = HashSet::new();
+        for i in 0..20 {
+            v.insert(
+                p.send(Message::new(&topic, format!("n-{i}")))
+                    .await
+                    .unwrap()
+                    .msg_id,
+            );
+        }
+        v
+    };
+    let second = LitePullConsumer::new(&group, client(), cfg).unwrap();
+    second.subscribe(&topic, "*").unwrap();
+    second.start().await.unwrap();
+    let got = poll_n(&second, 20, Duration::from_secs(60)).await;
+    // Nothing committed is delivered again.
+    let extra = second
+        .poll_timeout(Duration::from_millis(1500))
+        .await
+        .unwrap();
+    let got_ids: HashSet<String> = got
+        .iter()
+        .chain(extra.iter())
+        .map(|m| m.msg_id().to_owned())
+        .collect();
+    assert_eq!(got_ids, more);
+    second.shutdown().await;
+    producer.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn lite_pull_seek_replays_and_stream_yields_messages() {
+    use futures::StreamExt;
+    let (topic, ids, producer) = topic_with(1, 30).await;
+    let group = unique("cg_seek");
+    let mut cfg = LitePullConsumerConfig::default();
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    let c = LitePullConsumer::new(&group, client(), cfg).unwrap();
+    c.start().await.unwrap();
+    let queues = c.fetch_message_queues(&topic).await.unwrap();
+    c.assign(&queues).await.unwrap();
+    assert_eq!(c.assignment(), queues);
+    let first = poll_n(&c, 30, Duration::from_secs(60)).await;
+    assert_eq!(
+        first.iter().map(|m| m.queue_offset).collect::<Vec<_>>(),
+        (0..30).collect::<Vec<_>>()
+    );
+    // Seek back to 10: offsets 10.. come again, in order.
+    c.seek(&queues[0], 10).await.unwrap();
+    let again = poll_n(&c, 20, Duration::from_secs(60)).await;
+    assert_eq!(
+        again.iter().map(|m| m.queue_offset).collect::<Vec<_>>(),
+        (10..30).collect::<Vec<_>>()
+    );
+    // Seek to the beginning and read through the Stream.
+    c.seek_to_begin(&queues[0]).await.unwrap();
+    let streamed: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(60),
+        c.stream().take(30).collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    let streamed_ids: Vec<String> = streamed.iter().map(|m| m.msg_id().to_owned()).collect();
+    let first_ids: Vec<String> = first.iter().map(|m| m.msg_id().to_owned()).collect();
+    assert_eq!(streamed_ids, first_ids);
+    assert_eq!(
+        first_ids.iter().cloned().collect::<HashSet<_>>(),
+        ids.into_iter().collect::<HashSet<_>>()
+    );
+    // Out-of-range seeks are refused.
+    assert!(c.seek(&queues[0], 31).await.is_err());
+    c.shutdown().await;
+    producer.shutdown(Duration::from_secs(2)).await;
+}
