@@ -566,23 +566,50 @@ impl ClientApi {
         uniq_key: String,
         timeout: Duration,
     ) -> Result<SendResult, ClientError> {
-        let resp = self.invoke(addr, header, body, timeout).await?;
+        let cmd = RemotingCommand::request_with_header(header)
+            .map_err(|source| ClientError::Header {
+                request: RequestCode::SEND_MESSAGE_V2,
+                source,
+            })?
+            .with_body(body);
+        self.send_command(addr, broker_name, &header.b, cmd, uniq_key, timeout)
+            .await
+    }
+
+    /// Sends a prepared SEND_MESSAGE(_V2) / SEND_BATCH_MESSAGE command and reads the
+    /// send response (signing it first when credentials are set).
+    ///
+    /// # Errors
+    /// Transport errors; [`ClientError::Broker`] for codes other than the four "stored" ones.
+    pub async fn send_command(
+        &self,
+        addr: &str,
+        broker_name: &str,
+        topic: &str,
+        mut cmd: RemotingCommand,
+        msg_id: String,
+        timeout: Duration,
+    ) -> Result<SendResult, ClientError> {
+        if let Some(c) = &self.credentials {
+            crate::acl::sign(&mut cmd, c);
+        }
+        let request = cmd.request_code();
+        let resp = self.remoting.invoke(addr, cmd, timeout).await?;
         match resp.response_code() {
             ResponseCode::SUCCESS
             | ResponseCode::FLUSH_DISK_TIMEOUT
             | ResponseCode::FLUSH_SLAVE_TIMEOUT
             | ResponseCode::SLAVE_NOT_AVAILABLE => {
-                let h: SendMessageResponseHeader =
-                    response_header(RequestCode::SEND_MESSAGE_V2, &resp)?;
+                let h: SendMessageResponseHeader = response_header(request, &resp)?;
                 Ok(SendResult {
                     status: resp.response_code(),
-                    msg_id: uniq_key,
+                    msg_id,
                     offset_msg_id: h.msg_id,
-                    queue: MessageQueue::new(&header.b, broker_name, h.queue_id),
+                    queue: MessageQueue::new(topic, broker_name, h.queue_id),
                     queue_offset: h.queue_offset,
                 })
             }
-            _ => Err(broker_error(RequestCode::SEND_MESSAGE_V2, addr, &resp)),
+            _ => Err(broker_error(request, addr, &resp)),
         }
     }
 

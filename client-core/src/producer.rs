@@ -109,6 +109,21 @@ fn hex_upper<'a>(bytes: impl Iterator<Item = &'a u8>) -> String {
     s
 }
 
+/// One message of a batch body (Java `MessageDecoder.encodeMessage`): total size, magic 0,
+/// body CRC 0, flag, body length + body, properties length + properties.
+fn encode_batch_item(out: &mut bytes::BytesMut, flag: i32, body: &[u8], props: &str) {
+    use bytes::BufMut;
+    let total = 4 + 4 + 4 + 4 + 4 + body.len() + 2 + props.len();
+    out.put_i32(total as i32);
+    out.put_i32(0);
+    out.put_i32(0);
+    out.put_i32(flag);
+    out.put_i32(body.len() as i32);
+    out.put_slice(body);
+    out.put_i16(props.len() as i16);
+    out.put_slice(props.as_bytes());
+}
+
 /// Milliseconds since the first day of the current UTC month (Java uses the local month).
 fn ms_since_month_start(now_ms: i64) -> i64 {
     let days = now_ms.div_euclid(86_400_000);
@@ -341,6 +356,108 @@ impl Producer {
                 self.send_timeout,
             )
             .await
+    }
+
+    /// Sends several messages of one topic to one queue in one request
+    /// (SEND_BATCH_MESSAGE, Java `send(Collection<Message>)`): the next queue in round-robin
+    /// order, retried on the following ones. The broker stores them contiguously; the result
+    /// names the first offset, and `msg_id` joins the ids with commas as Java does.
+    ///
+    /// Bodies are not compressed (Java never compresses batches).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidConfig`] for an empty batch or mixed topics; as [`Producer::send`].
+    pub async fn send_batch(&self, msgs: Vec<Message>) -> Result<SendResult, ClientError> {
+        let Some(first) = msgs.first() else {
+            return Err(ClientError::InvalidConfig("empty batch".into()));
+        };
+        if msgs.iter().any(|m| m.topic != first.topic) {
+            return Err(ClientError::InvalidConfig(
+                "a batch must have one topic".into(),
+            ));
+        }
+        let topic = self.instance.config().with_namespace(&first.topic);
+        let queues = self.publish_queues(&topic).await?;
+        if queues.is_empty() {
+            return Err(ClientError::TopicRouteNotFound { topic });
+        }
+        let mut ids = Vec::with_capacity(msgs.len());
+        let mut body = bytes::BytesMut::new();
+        for m in &msgs {
+            let mut props = m.properties.clone();
+            let id = match props.get(property::UNIQ_KEY) {
+                Some(u) => u.to_owned(),
+                None => {
+                    let u = create_uniq_id();
+                    props.insert(property::UNIQ_KEY, u.as_str());
+                    u
+                }
+            };
+            ids.push(id);
+            encode_batch_item(&mut body, m.flag, &m.body, &props.to_wire());
+        }
+        let body = body.freeze();
+        let mut last = None;
+        for _ in 0..=self.retry_times {
+            let i = self.next_queue.fetch_add(1, Ordering::Relaxed);
+            let mq = &queues[i % queues.len()];
+            let Some(addr) = self
+                .instance
+                .find_broker_address_in_publish(&mq.broker_name)
+            else {
+                last = Some(ClientError::BrokerNotFound {
+                    broker_name: mq.broker_name.clone(),
+                });
+                continue;
+            };
+            // No UNIQ_KEY on the batch itself: brokers append the batch's properties to
+            // every inner message, and a batch id would replace each message's own id.
+            let mut batch_props = Properties::new();
+            batch_props.insert(property::WAIT, "true");
+            let header = SendMessageRequestHeaderV2 {
+                a: self.group.clone(),
+                b: mq.topic.clone(),
+                c: AUTO_CREATE_TOPIC.to_owned(),
+                d: 4,
+                e: mq.queue_id,
+                f: 0,
+                g: crate::now_millis(),
+                h: 0,
+                i: Some(batch_props.to_wire()),
+                j: Some(0),
+                k: Some(false),
+                l: None,
+                m: Some(true),
+                n: Some(mq.broker_name.clone()),
+            };
+            let mut cmd = rmq_remoting::RemotingCommand::request_with_header(&header)
+                .map_err(|source| ClientError::Header {
+                    request: rmq_remoting::RequestCode::SEND_BATCH_MESSAGE,
+                    source,
+                })?
+                .with_body(body.clone());
+            cmd.code = rmq_remoting::RequestCode::SEND_BATCH_MESSAGE.0;
+            match self
+                .instance
+                .api()
+                .send_command(
+                    &addr,
+                    &mq.broker_name,
+                    &mq.topic,
+                    cmd,
+                    ids.join(","),
+                    self.send_timeout,
+                )
+                .await
+            {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    tracing::debug!(queue = ?mq, error = %e, "batch send failed, trying the next queue");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
     }
 
     /// Unregisters the producer group.

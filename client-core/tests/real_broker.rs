@@ -396,3 +396,46 @@ async fn a_new_topic_and_a_new_queue_count_are_seen_after_a_refresh() {
     .await
     .expect("timed out");
 }
+
+#[tokio::test]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn a_batch_send_stores_every_message_with_its_own_id() {
+    tokio::time::timeout(LIMIT, async {
+        let instance = ClientInstance::get_or_create(&config("batch")).unwrap();
+        let topic = unique("rmq_core_batch");
+        create_topic(&instance, &topic, 1).await;
+        wait_route(&instance, &topic, 1).await;
+        let producer = Producer::new(&instance, &unique("pg_batch")).unwrap();
+        let msgs: Vec<Message> = (0..10)
+            .map(|i| Message::new(&topic, format!("b-{i}")).tags("TagB"))
+            .collect();
+        let r = producer.send_batch(msgs).await.unwrap();
+        let ids: Vec<String> = r.msg_id.split(',').map(str::to_owned).collect();
+        assert_eq!(ids.len(), 10);
+        let mq = instance.subscribe_queues(&topic)[0].clone();
+        let addr = instance
+            .find_broker_address_in_publish(&mq.broker_name)
+            .unwrap();
+        let mut pulled = instance
+            .api()
+            .pull_message(
+                &addr,
+                &pull_header(&unique("cg_b"), &mq, 0, "*"),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        pulled.process(&mq, None);
+        assert_eq!(pulled.messages.len(), 10);
+        for (i, m) in pulled.messages.iter().enumerate() {
+            assert_eq!(m.queue_offset, i as i64);
+            assert_eq!(m.msg_id(), ids[i], "each message keeps its own UNIQ_KEY");
+            assert_eq!(&m.body[..], format!("b-{i}").as_bytes());
+            assert_eq!(m.tags(), Some("TagB"));
+        }
+        producer.shutdown().await;
+        instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}
