@@ -473,12 +473,8 @@ impl ClientApi {
         mq: &MessageQueue,
         timeout: Duration,
     ) -> Result<i64, ClientError> {
-        let header = GetMaxOffsetRequestHeader {
-            topic: mq.topic.clone(),
-            queue_id: mq.queue_id,
-            bname: Some(mq.broker_name.clone()),
-        };
-        self.offset_call(addr, &header, timeout).await
+        self.offset_call(addr, &GetMaxOffsetRequestHeader::from(mq), timeout)
+            .await
     }
 
     /// GET_MIN_OFFSET (31): the queue's min offset.
@@ -491,12 +487,8 @@ impl ClientApi {
         mq: &MessageQueue,
         timeout: Duration,
     ) -> Result<i64, ClientError> {
-        let header = GetMinOffsetRequestHeader {
-            topic: mq.topic.clone(),
-            queue_id: mq.queue_id,
-            bname: Some(mq.broker_name.clone()),
-        };
-        self.offset_call(addr, &header, timeout).await
+        self.offset_call(addr, &GetMinOffsetRequestHeader::from(mq), timeout)
+            .await
     }
 
     /// SEARCH_OFFSET_BY_TIMESTAMP (29): the offset of the first message stored at or after

@@ -247,6 +247,21 @@ request_header!(
     OffsetResponseHeader
 );
 
+macro_rules! from_queue {
+    ($($ty:ident),*) => {
+        $(impl From<&MessageQueue> for $ty {
+            fn from(mq: &MessageQueue) -> Self {
+                $ty {
+                    topic: mq.topic.clone(),
+                    queue_id: mq.queue_id,
+                    bname: Some(mq.broker_name.clone()),
+                }
+            }
+        })*
+    };
+}
+from_queue!(GetMaxOffsetRequestHeader, GetMinOffsetRequestHeader);
+
 /// SEARCH_OFFSET_BY_TIMESTAMP (29) request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

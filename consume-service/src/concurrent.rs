@@ -282,26 +282,18 @@ impl ConsumeMessageConcurrentlyService {
     /// returns the `ConsumeMessageDirectlyResult` JSON.
     pub async fn consume_message_directly(
         &self,
-        mut msg: MessageExt,
+        msg: MessageExt,
         broker_name: Option<String>,
     ) -> bytes::Bytes {
-        if let Some(b) = broker_name {
-            msg.broker_name = b;
-        }
-        self.inner.send_back.reset_retry_and_namespace(&mut msg);
-        let mq = MessageQueue::new(&msg.topic, &msg.broker_name, msg.queue_id);
+        let (msg, mq) = crate::prepare_direct(&self.inner.send_back, msg, broker_name);
         let mut ctx = ConsumeConcurrentlyContext::new(mq);
         let started = Instant::now();
         let batch = [msg];
-        let r = AssertUnwindSafe(self.inner.listener.consume(&batch, &mut ctx))
+        let outcome = AssertUnwindSafe(self.inner.listener.consume(&batch, &mut ctx))
             .catch_unwind()
-            .await;
-        let (result, remark) = match r {
-            Ok(ConsumeConcurrentlyStatus::ConsumeSuccess) => ("CR_SUCCESS", String::new()),
-            Ok(ConsumeConcurrentlyStatus::ReconsumeLater) => ("CR_LATER", String::new()),
-            Err(_) => ("CR_THROW_EXCEPTION", "listener panicked".to_owned()),
-        };
-        crate::direct_result(false, result, &remark, started.elapsed())
+            .await
+            .map(|s| s == ConsumeConcurrentlyStatus::ConsumeSuccess);
+        crate::direct_result(false, outcome, started.elapsed())
     }
 
     /// Stops starting listener calls and waits up to `grace` for the ones running. Batches

@@ -35,13 +35,33 @@ pub use orderly::{ConsumeMessageOrderlyService, MAX_TIME_CONSUME_CONTINUOUSLY, O
 pub use process_queue::{PULL_MAX_IDLE_TIME, ProcessQueue, REBALANCE_LOCK_MAX_LIVE_TIME};
 pub use send_back::SendBack;
 
-/// The `ConsumeMessageDirectlyResult` JSON body (REMOTING.md §3.18), fastjson key order.
+/// Prepares a CONSUME_MESSAGE_DIRECTLY message: the broker name it came from, its real
+/// topic restored, and its queue.
+pub(crate) fn prepare_direct(
+    send_back: &SendBack,
+    mut msg: rmq_client_core::MessageExt,
+    broker_name: Option<String>,
+) -> (rmq_client_core::MessageExt, rmq_client_core::MessageQueue) {
+    if let Some(b) = broker_name {
+        msg.broker_name = b;
+    }
+    send_back.reset_retry_and_namespace(&mut msg);
+    let mq = rmq_client_core::MessageQueue::new(&msg.topic, &msg.broker_name, msg.queue_id);
+    (msg, mq)
+}
+
+/// The `ConsumeMessageDirectlyResult` JSON body (REMOTING.md §3.18), fastjson key order:
+/// `outcome` is whether the listener succeeded, or the panic it raised.
 pub(crate) fn direct_result(
     order: bool,
-    result: &str,
-    remark: &str,
+    outcome: std::thread::Result<bool>,
     spent: Duration,
 ) -> bytes::Bytes {
+    let (result, remark) = match outcome {
+        Ok(true) => ("CR_SUCCESS", ""),
+        Ok(false) => ("CR_LATER", ""),
+        Err(_) => ("CR_THROW_EXCEPTION", "listener panicked"),
+    };
     let v = serde_json::json!({
         "autoCommit": true,
         "consumeResult": result,

@@ -306,29 +306,18 @@ impl ConsumeMessageOrderlyService {
     /// Runs the listener on one message outside any queue (CONSUME_MESSAGE_DIRECTLY).
     pub async fn consume_message_directly(
         &self,
-        mut msg: MessageExt,
+        msg: MessageExt,
         broker_name: Option<String>,
     ) -> bytes::Bytes {
-        if let Some(b) = broker_name {
-            msg.broker_name = b;
-        }
-        self.inner.send_back.reset_retry_and_namespace(&mut msg);
-        let mut ctx = ConsumeOrderlyContext::new(MessageQueue::new(
-            &msg.topic,
-            &msg.broker_name,
-            msg.queue_id,
-        ));
+        let (msg, mq) = crate::prepare_direct(&self.inner.send_back, msg, broker_name);
+        let mut ctx = ConsumeOrderlyContext::new(mq);
         let started = Instant::now();
         let batch = [msg];
-        let r = AssertUnwindSafe(self.inner.listener.consume(&batch, &mut ctx))
+        let outcome = AssertUnwindSafe(self.inner.listener.consume(&batch, &mut ctx))
             .catch_unwind()
-            .await;
-        let (result, remark) = match r {
-            Ok(ConsumeOrderlyStatus::Success) => ("CR_SUCCESS", String::new()),
-            Ok(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment) => ("CR_LATER", String::new()),
-            Err(_) => ("CR_THROW_EXCEPTION", "listener panicked".to_owned()),
-        };
-        crate::direct_result(true, result, &remark, started.elapsed())
+            .await
+            .map(|s| s == ConsumeOrderlyStatus::Success);
+        crate::direct_result(true, outcome, started.elapsed())
     }
 
     /// Stops starting listener calls and waits up to `grace` for the running ones.

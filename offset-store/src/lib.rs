@@ -165,6 +165,32 @@ impl OffsetTable {
             .collect()
     }
 
+    /// The read path shared by the stores: memory per `read_type`, then `fetch` from the
+    /// backing store, whose answer is put in memory.
+    pub(crate) async fn read_through<F>(
+        &self,
+        mq: &MessageQueue,
+        read_type: ReadOffsetType,
+        fetch: impl FnOnce() -> F,
+    ) -> Result<Option<i64>, OffsetStoreError>
+    where
+        F: std::future::Future<Output = Result<Option<i64>, OffsetStoreError>>,
+    {
+        if read_type != ReadOffsetType::ReadFromStore
+            && let Some(o) = self.get(mq)
+        {
+            return Ok(Some(o));
+        }
+        if read_type == ReadOffsetType::ReadFromMemory {
+            return Ok(None);
+        }
+        let found = fetch().await?;
+        if let Some(o) = found {
+            self.update(mq, o, false);
+        }
+        Ok(found)
+    }
+
     pub(crate) fn retain(&self, keep: impl Fn(&MessageQueue) -> bool) {
         self.lock().retain(|mq, _| keep(mq));
     }

@@ -213,22 +213,10 @@ impl OffsetStore for LocalFileOffsetStore {
         mq: &'a MessageQueue,
         read_type: ReadOffsetType,
     ) -> BoxFuture<'a, Result<Option<i64>, OffsetStoreError>> {
-        Box::pin(async move {
-            if read_type != ReadOffsetType::ReadFromStore
-                && let Some(o) = self.table.get(mq)
-            {
-                return Ok(Some(o));
-            }
-            if read_type == ReadOffsetType::ReadFromMemory {
-                return Ok(None);
-            }
+        Box::pin(self.table.read_through(mq, read_type, || async {
             let table = self.blocking(|s| s.read_with_fallback()).await?;
-            let found = table.and_then(|t| t.get(mq).copied());
-            if let Some(o) = found {
-                self.table.update(mq, o, false);
-            }
-            Ok(found)
-        })
+            Ok(table.and_then(|t| t.get(mq).copied()))
+        }))
     }
 
     /// Writes the whole table (a superset of `mqs`): the file is the only copy, and a

@@ -127,21 +127,10 @@ impl OffsetStore for RemoteBrokerOffsetStore {
         mq: &'a MessageQueue,
         read_type: ReadOffsetType,
     ) -> BoxFuture<'a, Result<Option<i64>, OffsetStoreError>> {
-        Box::pin(async move {
-            if read_type != ReadOffsetType::ReadFromStore
-                && let Some(o) = self.table.get(mq)
-            {
-                return Ok(Some(o));
-            }
-            if read_type == ReadOffsetType::ReadFromMemory {
-                return Ok(None);
-            }
-            let found = self.fetch_consume_offset_from_broker(mq).await?;
-            if let Some(o) = found {
-                self.table.update(mq, o, false);
-            }
-            Ok(found)
-        })
+        Box::pin(
+            self.table
+                .read_through(mq, read_type, || self.fetch_consume_offset_from_broker(mq)),
+        )
     }
 
     /// Sends every queue of `mqs` that has an in-memory offset; queues in memory but not in

@@ -9,6 +9,7 @@
 //! outside the clone (`$RMQ_BROKER_CACHE`, default `~/.cache/rmq/broker-1.0.0`) and
 //! reused afterwards. They run with a temporary store under `target/rmq-broker/`.
 
+mod bench;
 mod broker;
 
 use std::process::{Command, ExitCode};
@@ -18,6 +19,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo [COUNT]           the main job: local broker, COUNT (10000) messages produced, consumed by the
                          push consumer (push-consumer/examples/quickstart.rs), a summary printed
+  bench [--quick]        rmq vs rocketmq-client-rust 1.0.0 consuming 100 000 messages (msgs/s, CPU s per
+                         1M messages, peak RSS), then a 1 000 000-message backlog run; --quick: 20 000, no backlog
   ci                     fmt --check, clippy -D warnings, unit tests, real-broker integration tests
   broker install         install rocketmq-namesrv/rocketmq-broker 1.0.0 into the cache (once)
   broker start           start a name server and a broker on 127.0.0.1; prints the name-server address
@@ -37,6 +40,8 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["demo"] => demo(None),
         ["demo", count] => demo(Some(count)),
+        ["bench"] => bench::bench(100_000, 1_000_000),
+        ["bench", "--quick"] => bench::bench(20_000, 0),
         ["broker", "install"] => broker::install().map(|_| ()),
         ["broker", "start"] => broker::start().map(|env| {
             println!("{}", env.namesrv_addr);
@@ -67,7 +72,7 @@ fn main() -> ExitCode {
 /// An error message for the user; the xtask prints it and exits 1.
 pub(crate) type Result<T, E = String> = std::result::Result<T, E>;
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -179,32 +184,63 @@ fn ci() -> Result<()> {
     Ok(())
 }
 
-/// The main job: a local broker, messages produced and consumed by the push consumer
-/// quickstart, a summary printed, the broker stopped again.
+/// The main job: a local broker, COUNT messages of 1 KiB produced with `rmq produce`,
+/// consumed with `rmq consume` (the push consumer) with a progress line, the summary
+/// printed, the broker stopped again.
 fn demo(count: Option<&str>) -> Result<()> {
-    let count = count.unwrap_or("10000");
+    let count = count.unwrap_or("100000");
     count
         .parse::<u64>()
         .map_err(|_| format!("demo: COUNT must be a number, not {count:?}"))?;
     run(
-        "build the quickstart (release)",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "rmq-push-consumer",
-            "--example",
-            "quickstart",
-        ]),
+        "build rmq (release)",
+        cargo().args(["build", "--release", "-p", "rmq-cli"]),
     )?;
     let env = broker::start()?;
-    let bin = broker::workspace_root().join("target/release/examples/quickstart");
-    let result = run(
-        "quickstart",
-        Command::new(bin)
-            .arg(count)
-            .env("RMQ_NAMESRV_ADDR", &env.namesrv_addr),
+    let rmq = broker::workspace_root().join("target/release/rmq");
+    let topic = format!(
+        "demo_{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
     );
+    let result = run(
+        &format!("rmq produce: {count} messages of 1 KiB to {topic} (8 queues)"),
+        Command::new(&rmq).args([
+            "--namesrv",
+            &env.namesrv_addr,
+            "produce",
+            "--topic",
+            &topic,
+            "--count",
+            count,
+            "--size",
+            "1024",
+            "--create-queues",
+            "8",
+        ]),
+    )
+    .and_then(|_| {
+        run(
+            "rmq consume (push consumer), summary on the last line",
+            Command::new(&rmq).args([
+                "--namesrv",
+                &env.namesrv_addr,
+                "consume",
+                "--topic",
+                &topic,
+                "--from",
+                "first",
+                "--count",
+                count,
+                "--idle-exit",
+                "30",
+                "--format",
+                "summary",
+            ]),
+        )
+    });
     let stopped = broker::stop();
     result?;
     stopped

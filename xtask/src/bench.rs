@@ -1,0 +1,201 @@
+//! `cargo xtask bench`: the demo load measured as whole processes — msgs/s, CPU seconds per
+//! million messages (user + sys of the consumer process) and peak RSS — for rmq and, in the
+//! same run, for a consumer built on `rocketmq-client-rust` 1.0.0
+//! (`bench/peer-rocketmq-client-rust`, its own workspace). Then the backlog run: 1 000 000
+//! messages of 1 KiB waiting, consumed by `rmq consume` with default settings.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::broker::{self, BrokerEnv};
+use crate::{Result, run};
+
+/// What one consumer process used.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Usage {
+    pub(crate) wall_s: f64,
+    pub(crate) cpu_s: f64,
+    pub(crate) max_rss_kib: i64,
+}
+
+/// Runs `cmd` to completion and returns its exit success and resource usage (`wait4`).
+pub(crate) fn measure(cmd: &mut Command) -> Result<(bool, Usage, String)> {
+    let started = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    // Read stdout on a thread so the child never blocks on a full pipe.
+    let mut stdout = child.stdout.expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is a plain C struct of integers, for which all-zero is valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own unreaped child; status and usage point to live locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r < 0 {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
+    }
+    let wall_s = started.elapsed().as_secs_f64();
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let out = reader.join().unwrap_or_default();
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok((
+        ok,
+        Usage {
+            wall_s,
+            cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime),
+            max_rss_kib: usage.ru_maxrss,
+        },
+        out,
+    ))
+}
+
+fn rmq_bin() -> PathBuf {
+    broker::workspace_root().join("target/release/rmq")
+}
+
+fn produce(env: &BrokerEnv, topic: &str, count: u64) -> Result<()> {
+    run(
+        &format!("produce {count} messages of 1 KiB to {topic}"),
+        Command::new(rmq_bin()).args([
+            "--namesrv",
+            &env.namesrv_addr,
+            "produce",
+            "--topic",
+            topic,
+            "--count",
+            &count.to_string(),
+            "--size",
+            "1024",
+            "--create-queues",
+            "8",
+        ]),
+    )
+}
+
+fn rmq_consume(env: &BrokerEnv, topic: &str, count: u64) -> Command {
+    let mut c = Command::new(rmq_bin());
+    c.args([
+        "--namesrv",
+        &env.namesrv_addr,
+        "consume",
+        "--topic",
+        topic,
+        "--group",
+        &format!("{topic}_group"),
+        "--from",
+        "first",
+        "--count",
+        &count.to_string(),
+        "--idle-exit",
+        "60",
+        "--format",
+        "summary",
+        "--quiet",
+    ]);
+    c
+}
+
+fn peer_dir() -> PathBuf {
+    broker::workspace_root().join("bench/peer-rocketmq-client-rust")
+}
+
+fn peer_bin(dir: &Path) -> PathBuf {
+    dir.join("target/release/rmq-bench-peer-rocketmq-client-rust")
+}
+
+fn line(name: &str, count: u64, u: &Usage) -> String {
+    format!(
+        "| {name} | {:.0} | {:.2} | {:.1} | {:.1} |",
+        count as f64 / u.wall_s,
+        u.cpu_s * 1_000_000.0 / count as f64,
+        u.max_rss_kib as f64 / 1024.0,
+        u.wall_s
+    )
+}
+
+/// The comparison run and the backlog run.
+pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
+    run(
+        "build rmq (release)",
+        crate::cargo().args(["build", "--release", "-p", "rmq-cli"]),
+    )?;
+    let dir = peer_dir();
+    run(
+        "build the rocketmq-client-rust 1.0.0 peer (release, own workspace)",
+        crate::cargo()
+            .args(["build", "--release", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .env_remove("CARGO_TARGET_DIR"),
+    )?;
+    let env = broker::start()?;
+    let result = (|| -> Result<Vec<String>> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let (t_rmq, t_peer) = (format!("bench_rmq_{stamp}"), format!("bench_peer_{stamp}"));
+        produce(&env, &t_rmq, count)?;
+        produce(&env, &t_peer, count)?;
+        let mut rows = Vec::new();
+        eprintln!("==> rmq consume of {count}");
+        let (ok, rmq, out) = measure(&mut rmq_consume(&env, &t_rmq, count))?;
+        eprintln!("{}", out.trim());
+        if !ok {
+            return Err("rmq consume failed".into());
+        }
+        eprintln!("==> rocketmq-client-rust consume of {count}");
+        let (ok, peer, out) = measure(Command::new(peer_bin(&dir)).args([
+            &env.namesrv_addr,
+            &t_peer,
+            &format!("{t_peer}_group"),
+            &count.to_string(),
+        ]))?;
+        eprintln!("{}", out.trim());
+        rows.push(format!("Load: {count} messages of 1 KiB waiting in 8 queues, consumed from the first offset by a fresh group."));
+        rows.push(String::new());
+        rows.push("| consumer | msgs/s | CPU s per 1M msgs | peak RSS MiB | wall s |".into());
+        rows.push("|---|---|---|---|---|".into());
+        rows.push(line("rmq (`rmq consume`)", count, &rmq));
+        if ok {
+            rows.push(line("rocketmq-client-rust 1.0.0", count, &peer));
+            rows.push(String::new());
+            rows.push(format!(
+                "Ratios rmq / rocketmq-client-rust: throughput {:.2}x, CPU per message {:.2}x, peak RSS {:.2}x.",
+                peer.wall_s / rmq.wall_s,
+                rmq.cpu_s / peer.cpu_s,
+                rmq.max_rss_kib as f64 / peer.max_rss_kib as f64
+            ));
+        } else {
+            rows.push("| rocketmq-client-rust 1.0.0 | failed: see the log above | | | |".into());
+        }
+        if backlog > 0 {
+            let t_backlog = format!("bench_backlog_{stamp}");
+            produce(&env, &t_backlog, backlog)?;
+            eprintln!("==> backlog: rmq consume of {backlog} with default settings");
+            let (ok, u, out) = measure(&mut rmq_consume(&env, &t_backlog, backlog))?;
+            eprintln!("{}", out.trim());
+            rows.push(String::new());
+            rows.push(format!(
+                "Backlog: {backlog} messages of 1 KiB waiting, `rmq consume` with default settings: {}, {:.0} msgs/s, peak RSS {:.1} MiB (target < 128 MiB), {:.2} CPU s per 1M msgs.",
+                if ok { "all consumed" } else { "FAILED" },
+                backlog as f64 / u.wall_s,
+                u.max_rss_kib as f64 / 1024.0,
+                u.cpu_s * 1_000_000.0 / backlog as f64
+            ));
+        }
+        Ok(rows)
+    })();
+    let stopped = broker::stop();
+    let rows = result?;
+    stopped?;
+    println!("{}", rows.join("\n"));
+    Ok(())
+}
