@@ -29,6 +29,9 @@ pub mod message;
 pub mod namespace;
 pub mod producer;
 pub mod route;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use api::{ClientApi, PullResult, PullStatus, SendResult};
 pub use config::{ClientConfig, Credentials};

@@ -3,71 +3,20 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rmq_client_core::api::pull_sys_flag;
 use rmq_client_core::header::{
-    ConsumerData, CreateTopicRequestHeader, PullMessageRequestHeader,
-    QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
+    ConsumerData, PullMessageRequestHeader, QueryConsumerOffsetRequestHeader,
+    UpdateConsumerOffsetRequestHeader,
 };
+use rmq_client_core::testing::{config, create_topic, env, unique, wait_route};
 use rmq_client_core::{
-    ClientConfig, ClientError, ClientInstance, ConsumerInner, ExpressionType, Message,
-    MessageQueue, Producer, PullStatus, SubscriptionData,
+    ClientError, ClientInstance, ConsumerInner, ExpressionType, Message, MessageQueue, Producer,
+    PullStatus, SubscriptionData,
 };
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need a real broker; run them with `cargo xtask ci` or `cargo xtask test-integration`")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{nanos}")
-}
-
-fn config(instance: &str) -> ClientConfig {
-    ClientConfig::default()
-        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
-        .client_ip("127.0.0.1")
-        .instance_name(unique(instance))
-}
-
-async fn create_topic(instance: &ClientInstance, topic: &str, queues: i32) {
-    let header = CreateTopicRequestHeader {
-        topic: topic.to_owned(),
-        default_topic: "TBW102".into(),
-        read_queue_nums: queues,
-        write_queue_nums: queues,
-        perm: 6,
-        topic_filter_type: "SINGLE_TAG".into(),
-        topic_sys_flag: 0,
-        order: false,
-    };
-    instance
-        .api()
-        .create_topic(&env("RMQ_BROKER_ADDR"), &header, Duration::from_secs(10))
-        .await
-        .expect("create topic");
-}
-
-/// Waits until the name server serves the topic with `queues` readable queues.
-async fn wait_route(instance: &ClientInstance, topic: &str, queues: usize) {
-    for _ in 0..100 {
-        match instance.update_topic_route(topic).await {
-            Ok(_) if instance.subscribe_queues(topic).len() == queues => return,
-            Ok(_) | Err(ClientError::TopicRouteNotFound { .. }) => {}
-            Err(e) => panic!("route of {topic}: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("route of {topic} never showed {queues} queues");
-}
 
 fn pull_header(
     group: &str,
@@ -416,18 +365,28 @@ async fn a_batch_send_stores_every_message_with_its_own_id() {
         let addr = instance
             .find_broker_address_in_publish(&mq.broker_name)
             .unwrap();
-        let mut pulled = instance
-            .api()
-            .pull_message(
-                &addr,
-                &pull_header(&unique("cg_b"), &mq, 0, "*"),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-        pulled.process(&mq, None);
-        assert_eq!(pulled.messages.len(), 10);
-        for (i, m) in pulled.messages.iter().enumerate() {
+        // The broker dispatches to the consume queue shortly after storing: pull until all
+        // ten are there (bounded).
+        let mut messages = Vec::new();
+        for _ in 0..50 {
+            let mut r = instance
+                .api()
+                .pull_message(
+                    &addr,
+                    &pull_header(&unique("cg_b"), &mq, messages.len() as i64, "*"),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+            r.process(&mq, None);
+            messages.extend(r.messages);
+            if messages.len() >= 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(messages.len(), 10);
+        for (i, m) in messages.iter().enumerate() {
             assert_eq!(m.queue_offset, i as i64);
             assert_eq!(m.msg_id(), ids[i], "each message keeps its own UNIQ_KEY");
             assert_eq!(&m.body[..], format!("b-{i}").as_bytes());

@@ -1,25 +1,12 @@
 //! Vectors produced by the real Java code (`../shared/protocol/vectors/`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+
+use rmq_client_core::testing::vectors_dir;
 
 use bytes::Bytes;
 use rmq_client_core::filter::{ExpressionType, SubscriptionData, java_string_hash};
 use rmq_client_core::message::decode_messages;
-
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("RMQ_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/protocol/vectors")
-        });
-    assert!(
-        dir.join("messages.bin").exists(),
-        "protocol vectors not found at {} (set RMQ_VECTORS_DIR)",
-        dir.display()
-    );
-    dir
-}
 
 fn json(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(vectors_dir().join(name)).unwrap()).unwrap()

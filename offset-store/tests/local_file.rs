@@ -3,24 +3,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use rmq_client_core::testing::vectors_dir;
+
 use rmq_client_core::MessageQueue;
 use rmq_offset_store::{
     LocalFileOffsetStore, OffsetStore, ReadOffsetType, format_offsets_file, parse_offsets_file,
 };
-
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("RMQ_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/protocol/vectors")
-        });
-    assert!(
-        dir.join("offsets.json").exists(),
-        "protocol vectors not found at {} (set RMQ_VECTORS_DIR)",
-        dir.display()
-    );
-    dir
-}
 
 fn expected() -> Vec<(MessageQueue, i64)> {
     let v: serde_json::Value = serde_json::from_str(

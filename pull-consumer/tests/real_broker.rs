@@ -1,30 +1,14 @@
 //! The pull consumers against the real broker (run by `cargo xtask ci`).
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use rmq_client_core::header::CreateTopicRequestHeader;
+use rmq_client_core::testing::{config, create_topic, env, unique, wait_route};
 use rmq_client_core::{ClientInstance, Message, Producer};
 use rmq_pull_consumer::{
     ClientConfig, ConsumeFromWhere, LitePullConsumer, LitePullConsumerConfig, PullConsumer,
     PullStatus,
 };
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need a real broker; run them with `cargo xtask ci` or `cargo xtask test-integration`")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 fn client() -> ClientConfig {
     ClientConfig::default()
@@ -35,34 +19,10 @@ fn client() -> ClientConfig {
 /// A topic with `queues` queues and `n` messages in it; returns the topic, the ids and the
 /// producing instance.
 async fn topic_with(queues: i32, n: usize) -> (String, Vec<String>, ClientInstance) {
-    let instance = ClientInstance::get_or_create(&client().instance_name(unique("p"))).unwrap();
+    let instance = ClientInstance::get_or_create(&config("p")).unwrap();
     let topic = unique("rmq_pull");
-    instance
-        .api()
-        .create_topic(
-            &env("RMQ_BROKER_ADDR"),
-            &CreateTopicRequestHeader {
-                topic: topic.clone(),
-                default_topic: "TBW102".into(),
-                read_queue_nums: queues,
-                write_queue_nums: queues,
-                perm: 6,
-                topic_filter_type: "SINGLE_TAG".into(),
-                topic_sys_flag: 0,
-                order: false,
-            },
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    for _ in 0..100 {
-        if instance.update_topic_route(&topic).await.is_ok()
-            && instance.subscribe_queues(&topic).len() == queues as usize
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    create_topic(&instance, &topic, queues).await;
+    wait_route(&instance, &topic, queues as usize).await;
     let producer = Producer::new(&instance, &unique("pg")).unwrap();
     let mut ids = Vec::new();
     for i in 0..n {

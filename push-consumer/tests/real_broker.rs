@@ -3,34 +3,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rmq_client_core::api::pull_sys_flag;
-use rmq_client_core::header::{
-    CreateTopicRequestHeader, PullMessageRequestHeader, QueryConsumerOffsetRequestHeader,
-};
+use rmq_client_core::header::{PullMessageRequestHeader, QueryConsumerOffsetRequestHeader};
+use rmq_client_core::testing::{config, create_topic, env, unique, wait_route};
 use rmq_client_core::{ClientConfig, ClientInstance, Message, MessageExt, Producer, PullStatus};
 use rmq_push_consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumeOrderlyContext,
     ConsumeOrderlyStatus, MessageListenerConcurrently, MessageListenerOrderly, MessageModel,
     PushConsumer,
 };
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need a real broker; run them with `cargo xtask ci` or `cargo xtask test-integration`")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 struct Setup {
     instance: ClientInstance,
@@ -39,38 +22,10 @@ struct Setup {
 }
 
 async fn setup(queues: i32) -> Setup {
-    let cfg = ClientConfig::default()
-        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
-        .client_ip("127.0.0.1")
-        .instance_name(unique("producer"));
-    let instance = ClientInstance::get_or_create(&cfg).unwrap();
+    let instance = ClientInstance::get_or_create(&config("producer")).unwrap();
     let topic = unique("rmq_push");
-    instance
-        .api()
-        .create_topic(
-            &env("RMQ_BROKER_ADDR"),
-            &CreateTopicRequestHeader {
-                topic: topic.clone(),
-                default_topic: "TBW102".into(),
-                read_queue_nums: queues,
-                write_queue_nums: queues,
-                perm: 6,
-                topic_filter_type: "SINGLE_TAG".into(),
-                topic_sys_flag: 0,
-                order: false,
-            },
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    for _ in 0..100 {
-        if instance.update_topic_route(&topic).await.is_ok()
-            && instance.subscribe_queues(&topic).len() == queues as usize
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    create_topic(&instance, &topic, queues).await;
+    wait_route(&instance, &topic, queues as usize).await;
     let producer = Producer::new(&instance, &unique("pg")).unwrap();
     Setup {
         instance,

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use rmq_client_core::header::{ConsumerData, CreateTopicRequestHeader};
+use rmq_client_core::testing::{GroupMember, config, create_topic, unique, wait_route};
 use rmq_client_core::{
-    ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageQueue, SubscriptionData,
+    ClientInstance, ConsumerInner, ExpressionType, MessageQueue, SubscriptionData,
 };
 use rmq_offset_store::{OffsetStore, RemoteBrokerOffsetStore};
 use rmq_rebalance::{
@@ -14,22 +14,6 @@ use rmq_rebalance::{
     RebalanceListener,
 };
 use rmq_remoting::BoxFuture;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: these tests need a real broker; run them with `cargo xtask ci` or `cargo xtask test-integration`")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 #[derive(Default)]
 struct Recorder {
@@ -46,33 +30,6 @@ impl RebalanceListener for Recorder {
     }
 }
 
-/// Registers the group in the heartbeat, so the broker lists this client as a member.
-struct Member {
-    group: String,
-    topic: String,
-}
-
-impl ConsumerInner for Member {
-    fn group_name(&self) -> String {
-        self.group.clone()
-    }
-    fn consumer_data(&self) -> ConsumerData {
-        let sub =
-            SubscriptionData::build_with_version(&self.topic, Some("*"), ExpressionType::Tag, 1)
-                .unwrap();
-        ConsumerData::new(
-            &self.group,
-            "CONSUME_PASSIVELY",
-            "CLUSTERING",
-            "CONSUME_FROM_FIRST_OFFSET",
-            vec![sub],
-        )
-    }
-    fn subscribed_topics(&self) -> Vec<String> {
-        vec![self.topic.clone()]
-    }
-}
-
 struct Node {
     instance: ClientInstance,
     rebalance: RebalanceImpl,
@@ -80,13 +37,9 @@ struct Node {
 }
 
 async fn node(topic: &str, group: &str, name: &str, store_offset: Option<(usize, i64)>) -> Node {
-    let cfg = ClientConfig::default()
-        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
-        .client_ip("127.0.0.1")
-        .instance_name(unique(name));
-    let instance = ClientInstance::get_or_create(&cfg).unwrap();
+    let instance = ClientInstance::get_or_create(&config(name)).unwrap();
     instance
-        .register_consumer(Arc::new(Member {
+        .register_consumer(Arc::new(GroupMember {
             group: group.into(),
             topic: topic.into(),
         }) as Arc<dyn ConsumerInner>)
@@ -144,37 +97,9 @@ async fn two_members_split_the_queues_and_one_takes_all_when_the_other_leaves() 
     tokio::time::timeout(Duration::from_secs(90), async {
         let topic = unique("rmq_rebalance");
         let group = unique("cg_rebalance");
-        let boot = ClientInstance::get_or_create(
-            &ClientConfig::default()
-                .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
-                .instance_name(unique("boot")),
-        )
-        .unwrap();
-        boot.api()
-            .create_topic(
-                &env("RMQ_BROKER_ADDR"),
-                &CreateTopicRequestHeader {
-                    topic: topic.clone(),
-                    default_topic: "TBW102".into(),
-                    read_queue_nums: 6,
-                    write_queue_nums: 6,
-                    perm: 6,
-                    topic_filter_type: "SINGLE_TAG".into(),
-                    topic_sys_flag: 0,
-                    order: false,
-                },
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-        for _ in 0..100 {
-            if boot.update_topic_route(&topic).await.is_ok()
-                && boot.subscribe_queues(&topic).len() == 6
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let boot = ClientInstance::get_or_create(&config("boot")).unwrap();
+        create_topic(&boot, &topic, 6).await;
+        wait_route(&boot, &topic, 6).await;
         // Queue 1 has a committed offset of 5: whoever takes it must start there.
         let a = node(&topic, &group, "a", Some((1, 5))).await;
         let b = node(&topic, &group, "b", None).await;

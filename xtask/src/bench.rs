@@ -128,13 +128,15 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
         crate::cargo().args(["build", "--release", "-p", "rmq-cli"]),
     )?;
     let dir = peer_dir();
-    run(
-        "build the rocketmq-client-rust 1.0.0 peer (release, own workspace)",
-        crate::cargo()
-            .args(["build", "--release", "--manifest-path"])
-            .arg(dir.join("Cargo.toml"))
-            .env_remove("CARGO_TARGET_DIR"),
-    )?;
+    if count > 0 {
+        run(
+            "build the rocketmq-client-rust 1.0.0 peer (release, own workspace)",
+            crate::cargo()
+                .args(["build", "--release", "--manifest-path"])
+                .arg(dir.join("Cargo.toml"))
+                .env_remove("CARGO_TARGET_DIR"),
+        )?;
+    }
     let env = broker::start()?;
     let result = (|| -> Result<Vec<String>> {
         let stamp = std::time::SystemTime::now()
@@ -142,39 +144,43 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
             .map(|d| d.as_millis())
             .unwrap_or(0);
         let (t_rmq, t_peer) = (format!("bench_rmq_{stamp}"), format!("bench_peer_{stamp}"));
-        produce(&env, &t_rmq, count)?;
-        produce(&env, &t_peer, count)?;
         let mut rows = Vec::new();
-        eprintln!("==> rmq consume of {count}");
-        let (ok, rmq, out) = measure(&mut rmq_consume(&env, &t_rmq, count))?;
-        eprintln!("{}", out.trim());
-        if !ok {
-            return Err("rmq consume failed".into());
-        }
-        eprintln!("==> rocketmq-client-rust consume of {count}");
-        let (ok, peer, out) = measure(Command::new(peer_bin(&dir)).args([
-            &env.namesrv_addr,
-            &t_peer,
-            &format!("{t_peer}_group"),
-            &count.to_string(),
-        ]))?;
-        eprintln!("{}", out.trim());
-        rows.push(format!("Load: {count} messages of 1 KiB waiting in 8 queues, consumed from the first offset by a fresh group."));
-        rows.push(String::new());
-        rows.push("| consumer | msgs/s | CPU s per 1M msgs | peak RSS MiB | wall s |".into());
-        rows.push("|---|---|---|---|---|".into());
-        rows.push(line("rmq (`rmq consume`)", count, &rmq));
-        if ok {
-            rows.push(line("rocketmq-client-rust 1.0.0", count, &peer));
+        if count > 0 {
+            produce(&env, &t_rmq, count)?;
+            produce(&env, &t_peer, count)?;
+            eprintln!("==> rmq consume of {count}");
+            let (ok, rmq, out) = measure(&mut rmq_consume(&env, &t_rmq, count))?;
+            eprintln!("{}", out.trim());
+            if !ok {
+                return Err("rmq consume failed".into());
+            }
+            eprintln!("==> rocketmq-client-rust consume of {count}");
+            let (ok, peer, out) = measure(Command::new(peer_bin(&dir)).args([
+                &env.namesrv_addr,
+                &t_peer,
+                &format!("{t_peer}_group"),
+                &count.to_string(),
+            ]))?;
+            eprintln!("{}", out.trim());
+            rows.push(format!("Load: {count} messages of 1 KiB waiting in 8 queues, consumed from the first offset by a fresh group."));
             rows.push(String::new());
-            rows.push(format!(
+            rows.push("| consumer | msgs/s | CPU s per 1M msgs | peak RSS MiB | wall s |".into());
+            rows.push("|---|---|---|---|---|".into());
+            rows.push(line("rmq (`rmq consume`)", count, &rmq));
+            if ok {
+                rows.push(line("rocketmq-client-rust 1.0.0", count, &peer));
+                rows.push(String::new());
+                rows.push(format!(
                 "Ratios rmq / rocketmq-client-rust: throughput {:.2}x, CPU per message {:.2}x, peak RSS {:.2}x.",
                 peer.wall_s / rmq.wall_s,
                 rmq.cpu_s / peer.cpu_s,
                 rmq.max_rss_kib as f64 / peer.max_rss_kib as f64
             ));
-        } else {
-            rows.push("| rocketmq-client-rust 1.0.0 | failed: see the log above | | | |".into());
+            } else {
+                rows.push(
+                    "| rocketmq-client-rust 1.0.0 | failed: see the log above | | | |".into(),
+                );
+            }
         }
         if backlog > 0 {
             let t_backlog = format!("bench_backlog_{stamp}");

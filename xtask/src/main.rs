@@ -19,8 +19,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo [COUNT]           the main job: local broker, COUNT (10000) messages produced, consumed by the
                          push consumer (push-consumer/examples/quickstart.rs), a summary printed
-  bench [--quick]        rmq vs rocketmq-client-rust 1.0.0 consuming 100 000 messages (msgs/s, CPU s per
-                         1M messages, peak RSS), then a 1 000 000-message backlog run; --quick: 20 000, no backlog
+  bench [--quick|--backlog]
+                         rmq vs rocketmq-client-rust 1.0.0 consuming 100 000 messages (msgs/s, CPU s per
+                         1M messages, peak RSS), then a 1 000 000-message backlog run; --quick: 20 000, no backlog;
+                         --backlog: only the backlog run
   ci                     fmt --check, clippy -D warnings, unit tests, real-broker integration tests
   broker install         install rocketmq-namesrv/rocketmq-broker 1.0.0 into the cache (once)
   broker start           start a name server and a broker on 127.0.0.1; prints the name-server address
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         ["demo", count] => demo(Some(count)),
         ["bench"] => bench::bench(100_000, 1_000_000),
         ["bench", "--quick"] => bench::bench(20_000, 0),
+        ["bench", "--backlog"] => bench::bench(0, 1_000_000),
         ["broker", "install"] => broker::install().map(|_| ()),
         ["broker", "start"] => broker::start().map(|env| {
             println!("{}", env.namesrv_addr);

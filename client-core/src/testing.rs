@@ -1,0 +1,121 @@
+//! Helpers for tests against a real broker (feature `testing`; not part of the API).
+//!
+//! `cargo xtask ci` starts a name server and a broker and exports their addresses in
+//! `RMQ_NAMESRV_ADDR` and `RMQ_BROKER_ADDR`; the golden vectors live in
+//! `../shared/protocol/vectors` beside the clone (or `RMQ_VECTORS_DIR`).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::header::{ConsumerData, CreateTopicRequestHeader};
+use crate::{
+    ClientConfig, ClientError, ClientInstance, ConsumerInner, ExpressionType, SubscriptionData,
+};
+
+/// The value of `name`, or a panic that says how to run the real-broker tests.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: these tests need a real broker; run them with `cargo xtask ci` or `cargo xtask test-integration`")
+    })
+}
+
+/// `prefix_<nanos>`: a topic or group name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{nanos}")
+}
+
+/// The golden vectors directory; panics with a clear message when it is missing.
+pub fn vectors_dir() -> PathBuf {
+    let dir = std::env::var_os("RMQ_VECTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/protocol/vectors")
+        });
+    assert!(
+        dir.join("frames.json").exists(),
+        "protocol vectors not found at {} (set RMQ_VECTORS_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// A client config for the test broker: loopback client IP, a unique instance name.
+pub fn config(instance: &str) -> ClientConfig {
+    ClientConfig::default()
+        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+        .client_ip("127.0.0.1")
+        .instance_name(unique(instance))
+}
+
+/// Creates (or resizes) `topic` with `queues` read and write queues on the test broker.
+///
+/// # Panics
+/// When the broker refuses.
+pub async fn create_topic(instance: &ClientInstance, topic: &str, queues: i32) {
+    let header = CreateTopicRequestHeader {
+        topic: topic.to_owned(),
+        default_topic: "TBW102".into(),
+        read_queue_nums: queues,
+        write_queue_nums: queues,
+        perm: 6,
+        topic_filter_type: "SINGLE_TAG".into(),
+        topic_sys_flag: 0,
+        order: false,
+    };
+    instance
+        .api()
+        .create_topic(&env("RMQ_BROKER_ADDR"), &header, Duration::from_secs(10))
+        .await
+        .expect("create topic");
+}
+
+/// Waits (10 s at most) until the name server serves `topic` with `queues` readable queues.
+///
+/// # Panics
+/// When it never does, or the route cannot be read.
+pub async fn wait_route(instance: &ClientInstance, topic: &str, queues: usize) {
+    for _ in 0..100 {
+        match instance.update_topic_route(topic).await {
+            Ok(_) if instance.subscribe_queues(topic).len() == queues => return,
+            Ok(_) | Err(ClientError::TopicRouteNotFound { .. }) => {}
+            Err(e) => panic!("route of {topic}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("route of {topic} never showed {queues} queues");
+}
+
+/// A consumer that only makes its group known to the broker through heartbeats
+/// (subscribing `topic` with `*`).
+#[derive(Debug, Clone)]
+pub struct GroupMember {
+    /// The group.
+    pub group: String,
+    /// The subscribed topic.
+    pub topic: String,
+}
+
+impl ConsumerInner for GroupMember {
+    fn group_name(&self) -> String {
+        self.group.clone()
+    }
+    fn consumer_data(&self) -> ConsumerData {
+        let sub =
+            SubscriptionData::build_with_version(&self.topic, Some("*"), ExpressionType::Tag, 1)
+                .expect("* is a valid expression");
+        ConsumerData::new(
+            &self.group,
+            "CONSUME_PASSIVELY",
+            "CLUSTERING",
+            "CONSUME_FROM_FIRST_OFFSET",
+            vec![sub],
+        )
+    }
+    fn subscribed_topics(&self) -> Vec<String> {
+        vec![self.topic.clone()]
+    }
+}
