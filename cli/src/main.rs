@@ -84,7 +84,8 @@ enum Command {
         /// Topic.
         #[arg(long)]
         topic: String,
-        /// Generated messages to send; without it, one message per stdin line.
+        /// Generated messages to send; without it, one message per stdin line (bytes, the
+        /// line break removed).
         #[arg(long)]
         count: Option<u64>,
         /// Body size of generated messages, bytes.
@@ -600,13 +601,27 @@ async fn produce(
         }
         None => Box::new(std::iter::empty()),
     };
-    let mut lines = count.is_none().then(|| {
-        use tokio::io::AsyncBufReadExt;
-        tokio::io::BufReader::new(tokio::io::stdin()).lines()
-    });
+    // Lines are read as bytes: a body need not be UTF-8.
+    let mut stdin = count
+        .is_none()
+        .then(|| tokio::io::BufReader::new(tokio::io::stdin()));
     loop {
-        let next = match lines.as_mut() {
-            Some(l) => l.next_line().await.map_err(fail)?.map(String::into_bytes),
+        let next = match stdin.as_mut() {
+            Some(r) => {
+                use tokio::io::AsyncBufReadExt;
+                let mut line = Vec::new();
+                if r.read_until(b'\n', &mut line).await.map_err(fail)? == 0 {
+                    None
+                } else {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
+                    }
+                    Some(line)
+                }
+            }
             None => bodies.next(),
         };
         let done = next.is_none();
