@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
-use rmq_client_core::header::{CreateTopicRequestHeader, QueryConsumerOffsetRequestHeader};
+use rmq_client_core::header::QueryConsumerOffsetRequestHeader;
 use rmq_client_core::{ClientConfig, ClientInstance, Message, MessageExt, MessageQueue, Producer};
 use rmq_push_consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumeOrderlyContext,
@@ -571,7 +571,7 @@ async fn produce(
     let client = client_config(namesrv, "produce")?;
     let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
     if let Some(queues) = create_queues {
-        create_topic(&instance, topic, queues).await?;
+        instance.create_topic(topic, queues).await.map_err(fail)?;
     }
     let producer = Producer::new(
         &instance,
@@ -664,45 +664,6 @@ async fn produce(
     producer.shutdown().await;
     instance.shutdown(Duration::from_secs(2)).await;
     Ok(())
-}
-
-async fn create_topic(instance: &ClientInstance, topic: &str, queues: i32) -> Result<(), Failure> {
-    instance.update_topic_route("TBW102").await.map_err(fail)?;
-    let route = instance
-        .topic_route("TBW102")
-        .ok_or_else(|| Failure(1, "no route for TBW102: cannot find the brokers".into()))?;
-    for b in &route.broker_datas {
-        let Some(addr) = b.master_addr() else {
-            continue;
-        };
-        let header = CreateTopicRequestHeader {
-            topic: topic.to_owned(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            topic_sys_flag: 0,
-            order: false,
-        };
-        instance
-            .api()
-            .create_topic(addr, &header, Duration::from_secs(10))
-            .await
-            .map_err(fail)?;
-    }
-    for _ in 0..100 {
-        if instance.update_topic_route(topic).await.is_ok()
-            && instance.subscribe_queues(topic).len() >= queues as usize
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(Failure(
-        1,
-        format!("topic {topic} was created but its route never showed {queues} queues"),
-    ))
 }
 
 async fn pull(

@@ -271,20 +271,29 @@ impl ClientInstance {
         });
     }
 
-    /// Registers a consumer under its group.
+    /// Registers a consumer under its group and gives it the cached queues of its topics.
     ///
     /// # Errors
     /// [`ClientError::GroupAlreadyRegistered`] naming the group when it is taken.
     pub fn register_consumer(&self, consumer: Arc<dyn ConsumerInner>) -> Result<(), ClientError> {
         let group = consumer.group_name();
-        let mut consumers = lock(&self.inner.consumers);
-        if consumers.contains_key(&group) {
-            return Err(ClientError::GroupAlreadyRegistered {
-                group,
-                client_id: self.inner.client_id.clone(),
-            });
+        {
+            let mut consumers = lock(&self.inner.consumers);
+            if consumers.contains_key(&group) {
+                return Err(ClientError::GroupAlreadyRegistered {
+                    group,
+                    client_id: self.inner.client_id.clone(),
+                });
+            }
+            consumers.insert(group, Arc::clone(&consumer));
         }
-        consumers.insert(group, consumer);
+        // Routes cached before the consumer came will not "change" for it later: hand it
+        // their queues now (Java refreshes routes a consumer lacks, isNeedUpdateTopicRouteInfo).
+        for topic in consumer.subscribed_topics() {
+            if let Some(route) = self.topic_route(&topic) {
+                consumer.update_topic_subscribe_info(&topic, &route.subscribe_queues(&topic));
+            }
+        }
         Ok(())
     }
 
@@ -444,6 +453,61 @@ impl ClientInstance {
                 tracing::debug!(topic, error = %e, "route refresh failed");
             }
         }
+    }
+
+    /// Creates (or resizes) `topic` with `queues` read and write queues on every master
+    /// serving the auto-create template topic `TBW102`, then waits (10 s at most) until the
+    /// name server serves it with that many readable queues per broker. An admin call, for
+    /// tools and tests (Java `MQAdminExt.createTopic`).
+    ///
+    /// # Errors
+    /// [`ClientError::TopicRouteNotFound`] without a `TBW102` route, broker errors from
+    /// UPDATE_AND_CREATE_TOPIC, or [`ClientError::TopicRouteNotFound`] for `topic` when its
+    /// route never shows the queues.
+    pub async fn create_topic(&self, topic: &str, queues: i32) -> Result<(), ClientError> {
+        self.update_topic_route(crate::producer::AUTO_CREATE_TOPIC)
+            .await?;
+        let template = self
+            .topic_route(crate::producer::AUTO_CREATE_TOPIC)
+            .ok_or_else(|| ClientError::TopicRouteNotFound {
+                topic: crate::producer::AUTO_CREATE_TOPIC.into(),
+            })?;
+        let masters: Vec<&str> = template
+            .broker_datas
+            .iter()
+            .filter_map(|b| b.master_addr())
+            .collect();
+        for addr in &masters {
+            let header = crate::header::CreateTopicRequestHeader {
+                topic: topic.to_owned(),
+                default_topic: crate::producer::AUTO_CREATE_TOPIC.into(),
+                read_queue_nums: queues,
+                write_queue_nums: queues,
+                perm: crate::route::perm::READ | crate::route::perm::WRITE,
+                topic_filter_type: "SINGLE_TAG".into(),
+                topic_sys_flag: 0,
+                order: false,
+            };
+            self.inner
+                .api
+                .create_topic(addr, &header, Duration::from_secs(10))
+                .await?;
+        }
+        let want = masters.len() * queues.max(0) as usize;
+        for _ in 0..100 {
+            let ok = match self.update_topic_route(topic).await {
+                Ok(_) => self.subscribe_queues(topic).len() == want,
+                Err(ClientError::TopicRouteNotFound { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if ok {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ClientError::TopicRouteNotFound {
+            topic: topic.to_owned(),
+        })
     }
 
     /// The cached route of `topic`.

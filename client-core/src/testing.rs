@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::header::{ConsumerData, CreateTopicRequestHeader};
+use crate::header::ConsumerData;
 use crate::{
     ClientConfig, ClientError, ClientInstance, ConsumerInner, ExpressionType, SubscriptionData,
 };
@@ -56,19 +56,8 @@ pub fn config(instance: &str) -> ClientConfig {
 /// # Panics
 /// When the broker refuses.
 pub async fn create_topic(instance: &ClientInstance, topic: &str, queues: i32) {
-    let header = CreateTopicRequestHeader {
-        topic: topic.to_owned(),
-        default_topic: "TBW102".into(),
-        read_queue_nums: queues,
-        write_queue_nums: queues,
-        perm: 6,
-        topic_filter_type: "SINGLE_TAG".into(),
-        topic_sys_flag: 0,
-        order: false,
-    };
     instance
-        .api()
-        .create_topic(&env("RMQ_BROKER_ADDR"), &header, Duration::from_secs(10))
+        .create_topic(topic, queues)
         .await
         .expect("create topic");
 }

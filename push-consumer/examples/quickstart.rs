@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmq_client_core::header::CreateTopicRequestHeader;
 use rmq_client_core::{ClientConfig, ClientInstance, Message, Producer};
 use rmq_push_consumer::{ConsumeConcurrentlyStatus, ConsumeFromWhere, PushConsumer, listener_fn};
 
@@ -45,32 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .namesrv_addr(&namesrv)
         .instance_name(format!("quickstart-producer-{stamp}"));
     let instance = ClientInstance::get_or_create(&producer_cfg)?;
-    instance.update_topic_route("TBW102").await?;
-    let route = instance
-        .topic_route("TBW102")
-        .ok_or("no route for TBW102")?;
-    for b in &route.broker_datas {
-        let addr = b.master_addr().ok_or("broker without master")?;
-        let header = CreateTopicRequestHeader {
-            topic: topic.clone(),
-            default_topic: "TBW102".into(),
-            read_queue_nums: 8,
-            write_queue_nums: 8,
-            perm: 6,
-            topic_filter_type: "SINGLE_TAG".into(),
-            topic_sys_flag: 0,
-            order: false,
-        };
-        instance
-            .api()
-            .create_topic(addr, &header, Duration::from_secs(10))
-            .await?;
-    }
-    while instance.update_topic_route(&topic).await.is_err()
-        || instance.subscribe_queues(&topic).len() < 8
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    instance.create_topic(&topic, 8).await?;
 
     // Produce, 64 sends in flight.
     let producer = Producer::new(&instance, &format!("quickstart_producer_{stamp}"))?;
