@@ -474,8 +474,13 @@ impl Core {
             return true;
         };
         entry.token.cancel();
+        // A queue already dropped (offset reset, OFFSET_ILLEGAL) consumes nothing more:
+        // there is nothing to wait for.
         let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
-        while entry.pq.msg_count() > 0 && tokio::time::Instant::now() < deadline {
+        while entry.pq.msg_count() > 0
+            && !entry.pq.is_dropped()
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = entry.pq.msg_count();
@@ -572,7 +577,7 @@ impl Core {
     async fn pull_loop(
         self: Arc<Self>,
         mq: MessageQueue,
-        pq: Arc<ProcessQueue>,
+        mut pq: Arc<ProcessQueue>,
         mut next_offset: i64,
         token: CancellationToken,
     ) {
@@ -701,25 +706,34 @@ impl Core {
                             self.correct_tags_offset(&mq, &pq, next_offset);
                         }
                         PullStatus::OffsetIllegal => {
+                            // The broker says where this queue continues (a too-small or
+                            // too-large offset, or an admin reset). Continue there in place,
+                            // with a fresh cache: the old one is dropped so its calls still
+                            // running commit nothing. Java instead releases the queue and
+                            // re-reads the offset from the broker, which loses a server-side
+                            // reset on brokers that keep committed offsets increase-only
+                            // (rocketmq-rust 1.0.0 does).
                             tracing::warn!(
                                 ?mq,
                                 requested = next_offset,
                                 next = r.next_begin_offset,
-                                "pull offset illegal; resetting the queue"
+                                "pull offset illegal; continuing at the broker's offset"
                             );
                             pq.set_dropped(true);
-                            self.offset_store
-                                .update_offset(&mq, r.next_begin_offset, false);
+                            pq.clear();
+                            pq = Arc::new(ProcessQueue::new(Arc::clone(&self.cached_bytes)));
+                            if let Some(e) = self.queues().get_mut(&mq)
+                                && e.token == token
+                            {
+                                e.pq = Arc::clone(&pq);
+                            } else {
+                                return; // released meanwhile
+                            }
+                            next_offset = r.next_begin_offset;
+                            self.offset_store.update_offset(&mq, next_offset, false);
                             if let Err(e) = self.offset_store.persist(&mq).await {
                                 tracing::warn!(?mq, error = %e, "persisting corrected offset failed");
                             }
-                            let core = Arc::clone(&self);
-                            let mq = mq.clone();
-                            self.tracker.spawn(async move {
-                                core.rebalance.release(&mq).await;
-                                core.rebalance_service.wakeup();
-                            });
-                            return;
                         }
                     }
                 }

@@ -609,3 +609,59 @@ async fn running_info_and_consume_directly_reach_the_consumer_through_the_broker
     consumer.shutdown().await;
     s.instance.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn an_admin_offset_reset_makes_the_consumer_start_over() {
+    use rmq_remoting::{
+        RemotingClient, RemotingCommand, RemotingConfig, RequestCode, ResponseCode,
+    };
+    let s = setup(2).await;
+    let ids = produce(&s, 40, "TagA").await;
+    let group = unique("cg_reset");
+    let c = Arc::new(Collector::default());
+    let consumer = consumer(&group, &s.topic)
+        .listener(Arc::clone(&c))
+        .build()
+        .unwrap();
+    consumer.start().await.unwrap();
+    wait_for("first pass", Duration::from_secs(60), || c.unique() == 40).await;
+    // Reset every queue of the topic to the start (INVOKE_BROKER_TO_RESET_OFFSET, timestamp
+    // 0). This broker resets server-side: the consumer's next pull answers
+    // PULL_OFFSET_MOVED with the new offset (REMOTING.md §3.6, OFFSET_RESET).
+    let admin = RemotingClient::new(RemotingConfig::default());
+    let mut req = RemotingCommand::request(RequestCode::INVOKE_BROKER_TO_RESET_OFFSET);
+    req.ext_fields = Some(
+        [
+            ("topic", s.topic.as_str()),
+            ("group", group.as_str()),
+            ("timestamp", "0"),
+            ("isForce", "true"),
+            ("queueId", "-1"),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let resp = admin
+        .invoke(&env("RMQ_BROKER_ADDR"), req, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.response_code(),
+        ResponseCode::SUCCESS,
+        "{:?}",
+        resp.remark
+    );
+    wait_for(
+        "second pass after the reset",
+        Duration::from_secs(90),
+        || {
+            let seen = c.seen.lock().unwrap();
+            ids.iter().all(|id| seen.get(id).copied().unwrap_or(0) >= 2)
+        },
+    )
+    .await;
+    admin.shutdown(Duration::from_secs(1)).await;
+    consumer.shutdown().await;
+    s.instance.shutdown(Duration::from_secs(2)).await;
+}

@@ -106,6 +106,8 @@ codes! {
         RESET_CONSUMER_CLIENT_OFFSET = 220,
         /// GET_CONSUMER_STATUS_FROM_CLIENT (221), broker→client.
         GET_CONSUMER_STATUS_FROM_CLIENT = 221,
+        /// INVOKE_BROKER_TO_RESET_OFFSET (222), admin→broker.
+        INVOKE_BROKER_TO_RESET_OFFSET = 222,
         /// GET_CONSUMER_RUNNING_INFO (307), broker→client (forwarded admin request).
         GET_CONSUMER_RUNNING_INFO = 307,
         /// CONSUME_MESSAGE_DIRECTLY (309), broker→client (forwarded admin request).
