@@ -456,8 +456,11 @@ impl ClientInstance {
     }
 
     /// Creates (or resizes) `topic` with `queues` read and write queues on every master
-    /// serving the auto-create template topic `TBW102`, then waits (10 s at most) until the
-    /// name server serves it with that many readable queues per broker. An admin call, for
+    /// serving the auto-create template topic `TBW102`, then waits (45 s at most) until the
+    /// name server serves it with that many readable queues per broker. Brokers push a new
+    /// topic to the name server at once, but that push can be missed (seen with
+    /// rocketmq-rust 1.0.0 shortly after start-up); the broker's periodic registration
+    /// (`registerNameServerPeriod`, 30 s) then brings it, hence the wait. An admin call, for
     /// tools and tests (Java `MQAdminExt.createTopic`).
     ///
     /// # Errors
@@ -494,7 +497,7 @@ impl ClientInstance {
                 .await?;
         }
         let want = masters.len() * queues.max(0) as usize;
-        for _ in 0..100 {
+        for _ in 0..450 {
             let ok = match self.update_topic_route(topic).await {
                 Ok(_) => self.subscribe_queues(topic).len() == want,
                 Err(ClientError::TopicRouteNotFound { .. }) => false,
