@@ -305,6 +305,16 @@ impl ClientInstance {
         }
     }
 
+    /// A consumer is done with this instance: unregisters its group at every broker, and
+    /// shuts the instance down (waiting at most `grace`) when no consumer is left (Java
+    /// `unregisterConsumer` followed by `MQClientInstance.shutdown`).
+    pub async fn release_consumer(&self, group: &str, grace: Duration) {
+        self.unregister_consumer(group).await;
+        if self.consumer_count() == 0 {
+            self.shutdown(grace).await;
+        }
+    }
+
     /// Registers a producer group (it appears in heartbeats).
     ///
     /// # Errors
@@ -695,9 +705,7 @@ impl ClientInstance {
         if self.inner.token.is_cancelled() {
             return;
         }
-        self.inner.token.cancel();
-        self.inner.tracker.close();
-        let _ = tokio::time::timeout(grace, self.inner.tracker.wait()).await;
+        rmq_remoting::task::stop_and_wait(&self.inner.token, &self.inner.tracker, grace).await;
         self.persist_all_consumer_offsets().await;
         let groups: Vec<String> = lock(&self.inner.consumers).keys().cloned().collect();
         for g in groups {

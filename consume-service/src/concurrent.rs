@@ -299,12 +299,7 @@ impl ConsumeMessageConcurrentlyService {
     /// Stops starting listener calls and waits up to `grace` for the ones running. Batches
     /// not started stay uncommitted. Idempotent.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.token.cancel();
-        self.inner.tracker.close();
-        if tokio::time::timeout(grace, self.inner.tracker.wait())
-            .await
-            .is_err()
-        {
+        if !rmq_remoting::task::stop_and_wait(&self.inner.token, &self.inner.tracker, grace).await {
             tracing::warn!(
                 ?grace,
                 "listener calls still running after the grace period"

@@ -322,12 +322,7 @@ impl ConsumeMessageOrderlyService {
 
     /// Stops starting listener calls and waits up to `grace` for the running ones.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.token.cancel();
-        self.inner.tracker.close();
-        if tokio::time::timeout(grace, self.inner.tracker.wait())
-            .await
-            .is_err()
-        {
+        if !rmq_remoting::task::stop_and_wait(&self.inner.token, &self.inner.tracker, grace).await {
             tracing::warn!(
                 ?grace,
                 "orderly listener calls still running after the grace period"

@@ -10,25 +10,24 @@ use rmq_offset_store::{
     LocalFileOffsetStore, OffsetStore, ReadOffsetType, format_offsets_file, parse_offsets_file,
 };
 
+/// One `{topic, brokerName, queueId, offset}` entry of the vector files.
+fn entry(e: &serde_json::Value) -> (MessageQueue, i64) {
+    (
+        MessageQueue::new(
+            e["topic"].as_str().unwrap(),
+            e["brokerName"].as_str().unwrap(),
+            e["queueId"].as_i64().unwrap() as i32,
+        ),
+        e["offset"].as_i64().unwrap(),
+    )
+}
+
 fn expected() -> Vec<(MessageQueue, i64)> {
     let v: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(vectors_dir().join("offsets.expected.json")).unwrap(),
     )
     .unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                MessageQueue::new(
-                    e["topic"].as_str().unwrap(),
-                    e["brokerName"].as_str().unwrap(),
-                    e["queueId"].as_i64().unwrap() as i32,
-                ),
-                e["offset"].as_i64().unwrap(),
-            )
-        })
-        .collect()
+    v.as_array().unwrap().iter().map(entry).collect()
 }
 
 fn tempdir(name: &str) -> PathBuf {
@@ -77,16 +76,7 @@ fn reader_accepts_and_rejects_what_java_does() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| {
-                (
-                    MessageQueue::new(
-                        e["topic"].as_str().unwrap(),
-                        e["brokerName"].as_str().unwrap(),
-                        e["queueId"].as_i64().unwrap() as i32,
-                    ),
-                    e["offset"].as_i64().unwrap(),
-                )
-            })
+            .map(entry)
             .collect();
         assert_eq!(got, want, "{}", p["description"]);
     }

@@ -606,13 +606,10 @@ impl LitePullConsumer {
         if core.config.auto_commit {
             core.commit(true).await;
         }
-        core.token.cancel();
-        core.tracker.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), core.tracker.wait()).await;
-        core.instance.unregister_consumer(&core.group).await;
-        if core.instance.consumer_count() == 0 {
-            core.instance.shutdown(Duration::from_secs(3)).await;
-        }
+        rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, Duration::from_secs(5)).await;
+        core.instance
+            .release_consumer(&core.group, Duration::from_secs(3))
+            .await;
     }
 }
 

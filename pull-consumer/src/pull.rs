@@ -375,9 +375,7 @@ impl PullConsumer {
         if s.token.is_cancelled() {
             return;
         }
-        s.token.cancel();
-        s.tracker.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), s.tracker.wait()).await;
+        rmq_remoting::task::stop_and_wait(&s.token, &s.tracker, Duration::from_secs(5)).await;
         let queues: Vec<MessageQueue> = s
             .offset_store
             .clone_offset_table(None)
@@ -388,10 +386,9 @@ impl PullConsumer {
                 tracing::warn!(?mq, error = %e, "persisting offset at shutdown failed");
             }
         }
-        s.instance.unregister_consumer(&self.inner.group).await;
-        if s.instance.consumer_count() == 0 {
-            s.instance.shutdown(Duration::from_secs(3)).await;
-        }
+        s.instance
+            .release_consumer(&self.inner.group, Duration::from_secs(3))
+            .await;
     }
 
     /// The readable queues of `topic` (Java `fetchSubscribeMessageQueues`).

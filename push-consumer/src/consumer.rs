@@ -420,12 +420,10 @@ impl PushConsumer {
             tracing::warn!(error = %e, "persisting offsets at shutdown failed");
         }
         core.rebalance.release_all().await;
-        core.tracker.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), core.tracker.wait()).await;
-        core.instance.unregister_consumer(&core.group).await;
-        if core.instance.consumer_count() == 0 {
-            core.instance.shutdown(Duration::from_secs(3)).await;
-        }
+        rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, Duration::from_secs(5)).await;
+        core.instance
+            .release_consumer(&core.group, Duration::from_secs(3))
+            .await;
         tracing::info!(group = %core.group, "push consumer shut down");
     }
 }

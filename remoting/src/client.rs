@@ -356,11 +356,7 @@ impl RemotingClient {
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.token.cancel();
         self.inner.slots().clear();
-        self.inner.tracker.close();
-        if tokio::time::timeout(grace, self.inner.tracker.wait())
-            .await
-            .is_err()
-        {
+        if !crate::task::stop_and_wait(&self.inner.token, &self.inner.tracker, grace).await {
             tracing::warn!(
                 ?grace,
                 "remoting tasks did not stop within the grace period"

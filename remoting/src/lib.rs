@@ -33,6 +33,7 @@ pub mod codec;
 mod connection;
 mod error;
 pub mod protocol;
+pub mod task;
 
 pub use client::{BoxFuture, InboundContext, RemotingClient, RemotingConfig, RequestHandler};
 pub use codec::{CodecError, RemotingCodec};
