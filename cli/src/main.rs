@@ -298,12 +298,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 fn message_json(m: &MessageExt) -> String {
     let props: BTreeMap<&str, &str> = m.properties.iter().collect();
     let mut v = serde_json::json!({
-        "topic": m.topic,
-        "brokerName": m.broker_name,
+        "topic": &*m.topic,
+        "brokerName": &*m.broker_name,
         "queueId": m.queue_id,
         "queueOffset": m.queue_offset,
         "msgId": m.msg_id(),
-        "offsetMsgId": m.offset_msg_id,
+        "offsetMsgId": m.offset_msg_id(),
         "keys": m.keys().collect::<Vec<_>>(),
         "tags": m.tags(),
         "bornTimestamp": m.born_timestamp,
@@ -388,7 +388,7 @@ impl Stats {
         {
             let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             for m in msgs {
-                s.ids.insert(id_key(m.msg_id()));
+                s.ids.insert(id_key(&m.msg_id()));
                 *s.per_queue.entry(m.queue_id.to_string()).or_default() += 1;
             }
             s.first_ms.get_or_insert(now);

@@ -12,7 +12,7 @@ use crate::config::Credentials;
 use crate::error::ClientError;
 use crate::filter::SubscriptionData;
 use crate::header::*;
-use crate::message::{MessageExt, decode_messages, property};
+use crate::message::{MessageExt, decode_messages};
 use crate::route::{MessageQueue, TopicRouteData};
 
 /// `PullSysFlag` bits (REMOTING.md §3.6).
@@ -89,9 +89,10 @@ pub struct PullResult {
 
 impl PullResult {
     /// What Java `PullAPIWrapper.processPullResult` does after a FOUND: re-filters by exact
-    /// tag (the broker filters by hash), sets `broker_name` / `queue_id` from the queue,
-    /// adds `offset_delta`, puts `MIN_OFFSET` / `MAX_OFFSET` properties, and sets the
-    /// transaction id of transactional messages.
+    /// tag (the broker filters by hash), sets `broker_name` / `queue_id` from the queue
+    /// (one shared broker name for the batch), adds `offset_delta`, and records the queue's
+    /// min / max offsets in [`MessageExt::queue_min_offset`] / `queue_max_offset` (Java puts
+    /// them into every message's properties as strings; rmq allocates nothing per message).
     pub fn process(&mut self, mq: &MessageQueue, subscription: Option<&SubscriptionData>) {
         if self.status != PullStatus::Found {
             return;
@@ -101,16 +102,22 @@ impl PullResult {
             self.messages.retain(|m| sub.matches(m));
             self.filtered_out = before - self.messages.len();
         }
-        let min = self.min_offset.to_string();
-        let max = self.max_offset.to_string();
+        let Some(first) = self.messages.first() else {
+            return;
+        };
+        let broker: std::sync::Arc<str> = if *first.broker_name == *mq.broker_name {
+            std::sync::Arc::clone(&first.broker_name)
+        } else {
+            std::sync::Arc::from(mq.broker_name.as_str())
+        };
         for m in &mut self.messages {
-            m.broker_name.clone_from(&mq.broker_name);
+            m.broker_name = std::sync::Arc::clone(&broker);
             m.queue_id = mq.queue_id;
             if let Some(delta) = self.offset_delta {
                 m.queue_offset += delta;
             }
-            m.properties.insert(property::MIN_OFFSET, min.as_str());
-            m.properties.insert(property::MAX_OFFSET, max.as_str());
+            m.queue_min_offset = Some(self.min_offset);
+            m.queue_max_offset = Some(self.max_offset);
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod instance;
 pub mod message;
 pub mod namespace;
 pub mod producer;
+mod properties;
 pub mod route;
 #[cfg(feature = "testing")]
 #[doc(hidden)]

@@ -2,11 +2,16 @@
 //!
 //! Java counterparts: `MessageExt`, `MessageClientExt`, `MessageDecoder.decodesBatch`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
+use bytestring::ByteString;
+
+pub use crate::properties::Properties;
 
 /// `MessageDecoder.MESSAGE_MAGIC_CODE` (V1: 1-byte topic length).
 pub const MESSAGE_MAGIC_CODE_V1: i32 = 0xDAA3_20A7_u32 as i32;
@@ -71,110 +76,23 @@ pub mod property {
 /// limit is 4 MiB, so anything bigger is treated as corrupt rather than allocated.
 pub const MAX_DECOMPRESSED_BODY: usize = 64 * 1024 * 1024;
 
-/// Message properties: name → value pairs in record order (`MessageDecoder.string2messageProperties`).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Properties {
-    entries: Vec<(String, String)>,
-}
-
-impl Properties {
-    /// Empty properties.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Parses the wire form `name\x01value\x02…` with Java's rules: segments shorter than 3
-    /// characters are ignored, and so are segments whose first `\x01` is at either end.
-    pub fn parse(text: &str) -> Self {
-        let mut entries = Vec::new();
-        for segment in text.split('\u{2}') {
-            if segment.chars().count() < 3 {
-                continue;
-            }
-            if let Some(i) = segment.find('\u{1}')
-                && i > 0
-                && i + 1 < segment.len()
-            {
-                let (name, value) = (&segment[..i], &segment[i + 1..]);
-                match entries
-                    .iter_mut()
-                    .find(|(n, _): &&mut (String, String)| n == name)
-                {
-                    Some(e) => e.1 = value.to_owned(),
-                    None => entries.push((name.to_owned(), value.to_owned())),
-                }
-            }
-        }
-        Properties { entries }
-    }
-
-    /// The wire form, every pair followed by `\x02` (`messageProperties2String`).
-    pub fn to_wire(&self) -> String {
-        let mut s = String::new();
-        for (k, v) in &self.entries {
-            s.push_str(k);
-            s.push('\u{1}');
-            s.push_str(v);
-            s.push('\u{2}');
-        }
-        s
-    }
-
-    /// The value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Sets `name`, replacing an existing value in place.
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let name = name.into();
-        let value = value.into();
-        match self.entries.iter_mut().find(|(n, _)| *n == name) {
-            Some(e) => e.1 = value,
-            None => self.entries.push((name, value)),
-        }
-    }
-
-    /// Removes `name`, returning its value.
-    pub fn remove(&mut self, name: &str) -> Option<String> {
-        let i = self.entries.iter().position(|(n, _)| n == name)?;
-        Some(self.entries.remove(i).1)
-    }
-
-    /// The pairs in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// Number of properties.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// `true` if there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-impl fmt::Debug for Properties {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
 /// A consumed message (Java `MessageExt` / `MessageClientExt`).
 ///
-/// `body` is a zero-copy slice of the received frame unless the record was compressed.
+/// Cheap to make and to clone: decoding allocates nothing per message. `topic` and
+/// `broker_name` are shared by every message of a pull, `properties` and `body` are views
+/// of the received frame (the body is a copy only when the record was compressed), and the
+/// offset message id is computed when asked for. A clone shares all of them.
+///
+/// Java puts `MIN_OFFSET`, `MAX_OFFSET` and `CONSUME_START_TIME` into every message's
+/// property map after a pull (three strings per message); rmq does not touch the
+/// properties: the queue's offsets at pull time are [`MessageExt::queue_min_offset`] and
+/// [`MessageExt::queue_max_offset`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct MessageExt {
     /// Topic as stored (a retried message reads `%RETRY%<group>` until the consumer restores it).
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Broker the message was pulled from (set by the pull layer; empty after bare decoding).
-    pub broker_name: String,
+    pub broker_name: Arc<str>,
     /// Queue id.
     pub queue_id: i32,
     /// Logical offset in the consume queue.
@@ -201,12 +119,45 @@ pub struct MessageExt {
     pub reconsume_times: i32,
     /// Prepared transaction offset.
     pub prepared_transaction_offset: i64,
-    /// Properties.
+    /// Properties, a view of the received frame.
     pub properties: Properties,
     /// Payload, decompressed.
     pub body: Bytes,
-    /// Id derived from store host and commit-log offset (uppercase hex).
-    pub offset_msg_id: String,
+    /// The queue's smallest offset when the message was pulled (Java's `MIN_OFFSET`
+    /// property); `None` outside a pull.
+    pub queue_min_offset: Option<i64>,
+    /// The queue's end offset (exclusive) when the message was pulled (Java's `MAX_OFFSET`
+    /// property); `None` outside a pull. `queue_max_offset - queue_offset - 1` is the
+    /// backlog behind this message.
+    pub queue_max_offset: Option<i64>,
+}
+
+impl Default for MessageExt {
+    /// An empty message (all numbers 0, hosts `0.0.0.0:0`), for tests and builders.
+    fn default() -> Self {
+        let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+        MessageExt {
+            topic: Arc::from(""),
+            broker_name: Arc::from(""),
+            queue_id: 0,
+            queue_offset: 0,
+            commit_log_offset: 0,
+            store_size: 0,
+            flag: 0,
+            sys_flag: 0,
+            body_crc: 0,
+            born_timestamp: 0,
+            born_host: any,
+            store_timestamp: 0,
+            store_host: any,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            properties: Properties::default(),
+            body: Bytes::new(),
+            queue_min_offset: None,
+            queue_max_offset: None,
+        }
+    }
 }
 
 impl fmt::Debug for MessageExt {
@@ -225,12 +176,28 @@ impl fmt::Debug for MessageExt {
 }
 
 impl MessageExt {
-    /// The id users see (Java `MessageClientExt.getMsgId`): the `UNIQ_KEY` property if set,
-    /// else [`MessageExt::offset_msg_id`]. Stable across retries.
-    pub fn msg_id(&self) -> &str {
-        self.properties
-            .get(property::UNIQ_KEY)
-            .unwrap_or(&self.offset_msg_id)
+    /// The id users see (Java `MessageClientExt.getMsgId`): the `UNIQ_KEY` property if set
+    /// (borrowed, no allocation), else [`MessageExt::offset_msg_id`]. Stable across retries.
+    pub fn msg_id(&self) -> Cow<'_, str> {
+        match self.uniq_key() {
+            Some(k) => Cow::Borrowed(k),
+            None => Cow::Owned(self.offset_msg_id()),
+        }
+    }
+
+    /// The id derived from the store host and the commit-log offset, uppercase hex (Java
+    /// `MessageExt.getOffsetMsgId`, `MessageDecoder.createMessageId`). Computed on each call.
+    pub fn offset_msg_id(&self) -> String {
+        let port = i32::from(self.store_host.port());
+        match self.store_host.ip() {
+            IpAddr::V4(ip) => create_offset_msg_id(&ip.octets(), port, self.commit_log_offset),
+            IpAddr::V6(ip) => create_offset_msg_id(&ip.octets(), port, self.commit_log_offset),
+        }
+    }
+
+    /// The `UNIQ_KEY` property: the client-generated message id.
+    pub fn uniq_key(&self) -> Option<&str> {
+        self.properties.get(property::UNIQ_KEY)
     }
 
     /// The `TAGS` property.
@@ -247,7 +214,7 @@ impl MessageExt {
             .filter(|k| !k.is_empty())
     }
 
-    /// A property value.
+    /// A property value (no allocation).
     pub fn property(&self, name: &str) -> Option<&str> {
         self.properties.get(name)
     }
@@ -360,11 +327,7 @@ impl<'a> Cursor<'a> {
             len,
         })
     }
-    fn host(
-        &mut self,
-        v6: bool,
-        f: &'static str,
-    ) -> Result<(SocketAddr, &'a [u8]), MessageDecodeError> {
+    fn host(&mut self, v6: bool, f: &'static str) -> Result<SocketAddr, MessageDecodeError> {
         let n = if v6 { 16 } else { 4 };
         let ip_bytes = self.take(n, f)?;
         let port = self.i32(f)?;
@@ -380,7 +343,7 @@ impl<'a> Cursor<'a> {
                 ip_bytes[3],
             ))
         };
-        Ok((SocketAddr::new(ip, port as u16), ip_bytes))
+        Ok(SocketAddr::new(ip, port as u16))
     }
     fn utf8(&mut self, n: usize, field: &'static str) -> Result<&'a str, MessageDecodeError> {
         let at = self.at;
@@ -442,8 +405,46 @@ fn inflate(at: usize, kind: i32, data: &[u8]) -> Result<Vec<u8>, MessageDecodeEr
     Ok(out)
 }
 
+/// Interns the topic of consecutive records: a pull body is one queue's records, so one
+/// `Arc<str>` serves the whole batch.
+#[derive(Default)]
+struct TopicCache(Option<Arc<str>>);
+
+impl TopicCache {
+    fn get(&mut self, topic: &str) -> Arc<str> {
+        match &self.0 {
+            Some(t) if **t == *topic => Arc::clone(t),
+            _ => {
+                let t: Arc<str> = Arc::from(topic);
+                self.0 = Some(Arc::clone(&t));
+                t
+            }
+        }
+    }
+}
+
+/// The properties of a record: `len` bytes of `frame` from `start`, UTF-8 checked, no copy.
+fn properties_view(
+    frame: &Bytes,
+    start: usize,
+    len: usize,
+    at: usize,
+    field: &'static str,
+) -> Result<Properties, MessageDecodeError> {
+    if len == 0 {
+        return Ok(Properties::new());
+    }
+    ByteString::try_from(frame.slice(start..start + len))
+        .map(Properties::from_wire)
+        .map_err(|_| MessageDecodeError::Utf8 { at, field })
+}
+
 /// Decodes one record starting at `body[at..]`; returns the message and the record length.
-fn decode_record(body: &Bytes, at: usize) -> Result<(MessageExt, usize), MessageDecodeError> {
+fn decode_record(
+    body: &Bytes,
+    at: usize,
+    topics: &mut TopicCache,
+) -> Result<(MessageExt, usize), MessageDecodeError> {
     let left = body.len() - at;
     let mut c = Cursor {
         buf: &body[at..],
@@ -458,7 +459,8 @@ fn decode_record(body: &Bytes, at: usize) -> Result<(MessageExt, usize), Message
             left,
         });
     }
-    c.buf = &body[at + 4..at + total_size as usize];
+    let end = at + total_size as usize;
+    c.buf = &body[at + 4..end];
     let magic = c.i32("magicCode")?;
     let v2 = match magic {
         MESSAGE_MAGIC_CODE_V1 => false,
@@ -472,14 +474,14 @@ fn decode_record(body: &Bytes, at: usize) -> Result<(MessageExt, usize), Message
     let commit_log_offset = c.i64("physicalOffset")?;
     let mut sys_flag = c.i32("sysFlag")?;
     let born_timestamp = c.i64("bornTimestamp")?;
-    let (born_host, _) = c.host(sys_flag & sys_flag::BORNHOST_V6 != 0, "bornHost")?;
+    let born_host = c.host(sys_flag & sys_flag::BORNHOST_V6 != 0, "bornHost")?;
     let store_timestamp = c.i64("storeTimestamp")?;
-    let (store_host, store_ip) = c.host(sys_flag & sys_flag::STOREHOST_V6 != 0, "storeHost")?;
+    let store_host = c.host(sys_flag & sys_flag::STOREHOST_V6 != 0, "storeHost")?;
     let reconsume_times = c.i32("reconsumeTimes")?;
     let prepared_transaction_offset = c.i64("preparedTransactionOffset")?;
     let body_len = c.i32("bodyLength")?;
     let body_len = c.len(body_len.into(), "body")?;
-    let body_start = at + total_size as usize - c.buf.len();
+    let body_start = end - c.buf.len();
     c.take(body_len, "body")?;
     let raw_body = body.slice(body_start..body_start + body_len);
     let topic_len = if v2 {
@@ -488,10 +490,12 @@ fn decode_record(body: &Bytes, at: usize) -> Result<(MessageExt, usize), Message
         i64::from(c.take(1, "topicLength")?[0] as i8)
     };
     let topic_len = c.len(topic_len, "topic")?;
-    let topic = c.utf8(topic_len, "topic")?.to_owned();
+    let topic = topics.get(c.utf8(topic_len, "topic")?);
     let props_len = c.i16("propertiesLength")?;
     let props_len = c.len(props_len.into(), "properties")?;
-    let properties = Properties::parse(c.utf8(props_len, "properties")?);
+    let props_start = end - c.buf.len();
+    c.take(props_len, "properties")?;
+    let properties = properties_view(body, props_start, props_len, at, "properties")?;
 
     let payload = if sys_flag & sys_flag::COMPRESSED != 0 {
         let kind = (sys_flag & sys_flag::COMPRESSION_TYPE_MASK) >> 8;
@@ -501,12 +505,10 @@ fn decode_record(body: &Bytes, at: usize) -> Result<(MessageExt, usize), Message
     } else {
         raw_body
     };
-    let offset_msg_id =
-        create_offset_msg_id(store_ip, i32::from(store_host.port()), commit_log_offset);
     Ok((
         MessageExt {
             topic,
-            broker_name: String::new(),
+            broker_name: Arc::from(""),
             queue_id,
             queue_offset,
             commit_log_offset,
@@ -522,7 +524,8 @@ fn decode_record(body: &Bytes, at: usize) -> Result<(MessageExt, usize), Message
             prepared_transaction_offset,
             properties,
             body: payload,
-            offset_msg_id,
+            queue_min_offset: None,
+            queue_max_offset: None,
         },
         total_size as usize,
     ))
@@ -550,25 +553,27 @@ fn unwrap_inner_batch(
                 left: body.len() - pos,
             });
         }
-        c.buf = &body[pos + 4..pos + total as usize];
+        let end = pos + total as usize;
+        c.buf = &body[pos + 4..end];
         let _magic = c.i32("inner magic")?;
         let _crc = c.i32("inner bodyCRC")?;
         let flag = c.i32("inner flag")?;
         let body_len = c.i32("inner bodyLength")?;
         let body_len = c.len(body_len.into(), "inner body")?;
-        let start = pos + total as usize - c.buf.len();
+        let start = end - c.buf.len();
         c.take(body_len, "inner body")?;
         let props_len = c.i16("inner propertiesLength")?;
         let props_len = c.len(props_len.into(), "inner properties")?;
-        let properties = Properties::parse(c.utf8(props_len, "inner properties")?);
+        let props_start = end - c.buf.len();
+        c.take(props_len, "inner properties")?;
         let mut m = outer.clone();
         m.flag = flag;
         m.body = body.slice(start..start + body_len);
-        m.properties = properties;
+        m.properties = properties_view(&body, props_start, props_len, at, "inner properties")?;
         m.queue_offset = outer.queue_offset + index;
         m.store_size = total;
         out.push(m);
-        pos += total as usize;
+        pos = end;
         index += 1;
     }
     Ok(())
@@ -581,13 +586,17 @@ fn unwrap_inner_batch(
 /// decoded fails the whole body, so that no offset is ever committed past a message that
 /// was not delivered.
 ///
+/// Allocations: the returned vector and one topic string per batch (plus the inflated
+/// body of a compressed record); bodies and properties are slices of `body`.
+///
 /// # Errors
 /// [`MessageDecodeError`] naming the record (byte offset) and the field.
 pub fn decode_messages(body: &Bytes) -> Result<Vec<MessageExt>, MessageDecodeError> {
     let mut out = Vec::with_capacity(32);
     let mut at = 0usize;
+    let mut topics = TopicCache::default();
     while at < body.len() {
-        let (msg, len) = decode_record(body, at)?;
+        let (msg, len) = decode_record(body, at, &mut topics)?;
         at += len;
         if msg.sys_flag & sys_flag::INNER_BATCH != 0 && msg.sys_flag & sys_flag::NEED_UNWRAP != 0 {
             unwrap_inner_batch(msg, &mut out)?;
@@ -603,22 +612,12 @@ pub fn decode_messages(body: &Bytes) -> Result<Vec<MessageExt>, MessageDecodeErr
 /// # Errors
 /// As [`decode_messages`].
 pub fn decode_message(body: &Bytes) -> Result<MessageExt, MessageDecodeError> {
-    decode_record(body, 0).map(|(m, _)| m)
+    decode_record(body, 0, &mut TopicCache::default()).map(|(m, _)| m)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn properties_follow_java_parsing_rules() {
-        let p =
-            Properties::parse("TAGS\u{1}TagA\u{2}ab\u{2}\u{1}x\u{2}k\u{1}\u{2}KEYS\u{1}k1 k2\u{2}");
-        assert_eq!(p.get("TAGS"), Some("TagA"));
-        assert_eq!(p.get("KEYS"), Some("k1 k2"));
-        assert_eq!(p.len(), 2);
-        assert_eq!(Properties::parse(&p.to_wire()), p);
-    }
 
     #[test]
     fn garbage_never_panics() {

@@ -28,7 +28,7 @@ pub mod perm {
 /// Ordered like Java's `compareTo`: topic, then broker name, then queue id numerically.
 /// (Rust compares strings by bytes, Java by UTF-16 units; the two agree for all names a
 /// RocketMQ topic or broker may have, which are ASCII.) Serialized with fastjson's key order.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageQueue {
     /// Broker name.
@@ -47,6 +47,24 @@ impl MessageQueue {
             queue_id,
             topic: topic.into(),
         }
+    }
+}
+
+impl Clone for MessageQueue {
+    fn clone(&self) -> Self {
+        MessageQueue {
+            broker_name: self.broker_name.clone(),
+            queue_id: self.queue_id,
+            topic: self.topic.clone(),
+        }
+    }
+
+    /// Reuses the strings' buffers (no allocation when they are large enough): consume
+    /// loops keep one context and point it at each batch's queue.
+    fn clone_from(&mut self, source: &Self) {
+        self.broker_name.clone_from(&source.broker_name);
+        self.queue_id = source.queue_id;
+        self.topic.clone_from(&source.topic);
     }
 }
 

@@ -83,7 +83,7 @@ async fn produce_then_pull_back_bodies_tags_keys_and_offsets() {
             assert_eq!(r.max_offset, r.messages.len() as i64);
             for (expect_offset, m) in r.messages.iter().enumerate() {
                 let (i, q, off) = sent
-                    .get(m.msg_id())
+                    .get(&*m.msg_id())
                     .unwrap_or_else(|| panic!("unknown msg {}", m.msg_id()));
                 assert_eq!(q, &mq);
                 assert_eq!(m.queue_offset, *off);
@@ -94,8 +94,8 @@ async fn produce_then_pull_back_bodies_tags_keys_and_offsets() {
                     m.keys().collect::<Vec<_>>(),
                     [format!("k{i}").as_str(), "common"]
                 );
-                assert_eq!(m.topic, topic);
-                assert_eq!(m.broker_name, mq.broker_name);
+                assert_eq!(*m.topic, *topic);
+                assert_eq!(*m.broker_name, *mq.broker_name);
                 assert_eq!(
                     m.property("MAX_OFFSET"),
                     Some(r.max_offset.to_string().as_str())

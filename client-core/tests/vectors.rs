@@ -32,7 +32,7 @@ fn messages_bin_decodes_like_java() {
     let t200 = "T".repeat(200);
     for (i, (m, (topic, offset, body))) in msgs.iter().zip(expect).enumerate() {
         let topic = if i == 1 { t200.as_str() } else { topic };
-        assert_eq!(m.topic, topic, "record {i}");
+        assert_eq!(&*m.topic, topic, "record {i}");
         assert_eq!(m.queue_offset, offset, "record {i}");
         assert_eq!(&m.body[..], body, "record {i}");
         assert_eq!(m.queue_id, 1);
@@ -56,7 +56,7 @@ fn messages_bin_decodes_like_java() {
     assert_eq!(m.keys().collect::<Vec<_>>(), ["k1", "k2"]);
     assert_eq!(m.property("WAIT"), Some("true"));
     assert_eq!(m.msg_id(), "0A00000100002A9F0000000000000001");
-    assert_eq!(m.offset_msg_id, "C0A8010200002A9F000000000001E240");
+    assert_eq!(m.offset_msg_id(), "C0A8010200002A9F000000000001E240");
     assert_eq!(msgs[1].tags(), Some("x"));
     assert_eq!(msgs[2].tags(), Some("TagB"));
     assert_eq!(msgs[3].tags(), Some("TagB"));
@@ -77,12 +77,12 @@ fn messages_bin_decodes_like_java() {
     assert_eq!(r.property("REAL_TOPIC"), Some("%RETRY%cg"));
     assert_eq!(r.property("REAL_QID"), Some("0"));
     assert_eq!(
-        r.offset_msg_id,
+        r.offset_msg_id(),
         "FE80000000000000000000000000000100002A9F000000000001E240"
     );
     assert_eq!(
         r.msg_id(),
-        r.offset_msg_id,
+        r.offset_msg_id(),
         "no UNIQ_KEY: msgId is the offset id"
     );
     // Uncompressed bodies are slices of the frame, not copies.

@@ -1,28 +1,33 @@
 //! The concurrent consume service (Java `ConsumeMessageConcurrentlyService`).
 
+use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use rmq_client_core::message::property;
 use rmq_client_core::{MessageExt, MessageQueue};
 use rmq_offset_store::OffsetStore;
 use rmq_rebalance::MessageModel;
-use tokio::sync::Semaphore;
+use rmq_remoting::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::listener::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
-    ConsumeMessageHook, DynConcurrent, MessageListenerConcurrently,
+    ConsumeMessageHook, MessageListenerConcurrently,
 };
+use crate::metrics::ConsumeMetrics;
 use crate::process_queue::ProcessQueue;
 use crate::send_back::SendBack;
 
 /// Delay before messages whose send-back failed are consumed again locally (Java 5000 ms).
 pub const LOCAL_RETRY_DELAY: Duration = Duration::from_millis(5000);
+
+/// Listener calls that may wait for a free consume task, at least (the queue between the
+/// pull tasks and the consume tasks; a pull task waits when it is full).
+const MIN_WAITING_CALLS: usize = 1024;
 
 /// Settings of the concurrent service.
 #[derive(Debug, Clone)]
@@ -34,8 +39,9 @@ pub struct ConcurrentConfig {
     pub message_model: MessageModel,
     /// Messages per listener call. Default 1 (Java `consumeMessageBatchMaxSize`).
     pub consume_message_batch_max_size: usize,
-    /// Listener calls in flight at most. Default 20 (Java `consumeThreadMax`). A real
-    /// bound: Java's pool grows its queue without limit instead (apache/rocketmq#3312).
+    /// Listener calls in flight at most: the number of consume tasks. Default 20 (Java
+    /// `consumeThreadMax`). A real bound: Java's pool grows its queue without limit instead
+    /// (apache/rocketmq#3312).
     pub consume_thread_max: usize,
     /// A call running longer counts as `ReconsumeLater`. Default 15 min (Java `consumeTimeout`).
     pub consume_timeout: Duration,
@@ -54,31 +60,78 @@ impl ConcurrentConfig {
     }
 }
 
-struct Inner {
-    listener: Box<dyn DynConcurrent>,
+/// One pull's messages on their way to the listener, shared by all its listener calls.
+struct PullBatch {
+    msgs: Vec<MessageExt>,
+    pq: Arc<ProcessQueue>,
+    mq: MessageQueue,
+}
+
+/// One listener call: a range of a pull batch.
+struct Work {
+    batch: Arc<PullBatch>,
+    range: Range<usize>,
+}
+
+/// What the consume tasks share; generic over the listener so that a call is not boxed.
+struct Inner<L> {
+    listener: L,
     config: ConcurrentConfig,
     offset_store: Arc<dyn OffsetStore>,
     send_back: SendBack,
     hooks: Vec<Arc<dyn ConsumeMessageHook>>,
-    permits: Arc<Semaphore>,
-    tracker: TaskTracker,
+    metrics: ConsumeMetrics,
+    in_flight: Arc<AtomicUsize>,
     token: CancellationToken,
+    tracker: TaskTracker,
+    /// For local retries; the channel is closed by [`Stopper`], whoever holds a clone.
+    tx: async_channel::Sender<Work>,
+}
+
+/// CONSUME_MESSAGE_DIRECTLY, type-erased.
+trait DirectConsume: Send + Sync {
+    fn consume_directly(&self, msg: MessageExt, mq: MessageQueue) -> BoxFuture<'_, bytes::Bytes>;
+}
+
+/// Closes the work queue and cancels the consume tasks when the last handle is dropped.
+struct Stopper {
+    token: CancellationToken,
+    tx: async_channel::Sender<Work>,
+}
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        self.tx.close();
+        self.token.cancel();
+    }
 }
 
 /// Runs the listener on pulled messages with a bounded number of calls in flight, sends
 /// failures back for retry, and advances offsets only past consumed messages.
 ///
+/// `consumeThreadMax` consume tasks take listener calls from one bounded queue; a pull
+/// batch is shared by its calls, so handing messages to the listener allocates per pull
+/// batch, not per message, and a call allocates nothing.
+///
 /// # Drop behavior
-/// Dropping the last clone does not stop calls in flight; use [`ConsumeMessageConcurrentlyService::shutdown`].
+/// Dropping the last clone stops the consume tasks after the calls running; waiting calls
+/// are abandoned uncommitted. [`ConsumeMessageConcurrentlyService::shutdown`] waits for them.
 #[derive(Clone)]
 pub struct ConsumeMessageConcurrentlyService {
-    inner: Arc<Inner>,
+    tx: async_channel::Sender<Work>,
+    stopper: Arc<Stopper>,
+    tracker: TaskTracker,
+    send_back: SendBack,
+    in_flight: Arc<AtomicUsize>,
+    direct: Arc<dyn DirectConsume>,
+    config: ConcurrentConfig,
 }
 
 impl std::fmt::Debug for ConsumeMessageConcurrentlyService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumeMessageConcurrentlyService")
-            .field("config", &self.inner.config)
+            .field("config", &self.config)
+            .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
 }
@@ -91,7 +144,8 @@ fn status_name(s: ConsumeConcurrentlyStatus) -> &'static str {
 }
 
 impl ConsumeMessageConcurrentlyService {
-    /// A service running `listener`.
+    /// A service running `listener` on `consume_thread_max` consume tasks (started here:
+    /// call it inside a Tokio runtime).
     pub fn new<L: MessageListenerConcurrently>(
         listener: L,
         config: ConcurrentConfig,
@@ -99,183 +153,73 @@ impl ConsumeMessageConcurrentlyService {
         send_back: SendBack,
         hooks: Vec<Arc<dyn ConsumeMessageHook>>,
     ) -> Self {
-        let permits = Arc::new(Semaphore::new(config.consume_thread_max.max(1)));
+        let tasks = config.consume_thread_max.max(1);
+        let (tx, rx) = async_channel::bounded(MIN_WAITING_CALLS.max(tasks * 4));
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let inner = Arc::new(Inner {
+            listener,
+            metrics: ConsumeMetrics::new(&config.group),
+            config: config.clone(),
+            offset_store,
+            send_back: send_back.clone(),
+            hooks,
+            in_flight: Arc::clone(&in_flight),
+            token: token.clone(),
+            tracker: tracker.clone(),
+            tx: tx.clone(),
+        });
+        for _ in 0..tasks {
+            tracker.spawn(Arc::clone(&inner).consume_task(rx.clone()));
+        }
         ConsumeMessageConcurrentlyService {
-            inner: Arc::new(Inner {
-                listener: Box::new(listener),
-                config,
-                offset_store,
-                send_back,
-                hooks,
-                permits,
-                tracker: TaskTracker::new(),
-                token: CancellationToken::new(),
+            stopper: Arc::new(Stopper {
+                token,
+                tx: tx.clone(),
             }),
+            tx,
+            tracker,
+            send_back,
+            in_flight,
+            direct: inner,
+            config,
         }
     }
 
-    /// Hands pulled messages (already cached in `pq`) to the listener in batches of
-    /// `consumeMessageBatchMaxSize`. Returns at once; each batch waits for a free slot.
-    /// The number of waiting batches is bounded by the pull flow control (what `pq` may
-    /// cache), not by this service.
-    pub fn submit(&self, msgs: Vec<MessageExt>, pq: &Arc<ProcessQueue>, mq: &MessageQueue) {
-        let size = self.inner.config.consume_message_batch_max_size.max(1);
-        let mut msgs = msgs;
-        while !msgs.is_empty() {
-            let rest = msgs.split_off(size.min(msgs.len()));
-            self.spawn_batch(msgs, Arc::clone(pq), mq.clone(), Duration::ZERO);
-            msgs = rest;
-        }
-    }
-
-    fn spawn_batch(
+    /// Hands pulled messages (already recorded in `pq`) to the listener in calls of
+    /// `consumeMessageBatchMaxSize`. Waits only while the queue of waiting calls is full;
+    /// returns `false` when the service is stopped (the messages stay uncommitted).
+    pub async fn submit(
         &self,
-        batch: Vec<MessageExt>,
-        pq: Arc<ProcessQueue>,
-        mq: MessageQueue,
-        delay: Duration,
-    ) {
-        let this = self.clone();
-        let span = tracing::debug_span!("consume", queue = ?mq, count = batch.len());
-        self.inner.tracker.spawn(
-            async move {
-                if !delay.is_zero() {
-                    tokio::select! {
-                        _ = this.inner.token.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-                let permit = tokio::select! {
-                    _ = this.inner.token.cancelled() => return,
-                    p = Arc::clone(&this.inner.permits).acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                };
-                if pq.is_dropped() {
-                    // Released queue: these messages stay unconsumed and uncommitted.
-                    return;
-                }
-                this.run_batch(batch, &pq, &mq).await;
-                drop(permit);
-            }
-            .instrument(span),
-        );
-    }
-
-    async fn run_batch(
-        &self,
-        mut batch: Vec<MessageExt>,
+        mut msgs: Vec<MessageExt>,
         pq: &Arc<ProcessQueue>,
         mq: &MessageQueue,
-    ) {
-        let inner = &self.inner;
-        let now = rmq_client_core::now_millis().to_string();
-        for m in &mut batch {
-            inner.send_back.reset_retry_and_namespace(m);
-            m.properties
-                .insert(property::CONSUME_START_TIME, now.as_str());
+    ) -> bool {
+        let n = msgs.len();
+        if n == 0 {
+            return true;
         }
-        let mut ctx = ConsumeConcurrentlyContext::new(mq.clone());
-        let mut hook_ctx = ConsumeMessageContext {
-            consumer_group: inner.config.group.clone(),
-            message_queue: mq.clone(),
-            message_count: batch.len(),
-            success: false,
-            status: "",
-        };
-        for h in &inner.hooks {
-            h.consume_message_before(&hook_ctx, &batch);
+        for m in &mut msgs {
+            self.send_back.reset_retry_and_namespace(m);
         }
-        let started = Instant::now();
-        let call = AssertUnwindSafe(inner.listener.consume(&batch, &mut ctx)).catch_unwind();
-        let (status, outcome) = match tokio::time::timeout(inner.config.consume_timeout, call).await
-        {
-            Ok(Ok(s)) => (s, status_name(s)),
-            Ok(Err(_)) => {
-                tracing::warn!(queue = ?mq, "listener panicked; the batch will be retried");
-                (ConsumeConcurrentlyStatus::ReconsumeLater, "EXCEPTION")
-            }
-            Err(_) => {
-                tracing::warn!(queue = ?mq, timeout = ?inner.config.consume_timeout, "listener timed out; the batch will be retried");
-                (ConsumeConcurrentlyStatus::ReconsumeLater, "TIME_OUT")
-            }
-        };
-        let elapsed = started.elapsed();
-        metrics::histogram!("rmq_consume_latency_seconds", "group" => inner.config.group.clone())
-            .record(elapsed.as_secs_f64());
-        hook_ctx.success = status == ConsumeConcurrentlyStatus::ConsumeSuccess;
-        hook_ctx.status = outcome;
-        for h in &inner.hooks {
-            h.consume_message_after(&hook_ctx, &batch);
-        }
-        self.process_result(status, &ctx, batch, pq, mq).await;
-    }
-
-    /// Java `processConsumeResult`.
-    async fn process_result(
-        &self,
-        status: ConsumeConcurrentlyStatus,
-        ctx: &ConsumeConcurrentlyContext,
-        batch: Vec<MessageExt>,
-        pq: &Arc<ProcessQueue>,
-        mq: &MessageQueue,
-    ) {
-        let inner = &self.inner;
-        let len = batch.len() as i64;
-        let ack_index: i64 = match status {
-            ConsumeConcurrentlyStatus::ConsumeSuccess => i64::from(ctx.ack_index).min(len - 1),
-            ConsumeConcurrentlyStatus::ReconsumeLater => -1,
-        };
-        let ok = (ack_index + 1) as u64;
-        let failed_count = (len - ack_index - 1) as u64;
-        let group = inner.config.group.clone();
-        metrics::counter!("rmq_consumed_total", "group" => group.clone(), "result" => "ok")
-            .increment(ok);
-        metrics::counter!("rmq_consumed_total", "group" => group, "result" => "failed")
-            .increment(failed_count);
-        let mut local_retry = Vec::new();
-        for (i, m) in batch.iter().enumerate() {
-            if i as i64 <= ack_index {
-                continue;
-            }
-            match inner.config.message_model {
-                MessageModel::Broadcasting => {
-                    tracing::warn!(msg_id = m.msg_id(), queue = ?mq, "broadcasting: consume failed, message dropped (no retry in broadcasting mode)");
-                }
-                MessageModel::Clustering => {
-                    if let Err(e) = inner
-                        .send_back
-                        .send_message_back(m, ctx.delay_level_when_next_consume)
-                        .await
-                    {
-                        tracing::warn!(msg_id = m.msg_id(), error = %e, "send-back failed; consuming again locally in 5 s");
-                        let mut again = m.clone();
-                        again.reconsume_times += 1;
-                        local_retry.push(again);
-                    }
-                }
-            }
-        }
-        // Messages kept for a local retry stay in the cache, so the offset cannot pass them.
-        let done: Vec<i64> = batch
-            .iter()
-            .map(|m| m.queue_offset)
-            .filter(|o| !local_retry.iter().any(|r| r.queue_offset == *o))
-            .collect();
-        if let Some(offset) = pq.remove_messages(&done)
-            && !pq.is_dropped()
-        {
-            inner.offset_store.update_offset(mq, offset, true);
-        }
-        if !local_retry.is_empty() {
-            self.spawn_batch(local_retry, Arc::clone(pq), mq.clone(), LOCAL_RETRY_DELAY);
-        }
+        let batch = Arc::new(PullBatch {
+            msgs,
+            pq: Arc::clone(pq),
+            mq: mq.clone(),
+        });
+        send_calls(
+            &self.tx,
+            &self.stopper.token,
+            batch,
+            self.config.consume_message_batch_max_size,
+        )
+        .await
     }
 
     /// Listener calls running now.
     pub fn in_flight(&self) -> usize {
-        self.inner.config.consume_thread_max.max(1) - self.inner.permits.available_permits()
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Runs the listener on one message outside any queue (CONSUME_MESSAGE_DIRECTLY) and
@@ -285,25 +229,196 @@ impl ConsumeMessageConcurrentlyService {
         msg: MessageExt,
         broker_name: Option<String>,
     ) -> bytes::Bytes {
-        let (msg, mq) = crate::prepare_direct(&self.inner.send_back, msg, broker_name);
-        let mut ctx = ConsumeConcurrentlyContext::new(mq);
-        let started = Instant::now();
-        let batch = [msg];
-        let outcome = AssertUnwindSafe(self.inner.listener.consume(&batch, &mut ctx))
-            .catch_unwind()
-            .await
-            .map(|s| s == ConsumeConcurrentlyStatus::ConsumeSuccess);
-        crate::direct_result(false, outcome, started.elapsed())
+        let (msg, mq) = crate::prepare_direct(&self.send_back, msg, broker_name);
+        self.direct.consume_directly(msg, mq).await
     }
 
-    /// Stops starting listener calls and waits up to `grace` for the ones running. Batches
-    /// not started stay uncommitted. Idempotent.
-    pub async fn shutdown(&self, grace: Duration) {
-        if !rmq_remoting::task::stop_and_wait(&self.inner.token, &self.inner.tracker, grace).await {
+    /// Stops starting listener calls and waits up to `grace` for the ones running. Calls
+    /// not started stay uncommitted. Idempotent. Returns `true` when every call ended in time.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.tx.close();
+        let done =
+            rmq_remoting::task::stop_and_wait(&self.stopper.token, &self.tracker, grace).await;
+        if !done {
             tracing::warn!(
                 ?grace,
                 "listener calls still running after the grace period"
             );
         }
+        done
+    }
+}
+
+/// Queues the calls of `batch`, `size` messages each; `false` once the service stopped.
+async fn send_calls(
+    tx: &async_channel::Sender<Work>,
+    token: &CancellationToken,
+    batch: Arc<PullBatch>,
+    size: usize,
+) -> bool {
+    let n = batch.msgs.len();
+    let size = size.max(1);
+    let mut start = 0;
+    while start < n {
+        let end = (start + size).min(n);
+        let work = Work {
+            batch: Arc::clone(&batch),
+            range: start..end,
+        };
+        let sent = tokio::select! {
+            _ = token.cancelled() => false,
+            r = tx.send(work) => r.is_ok(),
+        };
+        if !sent {
+            return false;
+        }
+        start = end;
+    }
+    true
+}
+
+impl<L: MessageListenerConcurrently> Inner<L> {
+    /// One consume task: takes calls from the queue until the service stops.
+    async fn consume_task(self: Arc<Self>, rx: async_channel::Receiver<Work>) {
+        let mut ctx = ConsumeConcurrentlyContext::new(MessageQueue::new("", "", 0));
+        loop {
+            let work = tokio::select! {
+                biased;
+                _ = self.token.cancelled() => return,
+                w = rx.recv() => match w {
+                    Ok(w) => w,
+                    Err(_) => return,
+                },
+            };
+            if work.batch.pq.is_dropped() {
+                // Released queue: these messages stay unconsumed and uncommitted.
+                continue;
+            }
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+            self.run_call(&work, &mut ctx).await;
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn run_call(&self, work: &Work, ctx: &mut ConsumeConcurrentlyContext) {
+        let batch = &work.batch;
+        let msgs = &batch.msgs[work.range.clone()];
+        ctx.message_queue.clone_from(&batch.mq);
+        ctx.delay_level_when_next_consume = 0;
+        ctx.ack_index = i32::MAX;
+        let mut hook_ctx = (!self.hooks.is_empty()).then(|| ConsumeMessageContext {
+            consumer_group: self.config.group.clone(),
+            message_queue: batch.mq.clone(),
+            message_count: msgs.len(),
+            success: false,
+            status: "",
+        });
+        if let Some(h) = &hook_ctx {
+            for hook in &self.hooks {
+                hook.consume_message_before(h, msgs);
+            }
+        }
+        let started = Instant::now();
+        let call = AssertUnwindSafe(self.listener.consume_message(msgs, ctx)).catch_unwind();
+        let (status, outcome) = match tokio::time::timeout(self.config.consume_timeout, call).await
+        {
+            Ok(Ok(s)) => (s, status_name(s)),
+            Ok(Err(_)) => {
+                tracing::warn!(queue = ?batch.mq, "listener panicked; the batch will be retried");
+                (ConsumeConcurrentlyStatus::ReconsumeLater, "EXCEPTION")
+            }
+            Err(_) => {
+                tracing::warn!(queue = ?batch.mq, timeout = ?self.config.consume_timeout, "listener timed out; the batch will be retried");
+                (ConsumeConcurrentlyStatus::ReconsumeLater, "TIME_OUT")
+            }
+        };
+        self.metrics.latency.record(started.elapsed().as_secs_f64());
+        if let Some(h) = &mut hook_ctx {
+            h.success = status == ConsumeConcurrentlyStatus::ConsumeSuccess;
+            h.status = outcome;
+            for hook in &self.hooks {
+                hook.consume_message_after(h, msgs);
+            }
+        }
+        self.process_result(status, ctx, msgs, batch).await;
+    }
+
+    /// Java `processConsumeResult`.
+    async fn process_result(
+        &self,
+        status: ConsumeConcurrentlyStatus,
+        ctx: &ConsumeConcurrentlyContext,
+        msgs: &[MessageExt],
+        batch: &PullBatch,
+    ) {
+        let len = msgs.len() as i64;
+        let ack_index: i64 = match status {
+            ConsumeConcurrentlyStatus::ConsumeSuccess => i64::from(ctx.ack_index).min(len - 1),
+            ConsumeConcurrentlyStatus::ReconsumeLater => -1,
+        };
+        self.metrics.ok.increment((ack_index + 1) as u64);
+        self.metrics.failed.increment((len - ack_index - 1) as u64);
+        let mut local_retry = Vec::new();
+        for m in msgs.iter().skip((ack_index + 1) as usize) {
+            match self.config.message_model {
+                MessageModel::Broadcasting => {
+                    tracing::warn!(msg_id = %m.msg_id(), queue = ?batch.mq, "broadcasting: consume failed, message dropped (no retry in broadcasting mode)");
+                }
+                MessageModel::Clustering => {
+                    if let Err(e) = self
+                        .send_back
+                        .send_message_back(m, ctx.delay_level_when_next_consume)
+                        .await
+                    {
+                        tracing::warn!(msg_id = %m.msg_id(), error = %e, "send-back failed; consuming again locally in 5 s");
+                        let mut again = m.clone();
+                        again.reconsume_times += 1;
+                        local_retry.push(again);
+                    }
+                }
+            }
+        }
+        // Messages kept for a local retry stay in the cache, so the offset cannot pass them.
+        let done = msgs
+            .iter()
+            .map(|m| m.queue_offset)
+            .filter(|o| !local_retry.iter().any(|r| r.queue_offset == *o));
+        if let Some(offset) = batch.pq.remove_messages(done)
+            && !batch.pq.is_dropped()
+        {
+            self.offset_store.update_offset(&batch.mq, offset, true);
+        }
+        if !local_retry.is_empty() {
+            let retry = Arc::new(PullBatch {
+                msgs: local_retry,
+                pq: Arc::clone(&batch.pq),
+                mq: batch.mq.clone(),
+            });
+            let (tx, token) = (self.tx.clone(), self.token.clone());
+            let size = self.config.consume_message_batch_max_size;
+            self.tracker.spawn(async move {
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = tokio::time::sleep(LOCAL_RETRY_DELAY) => {
+                        send_calls(&tx, &token, retry, size).await;
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl<L: MessageListenerConcurrently> DirectConsume for Inner<L> {
+    fn consume_directly(&self, msg: MessageExt, mq: MessageQueue) -> BoxFuture<'_, bytes::Bytes> {
+        Box::pin(async move {
+            let mut ctx = ConsumeConcurrentlyContext::new(mq);
+            let started = Instant::now();
+            let batch = [msg];
+            let outcome = AssertUnwindSafe(self.listener.consume_message(&batch, &mut ctx))
+                .catch_unwind()
+                .await
+                .map(|s| s == ConsumeConcurrentlyStatus::ConsumeSuccess);
+            crate::direct_result(false, outcome, started.elapsed())
+        })
     }
 }

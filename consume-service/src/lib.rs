@@ -20,6 +20,7 @@ use std::time::Duration;
 
 mod concurrent;
 mod listener;
+mod metrics;
 mod orderly;
 mod process_queue;
 mod send_back;
@@ -43,10 +44,10 @@ pub(crate) fn prepare_direct(
     broker_name: Option<String>,
 ) -> (rmq_client_core::MessageExt, rmq_client_core::MessageQueue) {
     if let Some(b) = broker_name {
-        msg.broker_name = b;
+        msg.broker_name = b.into();
     }
     send_back.reset_retry_and_namespace(&mut msg);
-    let mq = rmq_client_core::MessageQueue::new(&msg.topic, &msg.broker_name, msg.queue_id);
+    let mq = rmq_client_core::MessageQueue::new(&*msg.topic, &*msg.broker_name, msg.queue_id);
     (msg, mq)
 }
 

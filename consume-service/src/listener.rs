@@ -205,25 +205,6 @@ where
     }
 }
 
-/// The type-erased concurrent listener the services store.
-pub(crate) trait DynConcurrent: Send + Sync + 'static {
-    fn consume<'a>(
-        &'a self,
-        msgs: &'a [MessageExt],
-        ctx: &'a mut ConsumeConcurrentlyContext,
-    ) -> BoxFuture<'a, ConsumeConcurrentlyStatus>;
-}
-
-impl<L: MessageListenerConcurrently> DynConcurrent for L {
-    fn consume<'a>(
-        &'a self,
-        msgs: &'a [MessageExt],
-        ctx: &'a mut ConsumeConcurrentlyContext,
-    ) -> BoxFuture<'a, ConsumeConcurrentlyStatus> {
-        Box::pin(self.consume_message(msgs, ctx))
-    }
-}
-
 /// The type-erased orderly listener the services store.
 pub(crate) trait DynOrderly: Send + Sync + 'static {
     fn consume<'a>(

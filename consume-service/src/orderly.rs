@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use rmq_client_core::message::property;
 use rmq_client_core::{MessageExt, MessageQueue};
 use rmq_offset_store::OffsetStore;
 use rmq_rebalance::{MessageModel, RebalanceImpl};
@@ -18,6 +17,7 @@ use crate::listener::{
     ConsumeMessageContext, ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus,
     DynOrderly, MessageListenerOrderly,
 };
+use crate::metrics::ConsumeMetrics;
 use crate::process_queue::ProcessQueue;
 use crate::send_back::SendBack;
 
@@ -66,6 +66,7 @@ struct Inner {
     offset_store: Arc<dyn OffsetStore>,
     send_back: SendBack,
     hooks: Vec<Arc<dyn ConsumeMessageHook>>,
+    metrics: ConsumeMetrics,
     rebalance: Arc<RebalanceImpl>,
     /// Held during each listener call of a queue (Java `ProcessQueue.consumeLock`), so a
     /// release waits for the call to finish.
@@ -105,6 +106,7 @@ impl ConsumeMessageOrderlyService {
         ConsumeMessageOrderlyService {
             inner: Arc::new(Inner {
                 listener: Box::new(listener),
+                metrics: ConsumeMetrics::new(&config.group),
                 config,
                 offset_store,
                 send_back,
@@ -127,7 +129,7 @@ impl ConsumeMessageOrderlyService {
     }
 
     /// Starts the queue's consume task when `dispatch` is true (the return value of
-    /// [`ProcessQueue::put_messages`]); otherwise the running task will see the messages.
+    /// [`ProcessQueue::put_messages_orderly`]); otherwise the running task will see the messages.
     pub fn submit(&self, pq: &Arc<ProcessQueue>, mq: &MessageQueue, dispatch: bool) {
         if dispatch {
             self.spawn_queue_task(Arc::clone(pq), mq.clone(), Duration::ZERO);
@@ -184,16 +186,13 @@ impl ConsumeMessageOrderlyService {
                 }
                 return;
             }
-            let now = rmq_client_core::now_millis().to_string();
             for m in &mut batch {
                 inner.send_back.reset_retry_and_namespace(m);
-                m.properties
-                    .insert(property::CONSUME_START_TIME, now.as_str());
             }
             let lock = self.consume_lock(&mq);
             let guard = lock.lock().await;
             if pq.is_dropped() {
-                pq.make_messages_to_consume_again(&batch);
+                pq.make_messages_to_consume_again(batch);
                 drop(guard);
                 continue;
             }
@@ -221,8 +220,7 @@ impl ConsumeMessageOrderlyService {
                 ),
                 Err(_) => (ConsumeOrderlyStatus::SuspendCurrentQueueAMoment, "TIME_OUT"),
             };
-            metrics::histogram!("rmq_consume_latency_seconds", "group" => inner.config.group.clone())
-                .record(t0.elapsed().as_secs_f64());
+            inner.metrics.latency.record(t0.elapsed().as_secs_f64());
             hook_ctx.success = status == ConsumeOrderlyStatus::Success;
             hook_ctx.status = name;
             for h in &inner.hooks {
@@ -236,8 +234,8 @@ impl ConsumeMessageOrderlyService {
             };
             let n = batch.len() as u64;
             if suspend {
-                metrics::counter!("rmq_consumed_total", "group" => inner.config.group.clone(), "result" => "failed").increment(n);
-                pq.make_messages_to_consume_again(&batch);
+                inner.metrics.failed.increment(n);
+                pq.make_messages_to_consume_again(batch);
                 drop(guard);
                 let pause = if ctx.suspend_current_queue_time_millis > 0 {
                     Duration::from_millis(ctx.suspend_current_queue_time_millis as u64)
@@ -250,7 +248,7 @@ impl ConsumeMessageOrderlyService {
                 }
                 continue;
             }
-            metrics::counter!("rmq_consumed_total", "group" => inner.config.group.clone(), "result" => "ok").increment(n);
+            inner.metrics.ok.increment(n);
             if let Some(offset) = pq.commit()
                 && !pq.is_dropped()
             {
@@ -270,12 +268,12 @@ impl ConsumeMessageOrderlyService {
             if m.reconsume_times >= max {
                 match self.inner.send_back.send_message_back(m, -1).await {
                     Ok(()) => tracing::warn!(
-                        msg_id = m.msg_id(),
+                        msg_id = %m.msg_id(),
                         reconsume_times = m.reconsume_times,
                         "orderly message sent to the DLQ"
                     ),
                     Err(e) => {
-                        tracing::warn!(msg_id = m.msg_id(), error = %e, "sending to the DLQ failed; retrying the message");
+                        tracing::warn!(msg_id = %m.msg_id(), error = %e, "sending to the DLQ failed; retrying the message");
                         suspend = true;
                         m.reconsume_times += 1;
                     }
@@ -321,12 +319,16 @@ impl ConsumeMessageOrderlyService {
     }
 
     /// Stops starting listener calls and waits up to `grace` for the running ones.
-    pub async fn shutdown(&self, grace: Duration) {
-        if !rmq_remoting::task::stop_and_wait(&self.inner.token, &self.inner.tracker, grace).await {
+    /// Returns `true` when every call ended in time.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        let done =
+            rmq_remoting::task::stop_and_wait(&self.inner.token, &self.inner.tracker, grace).await;
+        if !done {
             tracing::warn!(
                 ?grace,
                 "orderly listener calls still running after the grace period"
             );
         }
+        done
     }
 }

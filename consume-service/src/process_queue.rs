@@ -1,32 +1,53 @@
 //! [`ProcessQueue`] (Java `ProcessQueue`): the messages pulled from one queue and not yet
 //! consumed, and the offset that is safe to commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rmq_client_core::MessageExt;
+use tokio::sync::Notify;
 
 /// How long a broker lock is trusted without renewal (Java `REBALANCE_LOCK_MAX_LIVE_TIME`, 30 s).
 pub const REBALANCE_LOCK_MAX_LIVE_TIME: Duration = Duration::from_millis(30_000);
 /// A queue not pulled for this long is considered stuck (Java `PULL_MAX_IDLE_TIME`, 120 s).
 pub const PULL_MAX_IDLE_TIME: Duration = Duration::from_millis(120_000);
 
+/// One pulled message of a concurrent queue: what the commit offset and the flow control
+/// need, not the message itself (the consume service owns that).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: i64,
+    bytes: usize,
+    done: bool,
+}
+
 #[derive(Default)]
 struct State {
-    /// Cached messages by queue offset, not yet handed out (orderly) or not yet consumed.
+    /// Concurrent mode: pulled messages in offset order; the front one is never done (done
+    /// ones at the front are popped), so the front is the commit offset.
+    entries: VecDeque<Entry>,
+    /// Concurrent mode: entries not yet done.
+    pending: usize,
+    /// Orderly mode: the cached messages themselves, by offset, not yet handed out.
     msgs: BTreeMap<i64, MessageExt>,
-    /// Orderly: taken by the running listener call, not yet committed.
-    consuming: BTreeMap<i64, MessageExt>,
-    /// Body bytes of `msgs` + `consuming`.
+    /// Orderly mode: offsets and body sizes taken by the running listener call.
+    consuming: Vec<(i64, usize)>,
+    /// Body bytes cached.
     bytes: usize,
     /// Highest offset ever put.
     queue_offset_max: i64,
 }
 
-/// The cache of one owned queue: messages by offset, their count and body bytes, and the
-/// flags of its life cycle. Shared by the pull task and the consume tasks.
+/// The cache of one owned queue (Java `ProcessQueue`): what was pulled and not yet
+/// consumed, its count and body bytes, the offset that is safe to commit, and the flags of
+/// its life cycle. Shared by the pull task and the consume tasks.
+///
+/// A concurrent queue keeps offsets and sizes only (the messages travel to the listener
+/// without being copied); an orderly queue keeps the messages themselves, moved in, and
+/// hands them out in offset order. Neither allocates per message beyond the amortized
+/// growth of its containers.
 ///
 /// The commit offset is always the smallest offset not yet consumed, so an offset never
 /// moves past a message that was not consumed, whatever order batches finish in.
@@ -35,6 +56,8 @@ pub struct ProcessQueue {
     state: Mutex<State>,
     /// Body bytes cached across every queue of the consumer (the memory budget).
     shared_bytes: Arc<AtomicUsize>,
+    /// Woken whenever the cache becomes empty (drains wait on it).
+    emptied: Notify,
     dropped: AtomicBool,
     locked: AtomicBool,
     consuming: AtomicBool,
@@ -47,11 +70,22 @@ pub struct ProcessQueue {
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State")
+            .field("pending", &self.pending)
             .field("cached", &self.msgs.len())
             .field("consuming", &self.consuming.len())
             .field("bytes", &self.bytes)
             .field("queue_offset_max", &self.queue_offset_max)
             .finish()
+    }
+}
+
+impl State {
+    fn count(&self) -> usize {
+        self.pending + self.msgs.len() + self.consuming.len()
+    }
+
+    fn entry_index(&self, offset: i64) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&offset, |e| e.offset)
     }
 }
 
@@ -62,6 +96,7 @@ impl ProcessQueue {
         ProcessQueue {
             state: Mutex::new(State::default()),
             shared_bytes,
+            emptied: Notify::new(),
             dropped: AtomicBool::new(false),
             locked: AtomicBool::new(false),
             consuming: AtomicBool::new(false),
@@ -76,67 +111,107 @@ impl ProcessQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Caches pulled messages (duplicates by offset are ignored). Returns `true` when an
-    /// orderly consume task should be started (messages were added and none is running).
-    pub fn put_messages(&self, msgs: &[MessageExt]) -> bool {
+    /// Concurrent mode: records pulled messages (offsets and body sizes; a duplicate offset
+    /// is ignored). The messages themselves go to the consume service.
+    pub fn put_messages(&self, msgs: &[MessageExt]) {
         let mut added = 0usize;
         {
             let mut s = self.state();
             for m in msgs {
-                if s.msgs.contains_key(&m.queue_offset) || s.consuming.contains_key(&m.queue_offset)
+                let e = Entry {
+                    offset: m.queue_offset,
+                    bytes: m.body.len(),
+                    done: false,
+                };
+                match s.entries.back() {
+                    Some(b) if b.offset >= e.offset => match s.entry_index(e.offset) {
+                        Ok(_) => continue,
+                        Err(i) => s.entries.insert(i, e),
+                    },
+                    _ => s.entries.push_back(e),
+                }
+                s.pending += 1;
+                s.bytes += e.bytes;
+                added += e.bytes;
+                s.queue_offset_max = s.queue_offset_max.max(e.offset);
+            }
+        }
+        self.shared_bytes.fetch_add(added, Ordering::Relaxed);
+    }
+
+    /// Concurrent mode: marks consumed messages (by queue offset) and returns the offset
+    /// now safe to commit: the smallest offset not consumed, or one past the highest
+    /// offset ever put when everything was. `None` when nothing was cached at all (Java −1).
+    pub fn remove_messages(&self, offsets: impl IntoIterator<Item = i64>) -> Option<i64> {
+        let mut freed = 0usize;
+        let (result, empty) = {
+            let mut s = self.state();
+            if s.entries.is_empty() {
+                return None;
+            }
+            for o in offsets {
+                if let Ok(i) = s.entry_index(o)
+                    && !s.entries[i].done
+                {
+                    s.entries[i].done = true;
+                    freed += s.entries[i].bytes;
+                    s.pending -= 1;
+                }
+            }
+            while s.entries.front().is_some_and(|e| e.done) {
+                s.entries.pop_front();
+            }
+            s.bytes -= freed;
+            let next = s
+                .entries
+                .front()
+                .map_or(s.queue_offset_max + 1, |e| e.offset);
+            (Some(next), s.count() == 0)
+        };
+        self.shared_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.last_consume_ms
+            .store(rmq_client_core::now_millis(), Ordering::Relaxed);
+        if empty {
+            self.emptied.notify_waiters();
+        }
+        result
+    }
+
+    /// Orderly mode: caches pulled messages, moved in (a duplicate offset is ignored).
+    /// Returns `true` when a consume task should be started (messages were added and none
+    /// is running).
+    pub fn put_messages_orderly(&self, msgs: Vec<MessageExt>) -> bool {
+        let mut added = 0usize;
+        let any = !msgs.is_empty();
+        {
+            let mut s = self.state();
+            for m in msgs {
+                if s.msgs.contains_key(&m.queue_offset)
+                    || s.consuming.iter().any(|(o, _)| *o == m.queue_offset)
                 {
                     continue;
                 }
                 s.bytes += m.body.len();
                 added += m.body.len();
                 s.queue_offset_max = s.queue_offset_max.max(m.queue_offset);
-                s.msgs.insert(m.queue_offset, m.clone());
+                s.msgs.insert(m.queue_offset, m);
             }
         }
         self.shared_bytes.fetch_add(added, Ordering::Relaxed);
-        !msgs.is_empty() && !self.consuming.swap(true, Ordering::AcqRel)
+        any && !self.consuming.swap(true, Ordering::AcqRel)
     }
 
-    /// Removes consumed messages (by queue offset) and returns the offset now safe to
-    /// commit: the smallest cached offset, or one past the highest offset ever put when
-    /// nothing is cached. `None` when nothing was cached at all (Java −1).
-    pub fn remove_messages(&self, offsets: &[i64]) -> Option<i64> {
-        let mut freed = 0usize;
-        let result = {
-            let mut s = self.state();
-            if s.msgs.is_empty() {
-                return None;
-            }
-            for o in offsets {
-                if let Some(m) = s.msgs.remove(o) {
-                    freed += m.body.len();
-                }
-            }
-            s.bytes -= freed;
-            let next = s
-                .msgs
-                .keys()
-                .next()
-                .copied()
-                .unwrap_or(s.queue_offset_max + 1);
-            Some(next)
-        };
-        self.shared_bytes.fetch_sub(freed, Ordering::Relaxed);
-        self.last_consume_ms
-            .store(rmq_client_core::now_millis(), Ordering::Relaxed);
-        result
-    }
-
-    /// Orderly: hands out up to `n` messages in offset order (Java `takeMessages`). When
-    /// none are left the consuming flag is cleared and an empty vector returned.
+    /// Orderly: hands out up to `n` messages in offset order (Java `takeMessages`), moved
+    /// out; the queue remembers their offsets until [`ProcessQueue::commit`]. When none are
+    /// left the consuming flag is cleared and an empty vector returned.
     pub fn take_messages(&self, n: usize) -> Vec<MessageExt> {
         let mut s = self.state();
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n.min(s.msgs.len()));
         while out.len() < n {
             let Some((offset, m)) = s.msgs.pop_first() else {
                 break;
             };
-            s.consuming.insert(offset, m.clone());
+            s.consuming.push((offset, m.body.len()));
             out.push(m);
         }
         if out.is_empty() {
@@ -150,25 +225,28 @@ impl ProcessQueue {
     /// Orderly: the taken messages were consumed; returns the offset to commit (one past
     /// the highest taken), or `None` if nothing was taken (Java `commit`).
     pub fn commit(&self) -> Option<i64> {
-        let (next, freed) = {
+        let (next, freed, empty) = {
             let mut s = self.state();
-            let next = s.consuming.keys().next_back().map(|o| o + 1);
-            let freed: usize = s.consuming.values().map(|m| m.body.len()).sum();
+            let next = s.consuming.iter().map(|(o, _)| o + 1).max();
+            let freed: usize = s.consuming.iter().map(|(_, b)| b).sum();
             s.consuming.clear();
             s.bytes -= freed;
-            (next, freed)
+            (next, freed, s.count() == 0)
         };
         self.shared_bytes.fetch_sub(freed, Ordering::Relaxed);
+        if empty {
+            self.emptied.notify_waiters();
+        }
         next
     }
 
     /// Orderly: puts taken messages back to be consumed again, with `reconsume_times`
     /// already raised by the caller (Java `makeMessageToConsumeAgain`).
-    pub fn make_messages_to_consume_again(&self, msgs: &[MessageExt]) {
+    pub fn make_messages_to_consume_again(&self, msgs: Vec<MessageExt>) {
         let mut s = self.state();
         for m in msgs {
-            s.consuming.remove(&m.queue_offset);
-            s.msgs.insert(m.queue_offset, m.clone());
+            s.consuming.retain(|(o, _)| *o != m.queue_offset);
+            s.msgs.insert(m.queue_offset, m);
         }
     }
 
@@ -181,7 +259,7 @@ impl ProcessQueue {
     }
 
     /// Orderly: clears the consuming flag if nothing is cached; returns `true` when it was
-    /// cleared (a racing `put_messages` then starts the next task).
+    /// cleared (a racing `put_messages_orderly` then starts the next task).
     pub fn finish_consuming_if_idle(&self) -> bool {
         let s = self.state();
         if s.msgs.is_empty() {
@@ -192,10 +270,26 @@ impl ProcessQueue {
         }
     }
 
+    /// Waits until nothing is cached, at most `timeout`; returns whether the cache is
+    /// empty. Woken by the consume side, never polled.
+    pub async fn wait_empty(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let emptied = self.emptied.notified();
+                tokio::pin!(emptied);
+                emptied.as_mut().enable();
+                if self.msg_count() == 0 {
+                    return;
+                }
+                emptied.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
     /// Messages cached (including orderly ones being consumed).
     pub fn msg_count(&self) -> usize {
-        let s = self.state();
-        s.msgs.len() + s.consuming.len()
+        self.state().count()
     }
 
     /// Body bytes cached.
@@ -204,32 +298,36 @@ impl ProcessQueue {
     }
 
     /// Offset distance between the first and last cached message (Java `getMaxSpan`).
+    /// In concurrent mode the last one may already be consumed (it is forgotten once the
+    /// ones before it are): the span is then larger than Java's, never smaller.
     pub fn max_span(&self) -> i64 {
-        let s = self.state();
-        match (s.msgs.keys().next(), s.msgs.keys().next_back()) {
-            (Some(a), Some(b)) => b - a,
-            _ => 0,
-        }
+        self.offset_range().map_or(0, |(a, b)| b - a)
     }
 
-    /// Smallest and largest cached offsets.
+    /// Smallest and largest cached offsets (orderly: of the messages not handed out).
     pub fn offset_range(&self) -> Option<(i64, i64)> {
         let s = self.state();
-        Some((*s.msgs.keys().next()?, *s.msgs.keys().next_back()?))
+        match (s.entries.front(), s.entries.back()) {
+            (Some(a), Some(b)) => Some((a.offset, b.offset)),
+            _ => Some((*s.msgs.keys().next()?, *s.msgs.keys().next_back()?)),
+        }
     }
 
     /// Drops every cached message (on release or reset); returns how many.
     pub fn clear(&self) -> usize {
         let (n, freed) = {
             let mut s = self.state();
-            let n = s.msgs.len() + s.consuming.len();
+            let n = s.count();
             let freed = s.bytes;
+            s.entries.clear();
+            s.pending = 0;
             s.msgs.clear();
             s.consuming.clear();
             s.bytes = 0;
             (n, freed)
         };
         self.shared_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.emptied.notify_waiters();
         n
     }
 
@@ -314,26 +412,7 @@ mod tests {
     }
 
     fn test_msg() -> MessageExt {
-        MessageExt {
-            topic: "T".into(),
-            broker_name: "b".into(),
-            queue_id: 0,
-            queue_offset: 0,
-            commit_log_offset: 0,
-            store_size: 0,
-            flag: 0,
-            sys_flag: 0,
-            body_crc: 0,
-            born_timestamp: 0,
-            born_host: "127.0.0.1:1".parse().unwrap(),
-            store_timestamp: 0,
-            store_host: "127.0.0.1:2".parse().unwrap(),
-            reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            properties: Default::default(),
-            body: Bytes::new(),
-            offset_msg_id: String::new(),
-        }
+        MessageExt::default()
     }
 
     #[test]
@@ -342,24 +421,31 @@ mod tests {
         let pq = ProcessQueue::new(Arc::clone(&shared));
         let msgs: Vec<_> = (10..15).map(|o| msg(o, 100)).collect();
         pq.put_messages(&msgs);
-        assert_eq!(pq.msg_count(), 5);
+        pq.put_messages(&msgs[..2]);
+        assert_eq!(pq.msg_count(), 5, "duplicates ignored");
         assert_eq!(shared.load(Ordering::Relaxed), 500);
         assert_eq!(pq.max_span(), 4);
         // 12 and 13 finish first: 10 is still unconsumed.
-        assert_eq!(pq.remove_messages(&[12, 13]), Some(10));
-        assert_eq!(pq.remove_messages(&[10]), Some(11));
-        assert_eq!(pq.remove_messages(&[11, 14]), Some(15));
+        assert_eq!(pq.remove_messages([12, 13]), Some(10));
+        assert_eq!(
+            pq.remove_messages([12]),
+            Some(10),
+            "removing twice frees nothing"
+        );
+        assert_eq!(shared.load(Ordering::Relaxed), 300);
+        assert_eq!(pq.remove_messages([10]), Some(11));
+        assert_eq!(pq.remove_messages([11, 14]), Some(15));
         assert_eq!(shared.load(Ordering::Relaxed), 0);
-        assert_eq!(pq.remove_messages(&[14]), None);
+        assert_eq!(pq.remove_messages([14]), None);
     }
 
     #[test]
     fn orderly_take_commit_and_retry() {
         let shared = Arc::new(AtomicUsize::new(0));
         let pq = ProcessQueue::new(Arc::clone(&shared));
-        assert!(pq.put_messages(&(0..4).map(|o| msg(o, 10)).collect::<Vec<_>>()));
+        assert!(pq.put_messages_orderly((0..4).map(|o| msg(o, 10)).collect::<Vec<_>>()));
         assert!(
-            !pq.put_messages(&[msg(4, 10)]),
+            !pq.put_messages_orderly(vec![msg(4, 10)]),
             "a consume task is already running"
         );
         let taken = pq.take_messages(2);
@@ -367,7 +453,7 @@ mod tests {
             taken.iter().map(|m| m.queue_offset).collect::<Vec<_>>(),
             [0, 1]
         );
-        pq.make_messages_to_consume_again(&taken);
+        pq.make_messages_to_consume_again(taken);
         let taken = pq.take_messages(3);
         assert_eq!(
             taken.iter().map(|m| m.queue_offset).collect::<Vec<_>>(),
@@ -378,6 +464,40 @@ mod tests {
         assert_eq!(pq.take_messages(5).len(), 2);
         assert_eq!(pq.commit(), Some(5));
         assert!(pq.take_messages(1).is_empty());
-        assert!(pq.put_messages(&[msg(5, 1)]), "flag cleared once empty");
+        assert!(
+            pq.put_messages_orderly(vec![msg(5, 1)]),
+            "flag cleared once empty"
+        );
+    }
+
+    #[test]
+    fn out_of_order_puts_keep_the_commit_offset_exact() {
+        let pq = ProcessQueue::new(Arc::new(AtomicUsize::new(0)));
+        pq.put_messages(&[msg(20, 1), msg(22, 1)]);
+        // A message older than the last one put (a local retry re-put, say) slots in.
+        pq.put_messages(&[msg(21, 1)]);
+        assert_eq!(pq.remove_messages([20, 22]), Some(21));
+        assert_eq!(pq.offset_range(), Some((21, 22)));
+        assert_eq!(pq.remove_messages([21]), Some(23));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_is_woken_when_the_last_message_is_consumed() {
+        let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
+        pq.put_messages(&[msg(1, 1), msg(2, 1)]);
+        let waiter = tokio::spawn({
+            let pq = Arc::clone(&pq);
+            async move { pq.wait_empty(Duration::from_secs(60)).await }
+        });
+        tokio::task::yield_now().await;
+        pq.remove_messages([1]);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one message is still cached");
+        pq.remove_messages([2]);
+        assert!(waiter.await.unwrap(), "woken, not timed out");
+        assert!(
+            pq.wait_empty(Duration::from_millis(1)).await,
+            "already empty"
+        );
     }
 }

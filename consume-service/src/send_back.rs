@@ -18,6 +18,8 @@ pub struct SendBack {
     instance: ClientInstance,
     producer: Producer,
     group: String,
+    /// `%RETRY%<group>`, computed once.
+    retry_topic: String,
     max_reconsume_times: i32,
     producer_fallback: bool,
 }
@@ -34,6 +36,7 @@ impl SendBack {
             instance: instance.clone(),
             producer,
             group: group.to_owned(),
+            retry_topic: retry_topic(group),
             max_reconsume_times,
             producer_fallback: true,
         }
@@ -56,15 +59,19 @@ impl SendBack {
     /// Restores the real topic of a retried message (Java `resetRetryAndNamespace`): when
     /// the message came from `%RETRY%<group>` and carries `RETRY_TOPIC`, that is its
     /// topic; then the namespace is stripped.
+    /// Allocates only for a retried or namespaced message.
     pub fn reset_retry_and_namespace(&self, msg: &mut MessageExt) {
-        if msg.topic == retry_topic(&self.group)
+        if *msg.topic == *self.retry_topic
             && let Some(t) = msg.property(property::RETRY_TOPIC)
         {
-            msg.topic = t.to_owned();
+            msg.topic = t.into();
         }
         let ns = self.instance.config().namespace_str();
         if !ns.is_empty() {
-            msg.topic = unwrap(ns, &msg.topic);
+            let plain = unwrap(ns, &msg.topic);
+            if *plain != *msg.topic {
+                msg.topic = plain.into();
+            }
         }
     }
 
@@ -89,11 +96,11 @@ impl SendBack {
                     offset: msg.commit_log_offset,
                     group: self.group.clone(),
                     delay_level,
-                    origin_msg_id: Some(msg.msg_id().to_owned()),
+                    origin_msg_id: Some(msg.msg_id().into_owned()),
                     origin_topic: Some(origin_topic.clone()),
                     unit_mode: false,
                     max_reconsume_times: Some(self.max_reconsume_times),
-                    bname: Some(msg.broker_name.clone()),
+                    bname: Some(msg.broker_name.to_string()),
                 };
                 self.instance
                     .api()
@@ -101,13 +108,13 @@ impl SendBack {
                     .await
             }
             None => Err(ClientError::BrokerNotFound {
-                broker_name: msg.broker_name.clone(),
+                broker_name: msg.broker_name.to_string(),
             }),
         };
         match direct {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::info!(msg_id = msg.msg_id(), error = %e, "send-back refused; producing to the retry topic");
+                tracing::info!(msg_id = %msg.msg_id(), error = %e, "send-back refused; producing to the retry topic");
                 self.produce_to_retry_topic(msg, &origin_topic, delay_level)
                     .await
             }
@@ -124,7 +131,7 @@ impl SendBack {
     ) -> Result<(), ClientError> {
         let mut properties = msg.properties.clone();
         if properties.get(property::ORIGIN_MESSAGE_ID).is_none() {
-            properties.insert(property::ORIGIN_MESSAGE_ID, msg.msg_id());
+            properties.insert(property::ORIGIN_MESSAGE_ID, msg.msg_id().into_owned());
         }
         properties.insert(property::RETRY_TOPIC, origin_topic);
         properties.insert(
@@ -154,7 +161,7 @@ impl SendBack {
             properties.insert(property::DELAY, delay.to_string());
         }
         let retry = Message {
-            topic: retry_topic(&self.group),
+            topic: self.retry_topic.clone(),
             flag: msg.flag,
             properties,
             body: msg.body.clone(),

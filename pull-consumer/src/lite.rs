@@ -425,8 +425,7 @@ impl LitePullConsumer {
             if batch.epoch != current || pq.is_dropped() {
                 continue; // pulled before a seek or a release
             }
-            let offsets: Vec<i64> = batch.msgs.iter().map(|m| m.queue_offset).collect();
-            if let Some(next) = pq.remove_messages(&offsets) {
+            if let Some(next) = pq.remove_messages(batch.msgs.iter().map(|m| m.queue_offset)) {
                 let mut c = lock(&core.consumed);
                 let e = c.entry(batch.mq.clone()).or_insert(next);
                 *e = (*e).max(next);

@@ -69,7 +69,7 @@ async fn pull_consumer_reads_every_queue_from_its_stored_offset() {
                 PullStatus::Found => {
                     for m in &r.messages {
                         assert!(
-                            seen.insert(m.msg_id().to_owned()),
+                            seen.insert(m.msg_id().into_owned()),
                             "duplicate {}",
                             m.msg_id()
                         );
@@ -125,7 +125,7 @@ async fn lite_pull_commit_survives_a_restart() {
     first.subscribe(&topic, "*").unwrap();
     first.start().await.unwrap();
     let got = poll_n(&first, 60, Duration::from_secs(60)).await;
-    let got_ids: HashSet<String> = got.iter().map(|m| m.msg_id().to_owned()).collect();
+    let got_ids: HashSet<String> = got.iter().map(|m| m.msg_id().into_owned()).collect();
     assert_eq!(got_ids, ids.iter().cloned().collect::<HashSet<_>>());
     first.commit_sync().await.unwrap();
     first.shutdown().await;
@@ -155,7 +155,7 @@ async fn lite_pull_commit_survives_a_restart() {
     let got_ids: HashSet<String> = got
         .iter()
         .chain(extra.iter())
-        .map(|m| m.msg_id().to_owned())
+        .map(|m| m.msg_id().into_owned())
         .collect();
     assert_eq!(got_ids, more);
     second.shutdown().await;
@@ -195,8 +195,8 @@ async fn lite_pull_seek_replays_and_stream_yields_messages() {
     )
     .await
     .unwrap();
-    let streamed_ids: Vec<String> = streamed.iter().map(|m| m.msg_id().to_owned()).collect();
-    let first_ids: Vec<String> = first.iter().map(|m| m.msg_id().to_owned()).collect();
+    let streamed_ids: Vec<String> = streamed.iter().map(|m| m.msg_id().into_owned()).collect();
+    let first_ids: Vec<String> = first.iter().map(|m| m.msg_id().into_owned()).collect();
     assert_eq!(streamed_ids, first_ids);
     assert_eq!(
         first_ids.iter().cloned().collect::<HashSet<_>>(),

@@ -82,7 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 received.fetch_add(msgs.len(), std::sync::atomic::Ordering::Relaxed);
                 let mut s = seen.lock().expect("not poisoned");
                 for m in &msgs {
-                    s.insert(m.msg_id().to_owned());
+                    s.insert(m.msg_id().into_owned());
                 }
                 if s.len() >= count {
                     done.notify_one();

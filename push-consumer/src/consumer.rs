@@ -414,7 +414,7 @@ impl PushConsumer {
         match &core.service {
             Service::Concurrent(s) => s.shutdown(Duration::from_secs(5)).await,
             Service::Orderly(s) => s.shutdown(Duration::from_secs(5)).await,
-        }
+        };
         let owned = core.rebalance.owned_queues();
         if let Err(e) = core.offset_store.persist_all(&owned).await {
             tracing::warn!(error = %e, "persisting offsets at shutdown failed");
@@ -686,13 +686,20 @@ impl Core {
                             }
                             metrics::counter!("rmq_pulled_total", "group" => self.group.clone())
                                 .increment(msgs.len() as u64);
-                            let dispatch = pq.put_messages(&msgs);
+                            match &self.service {
+                                Service::Concurrent(s) => {
+                                    pq.put_messages(&msgs);
+                                    if !s.submit(msgs, &pq, &mq).await {
+                                        return;
+                                    }
+                                }
+                                Service::Orderly(s) => {
+                                    let dispatch = pq.put_messages_orderly(msgs);
+                                    s.submit(&pq, &mq, dispatch);
+                                }
+                            }
                             metrics::gauge!("rmq_cached_bytes", "group" => self.group.clone())
                                 .set(self.cached_bytes.load(Ordering::Relaxed) as f64);
-                            match &self.service {
-                                Service::Concurrent(s) => s.submit(msgs, &pq, &mq),
-                                Service::Orderly(s) => s.submit(&pq, &mq, dispatch),
-                            }
                             if !self.config.pull_interval.is_zero()
                                 && !Self::pause(&token, self.config.pull_interval).await
                             {

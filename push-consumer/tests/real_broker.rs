@@ -70,7 +70,7 @@ impl Collector {
     fn record(&self, msgs: &[MessageExt]) {
         let mut s = self.seen.lock().unwrap();
         for m in msgs {
-            *s.entry(m.msg_id().to_owned()).or_default() += 1;
+            *s.entry(m.msg_id().into_owned()).or_default() += 1;
         }
         self.total.fetch_add(msgs.len(), Ordering::SeqCst);
     }
@@ -371,9 +371,9 @@ impl MessageListenerConcurrently for AlwaysLater {
     ) -> ConsumeConcurrentlyStatus {
         let mut d = self.deliveries.lock().unwrap();
         for m in msgs {
-            d.entry(m.msg_id().to_owned())
+            d.entry(m.msg_id().into_owned())
                 .or_default()
-                .push((m.topic.clone(), m.reconsume_times));
+                .push((m.topic.to_string(), m.reconsume_times));
         }
         ctx.delay_level_when_next_consume = 1;
         ConsumeConcurrentlyStatus::ReconsumeLater
@@ -463,7 +463,7 @@ async fn reconsume_later_retries_through_the_retry_topic_then_lands_in_the_dlq()
             assert_eq!(*reconsume, i as i32);
         }
     }
-    let mut dlq_ids: Vec<String> = in_dlq.iter().map(|m| m.msg_id().to_owned()).collect();
+    let mut dlq_ids: Vec<String> = in_dlq.iter().map(|m| m.msg_id().into_owned()).collect();
     dlq_ids.sort();
     let mut want = ids.clone();
     want.sort();

@@ -1,0 +1,207 @@
+//! [`Properties`]: a message's name → value pairs, read in place from the received frame.
+
+use std::fmt;
+
+use bytestring::ByteString;
+
+/// Message properties (Java `Message.properties`, `MessageDecoder.string2messageProperties`).
+///
+/// A decoded message keeps its properties as a view of the received frame (the wire form
+/// `name\x01value\x02…`, UTF-8 checked once at decode): reading a property allocates
+/// nothing and decoding allocates nothing per message. The first `insert` or `remove`
+/// turns the view into an owned list (the send-back and producer paths do this).
+///
+/// Java's parsing rules are applied on every read: segments shorter than 3 characters are
+/// ignored, so are segments whose first `\x01` is at either end, and when a name repeats
+/// its last value wins at the place of its first appearance (Java's `HashMap` put).
+#[derive(Clone)]
+pub struct Properties {
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// The wire form, a slice of the received frame.
+    Wire(ByteString),
+    /// Edited: the pairs in order, names unique.
+    Owned(Vec<(String, String)>),
+}
+
+impl Default for Properties {
+    fn default() -> Self {
+        Properties {
+            repr: Repr::Wire(ByteString::new()),
+        }
+    }
+}
+
+/// The valid `(name, value)` segments of a wire string, in order, duplicates included.
+fn segments(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split('\u{2}').filter_map(|seg| {
+        // Java counts UTF-16 units; fewer than 3 is ignored. A char is at most 4 bytes,
+        // so 12 bytes are surely 3 chars and fewer than 3 bytes surely are not.
+        if seg.len() < 3 || (seg.len() < 12 && seg.chars().count() < 3) {
+            return None;
+        }
+        let i = seg.find('\u{1}')?;
+        (i > 0 && i + 1 < seg.len()).then(|| (&seg[..i], &seg[i + 1..]))
+    })
+}
+
+impl Properties {
+    /// Empty properties.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Properties read in place from a wire string (no copy).
+    pub fn from_wire(wire: ByteString) -> Self {
+        Properties {
+            repr: Repr::Wire(wire),
+        }
+    }
+
+    /// Parses the wire form `name\x01value\x02…` (copies `text`; see [`Properties`] for
+    /// the rules).
+    pub fn parse(text: &str) -> Self {
+        Self::from_wire(ByteString::from(text))
+    }
+
+    /// The wire form of the pairs as [`Properties::iter`] yields them, each followed by
+    /// `\x02` (Java `messageProperties2String`).
+    pub fn to_wire(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in self.iter() {
+            s.push_str(k);
+            s.push('\u{1}');
+            s.push_str(v);
+            s.push('\u{2}');
+        }
+        s
+    }
+
+    /// The value of `name`. Allocates nothing.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match &self.repr {
+            Repr::Wire(w) => segments(w)
+                .filter(|(n, _)| *n == name)
+                .last()
+                .map(|(_, v)| v),
+            Repr::Owned(v) => v.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
+        }
+    }
+
+    fn owned(&mut self) -> &mut Vec<(String, String)> {
+        if let Repr::Wire(_) = self.repr {
+            let pairs = self
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            self.repr = Repr::Owned(pairs);
+        }
+        match &mut self.repr {
+            Repr::Owned(v) => v,
+            Repr::Wire(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// Sets `name`, replacing an existing value in place.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        let value = value.into();
+        let pairs = self.owned();
+        match pairs.iter_mut().find(|(n, _)| *n == name) {
+            Some(e) => e.1 = value,
+            None => pairs.push((name, value)),
+        }
+    }
+
+    /// Removes `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let pairs = self.owned();
+        let i = pairs.iter().position(|(n, _)| n == name)?;
+        Some(pairs.remove(i).1)
+    }
+
+    /// The pairs: each name once, at its first place, with its last value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (wire, owned) = match &self.repr {
+            Repr::Wire(w) => (Some(&**w), None),
+            Repr::Owned(v) => (None, Some(v)),
+        };
+        let from_wire = wire.into_iter().flat_map(move |w| {
+            segments(w).enumerate().filter_map(move |(i, (name, _))| {
+                let first = segments(w).take(i).all(|(n, _)| n != name);
+                first.then(|| (name, self.get(name).unwrap_or_default()))
+            })
+        });
+        let from_owned = owned
+            .into_iter()
+            .flat_map(|v| v.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        from_wire.chain(from_owned)
+    }
+
+    /// Number of properties.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// `true` if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Properties {}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_java_parsing_rules() {
+        let p = Properties::parse(
+            "TAGS\u{1}TagA\u{2}ab\u{2}\u{1}x\u{2}k\u{1}\u{2}KEYS\u{1}k1 k2\u{2}TAGS\u{1}TagB\u{2}",
+        );
+        assert_eq!(p.get("TAGS"), Some("TagB"), "last value wins");
+        assert_eq!(p.get("KEYS"), Some("k1 k2"));
+        assert_eq!(p.get("ab"), None);
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            [("TAGS", "TagB"), ("KEYS", "k1 k2")],
+            "first place, last value"
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(Properties::parse(&p.to_wire()), p);
+    }
+
+    #[test]
+    fn short_segments_count_characters_not_bytes() {
+        // "é\x01" is 3 bytes but 2 characters: ignored, as Java does.
+        let p = Properties::parse("é\u{1}\u{2}ü\u{1}v\u{2}");
+        assert_eq!(p.get("é"), None);
+        assert_eq!(p.get("ü"), Some("v"));
+    }
+
+    #[test]
+    fn edits_turn_the_view_into_an_owned_list() {
+        let mut p = Properties::parse("A\u{1}1\u{2}B\u{1}2\u{2}");
+        p.insert("A", "3");
+        p.insert("C", "4");
+        assert_eq!(p.remove("B").as_deref(), Some("2"));
+        assert_eq!(p.iter().collect::<Vec<_>>(), [("A", "3"), ("C", "4")]);
+        assert_eq!(p.to_wire(), "A\u{1}3\u{2}C\u{1}4\u{2}");
+    }
+}
