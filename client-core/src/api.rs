@@ -88,6 +88,43 @@ pub struct PullResult {
 }
 
 impl PullResult {
+    /// Reads a PULL_MESSAGE / LITE_PULL_MESSAGE response from `addr` (Java
+    /// `MQClientAPIImpl.processPullResponse`): the status, the offsets header and, for
+    /// FOUND, the messages (decoded in place from the frame's body).
+    ///
+    /// # Errors
+    /// [`ClientError::Broker`] for any code but 0/19/20/21; [`ClientError::Header`] for a
+    /// header that does not decode; [`ClientError::Decode`] for a body that does not.
+    pub fn from_response(
+        request: RequestCode,
+        addr: &str,
+        resp: &RemotingCommand,
+    ) -> Result<Self, ClientError> {
+        let status = match resp.response_code() {
+            ResponseCode::SUCCESS => PullStatus::Found,
+            ResponseCode::PULL_NOT_FOUND => PullStatus::NoNewMsg,
+            ResponseCode::PULL_RETRY_IMMEDIATELY => PullStatus::NoMatchedMsg,
+            ResponseCode::PULL_OFFSET_MOVED => PullStatus::OffsetIllegal,
+            _ => return Err(broker_error(request, addr, resp)),
+        };
+        let h: PullMessageResponseHeader = response_header(request, resp)?;
+        let messages = if status == PullStatus::Found {
+            decode_messages(&resp.body)?
+        } else {
+            Vec::new()
+        };
+        Ok(PullResult {
+            status,
+            next_begin_offset: h.next_begin_offset,
+            min_offset: h.min_offset,
+            max_offset: h.max_offset,
+            suggest_which_broker_id: h.suggest_which_broker_id,
+            offset_delta: h.offset_delta,
+            messages,
+            filtered_out: 0,
+        })
+    }
+
     /// What Java `PullAPIWrapper.processPullResult` does after a FOUND: re-filters by exact
     /// tag (the broker filters by hash), sets `broker_name` / `queue_id` from the queue
     /// (one shared broker name for the batch), adds `offset_delta`, and records the queue's
@@ -300,29 +337,7 @@ impl ClientApi {
         }
         let request = cmd.request_code();
         let resp = self.remoting.invoke(addr, cmd, timeout).await?;
-        let status = match resp.response_code() {
-            ResponseCode::SUCCESS => PullStatus::Found,
-            ResponseCode::PULL_NOT_FOUND => PullStatus::NoNewMsg,
-            ResponseCode::PULL_RETRY_IMMEDIATELY => PullStatus::NoMatchedMsg,
-            ResponseCode::PULL_OFFSET_MOVED => PullStatus::OffsetIllegal,
-            _ => return Err(broker_error(request, addr, &resp)),
-        };
-        let h: PullMessageResponseHeader = response_header(request, &resp)?;
-        let messages = if status == PullStatus::Found {
-            decode_messages(&resp.body)?
-        } else {
-            Vec::new()
-        };
-        Ok(PullResult {
-            status,
-            next_begin_offset: h.next_begin_offset,
-            min_offset: h.min_offset,
-            max_offset: h.max_offset,
-            suggest_which_broker_id: h.suggest_which_broker_id,
-            offset_delta: h.offset_delta,
-            messages,
-            filtered_out: 0,
-        })
+        PullResult::from_response(request, addr, &resp)
     }
 
     /// QUERY_CONSUMER_OFFSET (14): `Ok(None)` when the group has no offset (QUERY_NOT_FOUND).

@@ -405,18 +405,27 @@ fn inflate(at: usize, kind: i32, data: &[u8]) -> Result<Vec<u8>, MessageDecodeEr
     Ok(out)
 }
 
-/// Interns the topic of consecutive records: a pull body is one queue's records, so one
-/// `Arc<str>` serves the whole batch.
-#[derive(Default)]
-struct TopicCache(Option<Arc<str>>);
+/// The strings a pull's records share: a pull body is one queue's records, so one topic
+/// `Arc<str>` serves the whole batch, and one empty broker name until the pull layer sets it.
+struct SharedNames {
+    topic: Option<Arc<str>>,
+    empty: Arc<str>,
+}
 
-impl TopicCache {
-    fn get(&mut self, topic: &str) -> Arc<str> {
-        match &self.0 {
+impl SharedNames {
+    fn new() -> Self {
+        SharedNames {
+            topic: None,
+            empty: Arc::from(""),
+        }
+    }
+
+    fn topic(&mut self, topic: &str) -> Arc<str> {
+        match &self.topic {
             Some(t) if **t == *topic => Arc::clone(t),
             _ => {
                 let t: Arc<str> = Arc::from(topic);
-                self.0 = Some(Arc::clone(&t));
+                self.topic = Some(Arc::clone(&t));
                 t
             }
         }
@@ -443,7 +452,7 @@ fn properties_view(
 fn decode_record(
     body: &Bytes,
     at: usize,
-    topics: &mut TopicCache,
+    names: &mut SharedNames,
 ) -> Result<(MessageExt, usize), MessageDecodeError> {
     let left = body.len() - at;
     let mut c = Cursor {
@@ -490,7 +499,7 @@ fn decode_record(
         i64::from(c.take(1, "topicLength")?[0] as i8)
     };
     let topic_len = c.len(topic_len, "topic")?;
-    let topic = topics.get(c.utf8(topic_len, "topic")?);
+    let topic = names.topic(c.utf8(topic_len, "topic")?);
     let props_len = c.i16("propertiesLength")?;
     let props_len = c.len(props_len.into(), "properties")?;
     let props_start = end - c.buf.len();
@@ -508,7 +517,7 @@ fn decode_record(
     Ok((
         MessageExt {
             topic,
-            broker_name: Arc::from(""),
+            broker_name: Arc::clone(&names.empty),
             queue_id,
             queue_offset,
             commit_log_offset,
@@ -586,17 +595,18 @@ fn unwrap_inner_batch(
 /// decoded fails the whole body, so that no offset is ever committed past a message that
 /// was not delivered.
 ///
-/// Allocations: the returned vector and one topic string per batch (plus the inflated
-/// body of a compressed record); bodies and properties are slices of `body`.
+/// Allocations: the returned vector, one topic string and one empty broker name per batch
+/// (plus the inflated body of a compressed record); bodies and properties are slices of
+/// `body`.
 ///
 /// # Errors
 /// [`MessageDecodeError`] naming the record (byte offset) and the field.
 pub fn decode_messages(body: &Bytes) -> Result<Vec<MessageExt>, MessageDecodeError> {
     let mut out = Vec::with_capacity(32);
     let mut at = 0usize;
-    let mut topics = TopicCache::default();
+    let mut names = SharedNames::new();
     while at < body.len() {
-        let (msg, len) = decode_record(body, at, &mut topics)?;
+        let (msg, len) = decode_record(body, at, &mut names)?;
         at += len;
         if msg.sys_flag & sys_flag::INNER_BATCH != 0 && msg.sys_flag & sys_flag::NEED_UNWRAP != 0 {
             unwrap_inner_batch(msg, &mut out)?;
@@ -612,7 +622,7 @@ pub fn decode_messages(body: &Bytes) -> Result<Vec<MessageExt>, MessageDecodeErr
 /// # Errors
 /// As [`decode_messages`].
 pub fn decode_message(body: &Bytes) -> Result<MessageExt, MessageDecodeError> {
-    decode_record(body, 0, &mut TopicCache::default()).map(|(m, _)| m)
+    decode_record(body, 0, &mut SharedNames::new()).map(|(m, _)| m)
 }
 
 #[cfg(test)]

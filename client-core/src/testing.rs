@@ -108,3 +108,43 @@ impl ConsumerInner for GroupMember {
         vec![self.topic.clone()]
     }
 }
+
+/// A FOUND pull body: `count` V1 message records (REMOTING.md §5) of topic `topic`, queue 1,
+/// offsets `first_offset..`, with `body_size`-byte bodies and TAGS / KEYS / UNIQ_KEY
+/// properties (the UNIQ_KEY differs per record).
+pub fn pull_body(topic: &str, first_offset: i64, count: usize, body_size: usize) -> bytes::Bytes {
+    use bytes::BufMut;
+    let mut b = bytes::BytesMut::new();
+    let body = vec![b'x'; body_size];
+    for i in 0..count as i64 {
+        let offset = first_offset + i;
+        let props = format!(
+            "TAGS\u{1}TagA\u{2}KEYS\u{1}k{offset}\u{2}UNIQ_KEY\u{1}0A00000100002A9F{offset:016X}\u{2}"
+        );
+        // Fixed fields (4+4+4+4+4+8+8+4+8+(4+4)+8+(4+4)+4+8), body, topic, properties.
+        let total = 84 + 4 + body.len() + 1 + topic.len() + 2 + props.len();
+        b.put_i32(total as i32);
+        b.put_i32(crate::message::MESSAGE_MAGIC_CODE_V1);
+        b.put_i32(0); // body CRC
+        b.put_i32(1); // queue id
+        b.put_i32(0); // flag
+        b.put_i64(offset);
+        b.put_i64(123_456 + offset * 1_200); // physical offset
+        b.put_i32(0); // sys flag
+        b.put_i64(1_700_000_000_000); // born timestamp
+        b.put_slice(&[10, 0, 0, 1]);
+        b.put_i32(5555);
+        b.put_i64(1_700_000_000_123); // store timestamp
+        b.put_slice(&[192, 168, 1, 2]);
+        b.put_i32(10911);
+        b.put_i32(0); // reconsume times
+        b.put_i64(0); // prepared transaction offset
+        b.put_i32(body.len() as i32);
+        b.put_slice(&body);
+        b.put_u8(topic.len() as u8);
+        b.put_slice(topic.as_bytes());
+        b.put_i16(props.len() as i16);
+        b.put_slice(props.as_bytes());
+    }
+    b.freeze()
+}

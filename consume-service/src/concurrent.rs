@@ -21,6 +21,7 @@ use crate::listener::{
 use crate::metrics::ConsumeMetrics;
 use crate::process_queue::ProcessQueue;
 use crate::send_back::SendBack;
+use crate::work_queue::WorkQueue;
 
 /// Delay before messages whose send-back failed are consumed again locally (Java 5000 ms).
 pub const LOCAL_RETRY_DELAY: Duration = Duration::from_millis(5000);
@@ -84,8 +85,8 @@ struct Inner<L> {
     in_flight: Arc<AtomicUsize>,
     token: CancellationToken,
     tracker: TaskTracker,
-    /// For local retries; the channel is closed by [`Stopper`], whoever holds a clone.
-    tx: async_channel::Sender<Work>,
+    /// The calls waiting for a consume task (closed by [`Stopper`]).
+    queue: Arc<WorkQueue<Work>>,
 }
 
 /// CONSUME_MESSAGE_DIRECTLY, type-erased.
@@ -96,12 +97,12 @@ trait DirectConsume: Send + Sync {
 /// Closes the work queue and cancels the consume tasks when the last handle is dropped.
 struct Stopper {
     token: CancellationToken,
-    tx: async_channel::Sender<Work>,
+    queue: Arc<WorkQueue<Work>>,
 }
 
 impl Drop for Stopper {
     fn drop(&mut self) {
-        self.tx.close();
+        self.queue.close();
         self.token.cancel();
     }
 }
@@ -118,8 +119,14 @@ impl Drop for Stopper {
 /// are abandoned uncommitted. [`ConsumeMessageConcurrentlyService::shutdown`] waits for them.
 #[derive(Clone)]
 pub struct ConsumeMessageConcurrentlyService {
-    tx: async_channel::Sender<Work>,
-    stopper: Arc<Stopper>,
+    handle: Arc<Handle>,
+}
+
+/// What a service handle holds; the consume tasks hold `Inner` instead, so the last
+/// handle's drop runs [`Stopper`].
+struct Handle {
+    queue: Arc<WorkQueue<Work>>,
+    stopper: Stopper,
     tracker: TaskTracker,
     send_back: SendBack,
     in_flight: Arc<AtomicUsize>,
@@ -130,7 +137,7 @@ pub struct ConsumeMessageConcurrentlyService {
 impl std::fmt::Debug for ConsumeMessageConcurrentlyService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumeMessageConcurrentlyService")
-            .field("config", &self.config)
+            .field("config", &self.handle.config)
             .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
@@ -154,7 +161,7 @@ impl ConsumeMessageConcurrentlyService {
         hooks: Vec<Arc<dyn ConsumeMessageHook>>,
     ) -> Self {
         let tasks = config.consume_thread_max.max(1);
-        let (tx, rx) = async_channel::bounded(MIN_WAITING_CALLS.max(tasks * 4));
+        let queue = Arc::new(WorkQueue::new(MIN_WAITING_CALLS.max(tasks * 4)));
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -168,22 +175,24 @@ impl ConsumeMessageConcurrentlyService {
             in_flight: Arc::clone(&in_flight),
             token: token.clone(),
             tracker: tracker.clone(),
-            tx: tx.clone(),
+            queue: Arc::clone(&queue),
         });
         for _ in 0..tasks {
-            tracker.spawn(Arc::clone(&inner).consume_task(rx.clone()));
+            tracker.spawn(Arc::clone(&inner).consume_task());
         }
         ConsumeMessageConcurrentlyService {
-            stopper: Arc::new(Stopper {
-                token,
-                tx: tx.clone(),
+            handle: Arc::new(Handle {
+                stopper: Stopper {
+                    token,
+                    queue: Arc::clone(&queue),
+                },
+                queue,
+                tracker,
+                send_back,
+                in_flight,
+                direct: inner,
+                config,
             }),
-            tx,
-            tracker,
-            send_back,
-            in_flight,
-            direct: inner,
-            config,
         }
     }
 
@@ -201,7 +210,7 @@ impl ConsumeMessageConcurrentlyService {
             return true;
         }
         for m in &mut msgs {
-            self.send_back.reset_retry_and_namespace(m);
+            self.handle.send_back.reset_retry_and_namespace(m);
         }
         let batch = Arc::new(PullBatch {
             msgs,
@@ -209,17 +218,17 @@ impl ConsumeMessageConcurrentlyService {
             mq: mq.clone(),
         });
         send_calls(
-            &self.tx,
-            &self.stopper.token,
+            &self.handle.queue,
+            &self.handle.stopper.token,
             batch,
-            self.config.consume_message_batch_max_size,
+            self.handle.config.consume_message_batch_max_size,
         )
         .await
     }
 
     /// Listener calls running now.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.handle.in_flight.load(Ordering::Relaxed)
     }
 
     /// Runs the listener on one message outside any queue (CONSUME_MESSAGE_DIRECTLY) and
@@ -229,16 +238,20 @@ impl ConsumeMessageConcurrentlyService {
         msg: MessageExt,
         broker_name: Option<String>,
     ) -> bytes::Bytes {
-        let (msg, mq) = crate::prepare_direct(&self.send_back, msg, broker_name);
-        self.direct.consume_directly(msg, mq).await
+        let (msg, mq) = crate::prepare_direct(&self.handle.send_back, msg, broker_name);
+        self.handle.direct.consume_directly(msg, mq).await
     }
 
     /// Stops starting listener calls and waits up to `grace` for the ones running. Calls
     /// not started stay uncommitted. Idempotent. Returns `true` when every call ended in time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
-        self.tx.close();
-        let done =
-            rmq_remoting::task::stop_and_wait(&self.stopper.token, &self.tracker, grace).await;
+        self.handle.queue.close();
+        let done = rmq_remoting::task::stop_and_wait(
+            &self.handle.stopper.token,
+            &self.handle.tracker,
+            grace,
+        )
+        .await;
         if !done {
             tracing::warn!(
                 ?grace,
@@ -251,7 +264,7 @@ impl ConsumeMessageConcurrentlyService {
 
 /// Queues the calls of `batch`, `size` messages each; `false` once the service stopped.
 async fn send_calls(
-    tx: &async_channel::Sender<Work>,
+    queue: &WorkQueue<Work>,
     token: &CancellationToken,
     batch: Arc<PullBatch>,
     size: usize,
@@ -267,7 +280,7 @@ async fn send_calls(
         };
         let sent = tokio::select! {
             _ = token.cancelled() => false,
-            r = tx.send(work) => r.is_ok(),
+            r = queue.push(work) => r.is_ok(),
         };
         if !sent {
             return false;
@@ -279,15 +292,15 @@ async fn send_calls(
 
 impl<L: MessageListenerConcurrently> Inner<L> {
     /// One consume task: takes calls from the queue until the service stops.
-    async fn consume_task(self: Arc<Self>, rx: async_channel::Receiver<Work>) {
+    async fn consume_task(self: Arc<Self>) {
         let mut ctx = ConsumeConcurrentlyContext::new(MessageQueue::new("", "", 0));
         loop {
             let work = tokio::select! {
                 biased;
                 _ = self.token.cancelled() => return,
-                w = rx.recv() => match w {
-                    Ok(w) => w,
-                    Err(_) => return,
+                w = self.queue.pop() => match w {
+                    Some(w) => w,
+                    None => return,
                 },
             };
             if work.batch.pq.is_dropped() {
@@ -394,13 +407,13 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 pq: Arc::clone(&batch.pq),
                 mq: batch.mq.clone(),
             });
-            let (tx, token) = (self.tx.clone(), self.token.clone());
+            let (queue, token) = (Arc::clone(&self.queue), self.token.clone());
             let size = self.config.consume_message_batch_max_size;
             self.tracker.spawn(async move {
                 tokio::select! {
                     _ = token.cancelled() => {}
                     _ = tokio::time::sleep(LOCAL_RETRY_DELAY) => {
-                        send_calls(&tx, &token, retry, size).await;
+                        send_calls(&queue, &token, retry, size).await;
                     }
                 }
             });

@@ -24,6 +24,7 @@ mod metrics;
 mod orderly;
 mod process_queue;
 mod send_back;
+mod work_queue;
 
 pub use concurrent::{ConcurrentConfig, ConsumeMessageConcurrentlyService, LOCAL_RETRY_DELAY};
 pub use listener::{

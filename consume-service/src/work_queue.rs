@@ -1,0 +1,133 @@
+//! [`WorkQueue`]: the bounded queue between the pull tasks and the consume tasks.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::{Notify, Semaphore};
+
+/// A bounded multi-producer, multi-consumer queue that allocates nothing per item: the
+/// ring is sized up front, and waiting on either side uses Tokio's intrusive waiter lists
+/// (`Semaphore` for space, `Notify` for items). (`async-channel` and `flume` box a
+/// listener each time a receiver waits, which is once per item when consume tasks idle.)
+/// The lock is never held across an `.await`.
+#[derive(Debug)]
+pub(crate) struct WorkQueue<T> {
+    items: Mutex<VecDeque<T>>,
+    space: Semaphore,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl<T> WorkQueue<T> {
+    /// A queue holding at most `capacity` items.
+    pub(crate) fn new(capacity: usize) -> Self {
+        WorkQueue {
+            items: Mutex::new(VecDeque::with_capacity(capacity)),
+            space: Semaphore::new(capacity),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn items(&self) -> MutexGuard<'_, VecDeque<T>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `item`, waiting while the queue is full; gives it back once the queue is closed.
+    pub(crate) async fn push(&self, item: T) -> Result<(), T> {
+        match self.space.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(item),
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(item);
+        }
+        self.items().push_back(item);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The oldest item, waiting while the queue is empty; `None` once it is closed.
+    pub(crate) async fn pop(&self) -> Option<T> {
+        loop {
+            let ready = self.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            let item = self.items().pop_front();
+            if let Some(item) = item {
+                self.space.add_permits(1);
+                return Some(item);
+            }
+            ready.await;
+        }
+    }
+
+    /// Closes the queue: waiting and later pushes fail, pops return `None`, queued items are
+    /// dropped.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.space.close();
+        self.ready.notify_waiters();
+        let dropped = std::mem::take(&mut *self.items());
+        drop(dropped);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_fifo_with_waiting_on_both_sides() {
+        let q = Arc::new(WorkQueue::new(2));
+        q.push(1).await.unwrap();
+        q.push(2).await.unwrap();
+        let pusher = tokio::spawn({
+            let q = Arc::clone(&q);
+            async move { q.push(3).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!pusher.is_finished(), "full: the third push waits");
+        assert_eq!(q.pop().await, Some(1));
+        pusher.await.unwrap().unwrap();
+        assert_eq!(q.pop().await, Some(2));
+        assert_eq!(q.pop().await, Some(3));
+        let popper = tokio::spawn({
+            let q = Arc::clone(&q);
+            async move { q.pop().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!popper.is_finished(), "empty: the pop waits");
+        q.push(4).await.unwrap();
+        assert_eq!(popper.await.unwrap(), Some(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_wakes_everyone_and_drops_the_rest() {
+        let q = Arc::new(WorkQueue::new(1));
+        let poppers: Vec<_> = (0..3)
+            .map(|_| {
+                let q = Arc::clone(&q);
+                tokio::spawn(async move { q.pop().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        q.close();
+        for p in poppers {
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(1), p)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+                None
+            );
+        }
+        assert_eq!(q.push(9).await, Err(9));
+    }
+}
