@@ -545,6 +545,46 @@ impl ClientInstance {
             .and_then(|m| m.get(&MASTER_ID).cloned())
     }
 
+    /// The master address of `mq`'s broker, refreshing the topic's route from the name
+    /// server once when the broker is not known yet (Java: `findBrokerAddressInPublish`,
+    /// `updateTopicRouteInfoFromNameServer`, look again). Every offset, min/max and
+    /// send-back call finds its broker here.
+    ///
+    /// # Errors
+    /// The route refresh's error; [`ClientError::BrokerNotFound`] when the refreshed route
+    /// still has no master for the broker.
+    pub async fn master_addr_of(&self, mq: &MessageQueue) -> Result<String, ClientError> {
+        if let Some(a) = self.find_broker_address_in_publish(&mq.broker_name) {
+            return Ok(a);
+        }
+        self.update_topic_route(&mq.topic).await?;
+        self.find_broker_address_in_publish(&mq.broker_name)
+            .ok_or_else(|| ClientError::BrokerNotFound {
+                broker_name: mq.broker_name.clone(),
+            })
+    }
+
+    /// Where to pull `mq` from (see [`ClientInstance::find_broker_address_in_subscribe`]),
+    /// refreshing the topic's route once when the broker is not known yet (Java
+    /// `PullAPIWrapper.pullKernelImpl`).
+    ///
+    /// # Errors
+    /// As [`ClientInstance::master_addr_of`].
+    pub async fn pull_addr_of(
+        &self,
+        mq: &MessageQueue,
+        broker_id: i64,
+    ) -> Result<FindBrokerResult, ClientError> {
+        if let Some(f) = self.find_broker_address_in_subscribe(&mq.broker_name, broker_id, false) {
+            return Ok(f);
+        }
+        self.update_topic_route(&mq.topic).await?;
+        self.find_broker_address_in_subscribe(&mq.broker_name, broker_id, false)
+            .ok_or_else(|| ClientError::BrokerNotFound {
+                broker_name: mq.broker_name.clone(),
+            })
+    }
+
     /// Where to pull from (Java `findBrokerAddressInSubscribe`): broker `broker_id` (the
     /// last `suggestWhichBrokerId`), else for a slave id the next id, else unless
     /// `only_this_broker` any address of the broker (lowest id first, so the master).

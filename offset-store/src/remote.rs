@@ -8,7 +8,7 @@ use std::time::Duration;
 use rmq_client_core::header::{
     QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
 };
-use rmq_client_core::{ClientInstance, MessageQueue};
+use rmq_client_core::{ClientError, ClientInstance, MessageQueue};
 use rmq_remoting::BoxFuture;
 
 use crate::{OffsetStore, OffsetStoreError, OffsetTable, ReadOffsetType};
@@ -37,18 +37,15 @@ impl RemoteBrokerOffsetStore {
     }
 
     async fn master_addr(&self, mq: &MessageQueue) -> Result<String, OffsetStoreError> {
-        if let Some(a) = self
-            .instance
-            .find_broker_address_in_publish(&mq.broker_name)
-        {
-            return Ok(a);
-        }
-        let _ = self.instance.update_topic_route(&mq.topic).await;
-        self.instance
-            .find_broker_address_in_publish(&mq.broker_name)
-            .ok_or_else(|| OffsetStoreError::BrokerNotFound {
-                broker_name: mq.broker_name.clone(),
-            })
+        self.instance.master_addr_of(mq).await.map_err(|e| match e {
+            ClientError::BrokerNotFound { broker_name } => {
+                OffsetStoreError::BrokerNotFound { broker_name }
+            }
+            source => OffsetStoreError::Broker {
+                mq: mq.clone(),
+                source,
+            },
+        })
     }
 
     /// Asks the broker for the offset of `mq` (QUERY_CONSUMER_OFFSET); `Ok(None)` when

@@ -505,21 +505,8 @@ impl LitePullConsumer {
         &self,
         mq: &MessageQueue,
     ) -> Result<(ClientInstance, String), PullConsumerError> {
-        let core = self.core()?;
-        if core
-            .instance
-            .find_broker_address_in_publish(&mq.broker_name)
-            .is_none()
-        {
-            core.instance.update_topic_route(&mq.topic).await?;
-        }
-        let addr = core
-            .instance
-            .find_broker_address_in_publish(&mq.broker_name)
-            .ok_or_else(|| rmq_client_core::ClientError::BrokerNotFound {
-                broker_name: mq.broker_name.clone(),
-            })?;
-        Ok((core.instance.clone(), addr))
+        let instance = &self.core()?.instance;
+        Ok((instance.clone(), instance.master_addr_of(mq).await?))
     }
 
     async fn min_offset(&self, mq: &MessageQueue) -> Result<i64, PullConsumerError> {

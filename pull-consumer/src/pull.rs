@@ -219,17 +219,7 @@ pub(crate) async fn pull_kernel(
         .get(mq)
         .copied()
         .unwrap_or(0);
-    let found = match instance.find_broker_address_in_subscribe(&mq.broker_name, broker_id, false) {
-        Some(f) => f,
-        None => {
-            instance.update_topic_route(&mq.topic).await?;
-            instance
-                .find_broker_address_in_subscribe(&mq.broker_name, broker_id, false)
-                .ok_or_else(|| ClientError::BrokerNotFound {
-                    broker_name: mq.broker_name.clone(),
-                })?
-        }
-    };
+    let found = instance.pull_addr_of(mq, broker_id).await?;
     let header = PullMessageRequestHeader {
         consumer_group: group.to_owned(),
         topic: mq.topic.clone(),
@@ -526,20 +516,8 @@ impl PullConsumer {
         &self,
         mq: &MessageQueue,
     ) -> Result<(ClientInstance, String), PullConsumerError> {
-        let s = self.started()?;
-        if s.instance
-            .find_broker_address_in_publish(&mq.broker_name)
-            .is_none()
-        {
-            s.instance.update_topic_route(&mq.topic).await?;
-        }
-        let addr = s
-            .instance
-            .find_broker_address_in_publish(&mq.broker_name)
-            .ok_or_else(|| ClientError::BrokerNotFound {
-                broker_name: mq.broker_name.clone(),
-            })?;
-        Ok((s.instance.clone(), addr))
+        let instance = &self.started()?.instance;
+        Ok((instance.clone(), instance.master_addr_of(mq).await?))
     }
 
     /// The queue's min offset (Java `minOffset`).

@@ -629,11 +629,15 @@ impl Core {
             } else {
                 None
             };
-            let Some(found) = self.broker_for(&mq, suggest_broker_id).await else {
-                if !Self::pause(&token, exception_delay).await {
-                    return;
+            let found = match self.instance.pull_addr_of(&mq, suggest_broker_id).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(?mq, error = %e, "no broker to pull from");
+                    if !Self::pause(&token, exception_delay).await {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
             };
             let header = PullMessageRequestHeader {
                 consumer_group: self.group.clone(),
@@ -755,22 +759,6 @@ impl Core {
                 }
             }
         }
-    }
-
-    async fn broker_for(
-        &self,
-        mq: &MessageQueue,
-        suggest: i64,
-    ) -> Option<rmq_client_core::FindBrokerResult> {
-        if let Some(f) =
-            self.instance
-                .find_broker_address_in_subscribe(&mq.broker_name, suggest, false)
-        {
-            return Some(f);
-        }
-        let _ = self.instance.update_topic_route(&mq.topic).await;
-        self.instance
-            .find_broker_address_in_subscribe(&mq.broker_name, suggest, false)
     }
 
     /// Nothing cached: the pulled-past offset is safe to commit (Java `correctTagsOffset`).

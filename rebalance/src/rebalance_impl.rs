@@ -488,18 +488,7 @@ impl RebalanceImpl {
     }
 
     async fn master(&self, mq: &MessageQueue) -> Result<String, ClientError> {
-        if let Some(a) = self
-            .instance
-            .find_broker_address_in_publish(&mq.broker_name)
-        {
-            return Ok(a);
-        }
-        self.instance.update_topic_route(&mq.topic).await?;
-        self.instance
-            .find_broker_address_in_publish(&mq.broker_name)
-            .ok_or_else(|| ClientError::BrokerNotFound {
-                broker_name: mq.broker_name.clone(),
-            })
+        self.instance.master_addr_of(mq).await
     }
 
     async fn max_offset(&self, mq: &MessageQueue) -> Result<i64, ClientError> {
