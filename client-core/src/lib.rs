@@ -12,6 +12,8 @@
 //! - [`instance`]: [`ClientInstance`], one per client id: route cache (`arc-swap`),
 //!   heartbeats, scheduled jobs, and the [`ConsumerInner`] trait through which broker
 //!   requests reach a consumer.
+//! - [`pull_kernel`]: [`PullKernel`], one pull of one queue for every consumer: broker
+//!   lookup with route refresh, header, suggested broker, result processing.
 //! - [`producer`]: a small [`Producer`] for retries, tests and the CLI.
 //!
 //! Java counterparts: `MessageExt`, `MessageDecoder`, `FilterAPI`, `SubscriptionData`,
@@ -29,6 +31,7 @@ pub mod message;
 pub mod namespace;
 pub mod producer;
 mod properties;
+pub mod pull_kernel;
 pub mod route;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
@@ -39,6 +42,7 @@ pub use config::{ClientConfig, Credentials};
 pub use error::ClientError;
 pub use instance::{ClientInstance, ConsumerInner, FindBrokerResult};
 pub use producer::{Message, Producer};
+pub use pull_kernel::{PullKernel, PullSpec};
 
 pub use filter::{ExpressionType, SubscriptionData};
 pub use message::{MessageExt, Properties};

@@ -10,7 +10,7 @@ use futures::Stream;
 use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{
     ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
-    PullStatus, SubscriptionData,
+    PullKernel, PullSpec, PullStatus, SubscriptionData,
 };
 use rmq_consume_service::ProcessQueue;
 use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
@@ -24,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::PullConsumerError;
-use crate::pull::pull_kernel;
 
 /// Settings of a [`LitePullConsumer`], Java defaults.
 #[derive(Debug, Clone)]
@@ -116,7 +115,7 @@ struct Core {
     /// Offsets of what `poll` handed out, per queue: what a commit writes.
     consumed: Mutex<HashMap<MessageQueue, i64>>,
     subscriptions: Mutex<HashMap<String, SubscriptionData>>,
-    suggest: Mutex<HashMap<MessageQueue, i64>>,
+    kernel: PullKernel,
     tx: mpsc::Sender<Batch>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Batch>>,
     cached_bytes: Arc<AtomicUsize>,
@@ -275,7 +274,7 @@ impl LitePullConsumer {
             queues: Mutex::new(HashMap::new()),
             consumed: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
-            suggest: Mutex::new(HashMap::new()),
+            kernel: PullKernel::new(&instance, &s.group),
             tx,
             rx: tokio::sync::Mutex::new(rx),
             cached_bytes: Arc::new(AtomicUsize::new(0)),
@@ -699,17 +698,17 @@ impl Core {
             let my_epoch = epoch.load(Ordering::Acquire);
             let pulled = tokio::select! {
                 _ = token.cancelled() => return,
-                r = pull_kernel(
-                    &self.instance,
-                    &self.group,
-                    &self.suggest,
-                    &mq,
-                    &sub,
-                    next,
-                    c.pull_batch_size,
-                    Some(c.broker_suspend_max_time),
-                    c.consumer_timeout_when_suspend,
-                ) => r,
+                r = self.kernel.pull(PullSpec {
+                    mq: &mq,
+                    subscription: &sub,
+                    offset: next,
+                    max_msg_nums: c.pull_batch_size,
+                    commit_offset: None,
+                    suspend: Some(c.broker_suspend_max_time),
+                    post_subscription: true,
+                    lite: false,
+                    timeout: c.consumer_timeout_when_suspend,
+                }) => r,
             };
             if epoch.load(Ordering::Acquire) != my_epoch {
                 continue; // a seek happened while pulling: this result is stale

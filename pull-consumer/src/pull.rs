@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use rmq_client_core::api::pull_sys_flag;
-use rmq_client_core::header::{ConsumerData, PullMessageRequestHeader};
+use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{
-    ClientConfig, ClientError, ClientInstance, ConsumerInner, ExpressionType, MessageExt,
-    MessageQueue, PullResult, SubscriptionData,
+    ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
+    PullKernel, PullResult, PullSpec, SubscriptionData,
 };
 use rmq_consume_service::SendBack;
 use rmq_offset_store::{
@@ -168,7 +167,7 @@ struct Started {
     rebalance: Arc<RebalanceImpl>,
     rebalance_service: RebalanceService,
     send_back: SendBack,
-    suggest: Mutex<HashMap<MessageQueue, i64>>,
+    kernel: PullKernel,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -196,55 +195,6 @@ impl std::fmt::Debug for PullConsumer {
             .field("group", &self.inner.group)
             .finish_non_exhaustive()
     }
-}
-
-/// Pulls `mq` once with the request's own subscription (FLAG_SUBSCRIPTION), honouring and
-/// recording the broker's suggested node (Java `PullAPIWrapper.pullKernelImpl`), and applies
-/// the exact-tag re-filter.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn pull_kernel(
-    instance: &ClientInstance,
-    group: &str,
-    suggest: &Mutex<HashMap<MessageQueue, i64>>,
-    mq: &MessageQueue,
-    sub: &SubscriptionData,
-    offset: i64,
-    max_nums: i32,
-    block: Option<Duration>,
-    timeout: Duration,
-) -> Result<PullResult, ClientError> {
-    let broker_id = suggest
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(mq)
-        .copied()
-        .unwrap_or(0);
-    let found = instance.pull_addr_of(mq, broker_id).await?;
-    let header = PullMessageRequestHeader {
-        consumer_group: group.to_owned(),
-        topic: mq.topic.clone(),
-        queue_id: mq.queue_id,
-        queue_offset: offset,
-        max_msg_nums: max_nums,
-        sys_flag: pull_sys_flag::build(false, block.is_some(), true, false),
-        commit_offset: 0,
-        suspend_timeout_millis: block.map(|d| d.as_millis() as i64).unwrap_or(0),
-        subscription: Some(sub.sub_string.clone()),
-        sub_version: sub.sub_version,
-        expression_type: Some(sub.expression_type.as_str().to_owned()),
-        max_msg_bytes: None,
-        bname: Some(mq.broker_name.clone()),
-    };
-    let mut r = instance
-        .api()
-        .pull_message(&found.addr, &header, timeout)
-        .await?;
-    suggest
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(mq.clone(), r.suggest_which_broker_id);
-    r.process(mq, Some(sub));
-    Ok(r)
 }
 
 impl PullConsumer {
@@ -318,7 +268,7 @@ impl PullConsumer {
                 rebalance,
                 rebalance_service: RebalanceService::new(),
                 send_back: SendBack::new(&instance, &i.group, i.config.max_reconsume_times),
-                suggest: Mutex::new(HashMap::new()),
+                kernel: PullKernel::new(&instance, &self.inner.group),
                 token: CancellationToken::new(),
                 tracker: TaskTracker::new(),
             }
@@ -454,18 +404,19 @@ impl PullConsumer {
         } else {
             self.inner.config.consumer_pull_timeout
         };
-        Ok(pull_kernel(
-            &s.instance,
-            &self.inner.group,
-            &s.suggest,
-            mq,
-            &sub,
-            offset,
-            max_nums,
-            block,
-            timeout,
-        )
-        .await?)
+        Ok(s.kernel
+            .pull(PullSpec {
+                mq,
+                subscription: &sub,
+                offset,
+                max_msg_nums: max_nums,
+                commit_offset: None,
+                suspend: block,
+                post_subscription: true,
+                lite: false,
+                timeout,
+            })
+            .await?)
     }
 
     /// The consume offset of `mq` (Java `fetchConsumeOffset`): from memory, or from the store

@@ -6,12 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rmq_client_core::api::pull_sys_flag;
-use rmq_client_core::header::{ConsumerData, PullMessageRequestHeader};
+use rmq_client_core::header::ConsumerData;
 use rmq_client_core::namespace::retry_topic;
 use rmq_client_core::{
     ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
-    PullStatus, SubscriptionData,
+    PullKernel, PullSpec, PullStatus, SubscriptionData,
 };
 use rmq_consume_service::{
     ConcurrentConfig, ConsumeMessageConcurrentlyService, ConsumeMessageHook,
@@ -101,6 +100,7 @@ struct Core {
     config: PushConsumerConfig,
     client: ClientConfig,
     instance: ClientInstance,
+    kernel: PullKernel,
     subscriptions: HashMap<String, SubscriptionData>,
     offset_store: Arc<dyn OffsetStore>,
     rebalance: Arc<RebalanceImpl>,
@@ -330,6 +330,7 @@ impl PushConsumer {
                 config: s.config.clone(),
                 client: s.client.clone(),
                 instance: instance.clone(),
+                kernel: PullKernel::new(&instance, &s.group),
                 subscriptions: subscriptions.clone(),
                 offset_store: Arc::clone(&offset_store),
                 rebalance,
@@ -585,7 +586,6 @@ impl Core {
         };
         let clustering = self.config.message_model == MessageModel::Clustering;
         let exception_delay = self.client.pull_time_delay_when_exception;
-        let mut suggest_broker_id = 0i64;
         let labels = [
             ("topic", mq.topic.clone()),
             ("queue", mq.queue_id.to_string()),
@@ -629,42 +629,21 @@ impl Core {
             } else {
                 None
             };
-            let found = match self.instance.pull_addr_of(&mq, suggest_broker_id).await {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(?mq, error = %e, "no broker to pull from");
-                    if !Self::pause(&token, exception_delay).await {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let header = PullMessageRequestHeader {
-                consumer_group: self.group.clone(),
-                topic: mq.topic.clone(),
-                queue_id: mq.queue_id,
-                queue_offset: next_offset,
-                max_msg_nums: self.config.pull_batch_size,
-                sys_flag: pull_sys_flag::build(
-                    commit.is_some() && !found.slave,
-                    true,
-                    false,
-                    false,
-                ),
-                commit_offset: commit.unwrap_or(0),
-                suspend_timeout_millis: BROKER_SUSPEND_MAX_TIME.as_millis() as i64,
-                subscription: Some(sub.sub_string.clone()),
-                sub_version: sub.sub_version,
-                expression_type: Some(sub.expression_type.as_str().to_owned()),
-                max_msg_bytes: None,
-                bname: Some(mq.broker_name.clone()),
-            };
             let started = std::time::Instant::now();
             let pull = self
-                .instance
-                .api()
-                .pull_message(&found.addr, &header, PULL_TIMEOUT)
-                .instrument(tracing::trace_span!("pull_request", offset = next_offset, broker = %found.addr));
+                .kernel
+                .pull(PullSpec {
+                    mq: &mq,
+                    subscription: &sub,
+                    offset: next_offset,
+                    max_msg_nums: self.config.pull_batch_size,
+                    commit_offset: commit,
+                    suspend: Some(BROKER_SUSPEND_MAX_TIME),
+                    post_subscription: false,
+                    lite: false,
+                    timeout: PULL_TIMEOUT,
+                })
+                .instrument(tracing::trace_span!("pull_request", offset = next_offset));
             let result = tokio::select! {
                 _ = token.cancelled() => return,
                 r = pull => r,
@@ -673,8 +652,6 @@ impl Core {
                 .record(started.elapsed().as_secs_f64());
             match result {
                 Ok(mut r) => {
-                    suggest_broker_id = r.suggest_which_broker_id;
-                    r.process(&mq, Some(&sub));
                     let lag = (r.max_offset - r.next_begin_offset).max(0) as f64;
                     metrics::gauge!("rmq_queue_lag", &labels).set(lag + pq.msg_count() as f64);
                     match r.status {

@@ -1,0 +1,132 @@
+//! [`PullKernel`]: one pull of one queue, shared by every consumer (Java `PullAPIWrapper`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::api::{PullResult, pull_sys_flag};
+use crate::error::ClientError;
+use crate::filter::SubscriptionData;
+use crate::header::PullMessageRequestHeader;
+use crate::instance::ClientInstance;
+use crate::route::{MASTER_ID, MessageQueue};
+
+/// What one pull asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct PullSpec<'a> {
+    /// The queue.
+    pub mq: &'a MessageQueue,
+    /// The subscription: its expression goes in the header, and FOUND messages are
+    /// re-filtered by exact tag with it.
+    pub subscription: &'a SubscriptionData,
+    /// Queue offset to read from.
+    pub offset: i64,
+    /// Messages at most (Java `pullBatchSize`, default 32).
+    pub max_msg_nums: i32,
+    /// Offset to commit with the pull (the push consumer's piggy-backed commit); only sent
+    /// to a master (Java `commitOffsetEnable`).
+    pub commit_offset: Option<i64>,
+    /// Long-poll hold at the broker when nothing is there (FLAG_SUSPEND); `None` answers at once.
+    pub suspend: Option<Duration>,
+    /// Whether the broker filters with this request's subscription (FLAG_SUBSCRIPTION; the
+    /// pull consumers) rather than the one registered by heartbeat (the push consumer).
+    pub post_subscription: bool,
+    /// Lite pull (request code 361, FLAG_LITE_PULL).
+    pub lite: bool,
+    /// RPC timeout; must exceed `suspend`.
+    pub timeout: Duration,
+}
+
+/// Pulls queues of one consumer group: finds the broker (the one last suggested for the
+/// queue, the route refreshed when unknown), builds the header, sends it, records the
+/// broker's next suggestion and processes the result (exact-tag re-filter, broker name,
+/// queue min/max offsets). The push consumer, the pull consumer and the lite pull consumer
+/// all pull through it.
+#[derive(Debug)]
+pub struct PullKernel {
+    instance: ClientInstance,
+    group: String,
+    /// `suggestWhichBrokerId` per queue (Java `pullFromWhichNodeTable`).
+    suggest: Mutex<HashMap<MessageQueue, i64>>,
+}
+
+impl PullKernel {
+    /// A kernel for (namespaced) `group`.
+    pub fn new(instance: &ClientInstance, group: &str) -> Self {
+        PullKernel {
+            instance: instance.clone(),
+            group: group.to_owned(),
+            suggest: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn suggested(&self, mq: &MessageQueue) -> i64 {
+        self.suggest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(mq)
+            .copied()
+            .unwrap_or(MASTER_ID)
+    }
+
+    /// One pull (Java `pullKernelImpl` + `processPullResult`).
+    ///
+    /// # Errors
+    /// [`ClientError::BrokerNotFound`] or the route refresh's error when no broker serves
+    /// the queue; transport errors; [`ClientError::Broker`] for a refusal (FLOW_CONTROL,
+    /// SUBSCRIPTION_NOT_LATEST…); [`ClientError::Decode`] for a body that does not decode.
+    pub async fn pull(&self, spec: PullSpec<'_>) -> Result<PullResult, ClientError> {
+        let mq = spec.mq;
+        let sub = spec.subscription;
+        let found = self.instance.pull_addr_of(mq, self.suggested(mq)).await?;
+        let commit = spec.commit_offset.filter(|_| !found.slave);
+        let mut sys_flag = pull_sys_flag::build(
+            commit.is_some(),
+            spec.suspend.is_some(),
+            spec.post_subscription,
+            false,
+        );
+        if spec.lite {
+            sys_flag |= pull_sys_flag::LITE_PULL;
+        }
+        let header = PullMessageRequestHeader {
+            consumer_group: self.group.clone(),
+            topic: mq.topic.clone(),
+            queue_id: mq.queue_id,
+            queue_offset: spec.offset,
+            max_msg_nums: spec.max_msg_nums,
+            sys_flag,
+            commit_offset: commit.unwrap_or(0),
+            suspend_timeout_millis: spec.suspend.map_or(0, |d| d.as_millis() as i64),
+            subscription: Some(sub.sub_string.clone()),
+            sub_version: sub.sub_version,
+            expression_type: Some(sub.expression_type.as_str().to_owned()),
+            max_msg_bytes: None,
+            bname: Some(mq.broker_name.clone()),
+        };
+        let mut r = self
+            .instance
+            .api()
+            .pull_message(&found.addr, &header, spec.timeout)
+            .await?;
+        {
+            let mut suggest = self.suggest.lock().unwrap_or_else(|e| e.into_inner());
+            match suggest.get_mut(mq) {
+                Some(s) => *s = r.suggest_which_broker_id,
+                None => {
+                    suggest.insert(mq.clone(), r.suggest_which_broker_id);
+                }
+            }
+        }
+        r.process(mq, Some(sub));
+        Ok(r)
+    }
+
+    /// Forgets the suggestion for `mq` (the queue was released).
+    pub fn forget(&self, mq: &MessageQueue) {
+        self.suggest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(mq);
+    }
+}
