@@ -490,9 +490,8 @@ async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<(), Failure
     } else {
         b.listener(StatsListener(Arc::clone(&stats)))
     };
-    let consumer = b.build().map_err(fail)?;
     let started = Instant::now();
-    consumer.start().await.map_err(fail)?;
+    let consumer = b.start().await.map_err(fail)?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut last_progress = Instant::now();
     let mut idle_stop = false;

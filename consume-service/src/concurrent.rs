@@ -242,6 +242,13 @@ impl ConsumeMessageConcurrentlyService {
         self.handle.direct.consume_directly(msg, mq).await
     }
 
+    /// Stops taking listener calls at once, without waiting (what dropping a consumer
+    /// does); calls running finish, waiting ones are abandoned uncommitted.
+    pub fn cancel(&self) {
+        self.handle.queue.close();
+        self.handle.stopper.token.cancel();
+    }
+
     /// Stops starting listener calls and waits up to `grace` for the ones running. Calls
     /// not started stay uncommitted. Idempotent. Returns `true` when every call ended in time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
@@ -303,6 +310,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                     None => return,
                 },
             };
+            let _call = work.batch.pq.begin_call();
             if work.batch.pq.is_dropped() {
                 // Released queue: these messages stay unconsumed and uncommitted.
                 continue;

@@ -34,7 +34,9 @@ pub use listener::{
     sync_listener,
 };
 pub use orderly::{ConsumeMessageOrderlyService, MAX_TIME_CONSUME_CONTINUOUSLY, OrderlyConfig};
-pub use process_queue::{PULL_MAX_IDLE_TIME, ProcessQueue, REBALANCE_LOCK_MAX_LIVE_TIME};
+pub use process_queue::{
+    CallGuard, PULL_MAX_IDLE_TIME, ProcessQueue, REBALANCE_LOCK_MAX_LIVE_TIME,
+};
 pub use send_back::SendBack;
 
 /// Prepares a CONSUME_MESSAGE_DIRECTLY message: the broker name it came from, its real

@@ -191,6 +191,7 @@ impl ConsumeMessageOrderlyService {
             }
             let lock = self.consume_lock(&mq);
             let guard = lock.lock().await;
+            let _call = pq.begin_call();
             if pq.is_dropped() {
                 pq.make_messages_to_consume_again(batch);
                 drop(guard);
@@ -316,6 +317,12 @@ impl ConsumeMessageOrderlyService {
             .await
             .map(|s| s == ConsumeOrderlyStatus::Success);
         crate::direct_result(true, outcome, started.elapsed())
+    }
+
+    /// Stops starting listener calls at once, without waiting (what dropping a consumer
+    /// does); a call running finishes, its queue's task then ends.
+    pub fn cancel(&self) {
+        self.inner.token.cancel();
     }
 
     /// Stops starting listener calls and waits up to `grace` for the running ones.

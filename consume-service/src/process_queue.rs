@@ -58,6 +58,10 @@ pub struct ProcessQueue {
     shared_bytes: Arc<AtomicUsize>,
     /// Woken whenever the cache becomes empty (drains wait on it).
     emptied: Notify,
+    /// Listener calls running on this queue's messages.
+    calls: AtomicUsize,
+    /// Woken when the last running call ends.
+    calls_idle: Notify,
     dropped: AtomicBool,
     locked: AtomicBool,
     consuming: AtomicBool,
@@ -79,6 +83,18 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// A listener call running on a queue's messages (see [`ProcessQueue::begin_call`]).
+#[derive(Debug)]
+pub struct CallGuard(Arc<ProcessQueue>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.0.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.calls_idle.notify_waiters();
+        }
+    }
+}
+
 impl State {
     fn count(&self) -> usize {
         self.pending + self.msgs.len() + self.consuming.len()
@@ -97,6 +113,8 @@ impl ProcessQueue {
             state: Mutex::new(State::default()),
             shared_bytes,
             emptied: Notify::new(),
+            calls: AtomicUsize::new(0),
+            calls_idle: Notify::new(),
             dropped: AtomicBool::new(false),
             locked: AtomicBool::new(false),
             consuming: AtomicBool::new(false),
@@ -270,6 +288,31 @@ impl ProcessQueue {
         }
     }
 
+    /// Marks a listener call on this queue's messages as running until the guard drops.
+    /// Take it before checking [`ProcessQueue::is_dropped`], so that whoever drops the
+    /// queue and then waits in [`ProcessQueue::wait_calls_idle`] sees the call.
+    pub fn begin_call(self: &Arc<Self>) -> CallGuard {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        CallGuard(Arc::clone(self))
+    }
+
+    /// Waits until no listener call runs on this queue, at most `timeout`; returns whether
+    /// none does. Woken by the calls' guards, never polled.
+    pub async fn wait_calls_idle(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.calls_idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.calls.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
     /// Waits until nothing is cached, at most `timeout`; returns whether the cache is
     /// empty. Woken by the consume side, never polled.
     pub async fn wait_empty(&self, timeout: Duration) -> bool {
@@ -333,12 +376,12 @@ impl ProcessQueue {
 
     /// The queue was released or reset: no more pulls or consumption for this cache.
     pub fn is_dropped(&self) -> bool {
-        self.dropped.load(Ordering::Acquire)
+        self.dropped.load(Ordering::SeqCst)
     }
 
     /// Marks the queue dropped.
     pub fn set_dropped(&self, dropped: bool) {
-        self.dropped.store(dropped, Ordering::Release);
+        self.dropped.store(dropped, Ordering::SeqCst);
     }
 
     /// Orderly: the broker lock is held.

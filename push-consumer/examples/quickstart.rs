@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
     let (s2, r2, d2) = (Arc::clone(&seen), Arc::clone(&received), Arc::clone(&done));
-    let consumer = PushConsumer::builder(&group)
+    let builder = PushConsumer::builder(&group)
         .namesrv_addr(&namesrv)
         .subscribe(&topic, "*")
         .consume_from_where(ConsumeFromWhere::FirstOffset)
@@ -89,17 +89,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 ConsumeConcurrentlyStatus::ConsumeSuccess
             }
-        }))
-        .build()?;
+        }));
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    consumer.start().await?;
+    let consumer = builder.start().await?;
     let finished = tokio::time::timeout(Duration::from_secs(300), done.notified())
         .await
         .is_ok();
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
-    consumer.shutdown().await;
+    let report = consumer.shutdown().await;
+    eprintln!("shutdown: {report}");
     producer.shutdown().await;
     instance.shutdown(Duration::from_secs(2)).await;
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmq_client_core::{ClientConfig, ExpressionType};
+use rmq_client_core::{ClientConfig, ClientInstance, ExpressionType};
 use rmq_consume_service::{
     ConsumeMessageHook, FilterMessageHook, MessageListenerConcurrently, MessageListenerOrderly,
 };
@@ -13,8 +13,9 @@ use rmq_rebalance::{
     AllocateMessageQueueAveragely, AllocateMessageQueueStrategy, ConsumeFromWhere, MessageModel,
 };
 
-use crate::consumer::{ListenerFactory, PushConsumer};
+use crate::consumer::PushConsumer;
 use crate::error::PushConsumerError;
+use crate::listener_factory::ListenerFactory;
 
 /// One subscription: topic, expression and its type.
 #[derive(Debug, Clone)]
@@ -74,6 +75,10 @@ pub struct PushConsumerConfig {
     /// Longest wait, on rebalance or shutdown, for a released queue's cached messages to be
     /// consumed before it is given up. Default 10 s. Java does not wait (it redelivers).
     pub drain_timeout: Duration,
+    /// Longest wait, at shutdown or an offset reset, for listener calls still running, and
+    /// for the consumer's tasks and its unregistration. Default 5 s (Java
+    /// `awaitTerminationMillisWhenShutdown`, whose default 0 does not wait).
+    pub await_termination_when_shutdown: Duration,
     /// Clean hand-off of queues between members (concurrent clustering): queues are locked
     /// at the broker while owned; a released queue is drained and committed before its
     /// lock is freed, and the next owner waits for the lock (at most `handoff_timeout`)
@@ -111,6 +116,7 @@ impl Default for PushConsumerConfig {
             suspend_current_queue_time: Duration::from_millis(1000),
             memory_budget: 64 * 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
+            await_termination_when_shutdown: Duration::from_secs(5),
             clean_handoff: true,
             handoff_timeout: Duration::from_secs(15),
             strict_last_offset: false,
@@ -119,8 +125,9 @@ impl Default for PushConsumerConfig {
     }
 }
 
-/// Builds a [`PushConsumer`] (Java `DefaultMQPushConsumer` setters). `build()` only
-/// validates; all network work happens in [`PushConsumer::start`].
+/// Configures and starts a [`PushConsumer`] (Java `DefaultMQPushConsumer` setters, then
+/// `start()`): [`PushConsumerBuilder::start`] returns a running consumer or an error with
+/// nothing left running.
 ///
 /// ```no_run
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -132,8 +139,8 @@ impl Default for PushConsumerConfig {
 ///         println!("got {} messages", msgs.len());
 ///         ConsumeConcurrentlyStatus::ConsumeSuccess
 ///     }))
-///     .build()?;
-/// consumer.start().await?;
+///     .start()
+///     .await?;
 /// # consumer.shutdown().await; Ok(()) }
 /// ```
 pub struct PushConsumerBuilder {
@@ -143,6 +150,7 @@ pub struct PushConsumerBuilder {
     pub(crate) subscriptions: Vec<Subscription>,
     pub(crate) strategy: Arc<dyn AllocateMessageQueueStrategy>,
     pub(crate) offset_store: Option<Arc<dyn OffsetStore>>,
+    pub(crate) instance: Option<ClientInstance>,
     pub(crate) listener: Option<ListenerFactory>,
     pub(crate) consume_hooks: Vec<Arc<dyn ConsumeMessageHook>>,
     pub(crate) filter_hooks: Vec<Arc<dyn FilterMessageHook>>,
@@ -178,6 +186,7 @@ impl PushConsumerBuilder {
             subscriptions: Vec::new(),
             strategy: Arc::new(AllocateMessageQueueAveragely),
             offset_store: None,
+            instance: None,
             listener: None,
             consume_hooks: Vec::new(),
             filter_hooks: Vec::new(),
@@ -187,6 +196,15 @@ impl PushConsumerBuilder {
     /// Name servers, `host:port;host:port` (Java `namesrvAddr`; default env `NAMESRV_ADDR`).
     pub fn namesrv_addr(mut self, addrs: &str) -> Self {
         self.client = self.client.namesrv_addr(addrs);
+        self
+    }
+
+    /// Runs on this client instance (shared with other consumers and producers, one
+    /// connection per broker) instead of one looked up by client id. Its configuration is
+    /// the one used; [`PushConsumerBuilder::client_config`] then only names the group's
+    /// namespace.
+    pub fn instance(mut self, instance: &ClientInstance) -> Self {
+        self.instance = Some(instance.clone());
         self
     }
 
@@ -291,6 +309,8 @@ impl PushConsumerBuilder {
         memory_budget: usize,
         /// Sets [`PushConsumerConfig::drain_timeout`].
         drain_timeout: Duration,
+        /// Sets [`PushConsumerConfig::await_termination_when_shutdown`].
+        await_termination_when_shutdown: Duration,
         /// Sets [`PushConsumerConfig::clean_handoff`].
         clean_handoff: bool,
         /// Sets [`PushConsumerConfig::handoff_timeout`].
@@ -301,17 +321,27 @@ impl PushConsumerBuilder {
         local_offset_store_dir: Option<PathBuf>,
     }
 
-    /// Validates the settings.
+    /// Validates the settings and starts consuming: registers with the client instance,
+    /// refreshes routes, sends a heartbeat and rebalances (Java `start`). Returns a running
+    /// consumer, or an error with nothing left running.
     ///
     /// # Errors
-    /// [`PushConsumerError::InvalidConfig`] naming the setting: no group, no name server, no
-    /// subscription, no listener, a bad expression, or a value out of Java's range.
-    pub fn build(self) -> Result<PushConsumer, PushConsumerError> {
+    /// [`PushConsumerError::InvalidConfig`] naming the setting (no group, no name server,
+    /// no subscription, no listener, a bad expression, or a value out of Java's range);
+    /// [`PushConsumerError::Client`] when the group is already used in the client instance
+    /// or a shared instance's configuration differs; [`PushConsumerError::OffsetStore`]
+    /// when the local offsets cannot be loaded.
+    pub async fn start(self) -> Result<PushConsumer, PushConsumerError> {
+        self.validate()?;
+        crate::start::start(self).await
+    }
+
+    fn validate(&self) -> Result<(), PushConsumerError> {
         let bad = |m: String| Err(PushConsumerError::InvalidConfig(m));
         if self.group.trim().is_empty() {
             return bad("consumer group is empty".into());
         }
-        if self.client.namesrv_addrs.is_empty() {
+        if self.client.namesrv_addrs.is_empty() && self.instance.is_none() {
             return bad("no name server address (namesrv_addr, or NAMESRV_ADDR)".into());
         }
         if self.subscriptions.is_empty() {
@@ -353,6 +383,6 @@ impl PushConsumerBuilder {
                 PushConsumerError::InvalidConfig(format!("subscription of {}: {e}", s.topic))
             })?;
         }
-        Ok(PushConsumer::from_builder(self))
+        Ok(())
     }
 }

@@ -19,10 +19,11 @@
 //!         }
 //!         ConsumeConcurrentlyStatus::ConsumeSuccess
 //!     }))
-//!     .build()?;
-//! consumer.start().await?;
+//!     .start()
+//!     .await?;
 //! tokio::signal::ctrl_c().await?;
-//! consumer.shutdown().await;
+//! let report = consumer.shutdown().await;
+//! println!("{report}");
 //! # Ok(()) }
 //! ```
 //!
@@ -30,9 +31,16 @@
 //! `rmq_pull_latency_seconds`, `rmq_consume_latency_seconds`, `rmq_cached_bytes`,
 //! `rmq_queue_lag{topic,queue}`, `rmq_flow_control_total`.
 
+mod broker_requests;
 mod builder;
 mod consumer;
+mod core;
 mod error;
+mod listener_factory;
+mod pull_loop;
+mod rebalance_hook;
+mod shutdown;
+mod start;
 
 pub use builder::{PushConsumerBuilder, PushConsumerConfig};
 pub use consumer::PushConsumer;
@@ -45,3 +53,4 @@ pub use rmq_consume_service::{
 };
 pub use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
 pub use rmq_rebalance::{AllocateMessageQueueStrategy, ConsumeFromWhere, MessageModel};
+pub use shutdown::ShutdownReport;

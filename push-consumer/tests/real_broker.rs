@@ -118,9 +118,9 @@ async fn ten_thousand_messages_over_8_queues_consumed_exactly_once() {
     let c = Arc::new(Collector::default());
     let consumer = consumer(&group, &s.topic)
         .listener(Arc::clone(&c))
-        .build()
+        .start()
+        .await
         .unwrap();
-    consumer.start().await.unwrap();
     wait_for("10 000 messages", Duration::from_secs(60), || {
         c.unique() == 10_000
     })
@@ -173,9 +173,9 @@ async fn three_consumers_one_stopped_one_added_mid_stream_no_duplicates_after_cl
     for _ in 0..3 {
         let m = consumer(&group, &s.topic)
             .listener(Arc::clone(&c))
-            .build()
+            .start()
+            .await
             .unwrap();
-        m.start().await.unwrap();
         members.push(m);
     }
     wait_for("1000 consumed", Duration::from_secs(60), || {
@@ -186,9 +186,9 @@ async fn three_consumers_one_stopped_one_added_mid_stream_no_duplicates_after_cl
     stopped.shutdown().await;
     let added = consumer(&group, &s.topic)
         .listener(Arc::clone(&c))
-        .build()
+        .start()
+        .await
         .unwrap();
-    added.start().await.unwrap();
     members.push(added);
     produce(&s, 2000, "TagA").await;
     wait_for("6000 consumed", Duration::from_secs(120), || {
@@ -253,18 +253,18 @@ async fn orderly_keeps_per_queue_order_across_a_rebalance() {
     let rec = Arc::new(OrderRecorder::default());
     let first = consumer(&group, &s.topic)
         .orderly_listener(Arc::clone(&rec))
-        .build()
+        .start()
+        .await
         .unwrap();
-    first.start().await.unwrap();
     wait_for("some consumed", Duration::from_secs(60), || {
         rec.total.load(Ordering::SeqCst) >= 200
     })
     .await;
     let second = consumer(&group, &s.topic)
         .orderly_listener(Arc::clone(&rec))
-        .build()
+        .start()
+        .await
         .unwrap();
-    second.start().await.unwrap();
     wait_for("all consumed", Duration::from_secs(120), || {
         rec.total.load(Ordering::SeqCst) >= 1200
     })
@@ -310,14 +310,11 @@ async fn broadcasting_consumers_each_get_everything_and_keep_local_offsets() {
             .consume_from_where(ConsumeFromWhere::FirstOffset)
             .local_offset_store_dir(Some(dir.clone()))
             .listener(Arc::clone(c))
-            .build()
-            .unwrap()
     };
     let mut members = Vec::new();
     for name in &names {
         let c = Arc::new(Collector::default());
-        let m = member(name, &c);
-        m.start().await.unwrap();
+        let m = member(name, &c).start().await.unwrap();
         members.push((m, c));
     }
     for (_, c) in &members {
@@ -333,7 +330,7 @@ async fn broadcasting_consumers_each_get_everything_and_keep_local_offsets() {
             4,
             "broadcasting owns every queue"
         );
-        let id = m.client_id().unwrap();
+        let id = m.client_id().to_owned();
         m.shutdown().await;
         assert_eq!(c.duplicates(), 0);
         let text =
@@ -345,8 +342,7 @@ async fn broadcasting_consumers_each_get_everything_and_keep_local_offsets() {
     // A restart with the same client id resumes from the local file: only new messages.
     let more = produce(&s, 100, "TagA").await;
     let c = Arc::new(Collector::default());
-    let again = member(&names[0], &c);
-    again.start().await.unwrap();
+    let again = member(&names[0], &c).start().await.unwrap();
     wait_for("100 new", Duration::from_secs(60), || c.unique() >= 100).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     again.shutdown().await;
@@ -434,9 +430,9 @@ async fn reconsume_later_retries_through_the_retry_topic_then_lands_in_the_dlq()
     let c = consumer(&group, &s.topic)
         .max_reconsume_times(Some(2))
         .listener(Arc::clone(&l))
-        .build()
+        .start()
+        .await
         .unwrap();
-    c.start().await.unwrap();
     // 1 delivery + 2 retries each.
     wait_for("3 deliveries of each", Duration::from_secs(90), || {
         let d = l.deliveries.lock().unwrap();
@@ -480,18 +476,18 @@ async fn a_restart_resumes_from_the_committed_offset() {
     let c1 = Arc::new(Collector::default());
     let first = consumer(&group, &s.topic)
         .listener(Arc::clone(&c1))
-        .build()
+        .start()
+        .await
         .unwrap();
-    first.start().await.unwrap();
     wait_for("first 300", Duration::from_secs(60), || c1.unique() == 300).await;
     first.shutdown().await;
     let second_ids = produce(&s, 200, "TagA").await;
     let c2 = Arc::new(Collector::default());
     let second = consumer(&group, &s.topic)
         .listener(Arc::clone(&c2))
-        .build()
+        .start()
+        .await
         .unwrap();
-    second.start().await.unwrap();
     wait_for("next 200", Duration::from_secs(60), || c2.unique() >= 200).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     second.shutdown().await;
@@ -516,9 +512,9 @@ async fn running_info_and_consume_directly_reach_the_consumer_through_the_broker
     let c = Arc::new(Collector::default());
     let consumer = consumer(&group, &s.topic)
         .listener(Arc::clone(&c))
-        .build()
+        .start()
+        .await
         .unwrap();
-    consumer.start().await.unwrap();
     let sent = s
         .producer
         .send(Message::new(&s.topic, "direct"))
@@ -540,7 +536,7 @@ async fn running_info_and_consume_directly_reach_the_consumer_through_the_broker
     })
     .await;
     let admin = RemotingClient::new(RemotingConfig::default());
-    let client_id = consumer.client_id().unwrap();
+    let client_id = consumer.client_id().to_owned();
     let broker = env("RMQ_BROKER_ADDR");
 
     // GET_CONSUMER_RUNNING_INFO (307), forwarded by the broker to our client.
@@ -622,9 +618,9 @@ async fn an_admin_offset_reset_makes_the_consumer_start_over() {
     let c = Arc::new(Collector::default());
     let consumer = consumer(&group, &s.topic)
         .listener(Arc::clone(&c))
-        .build()
+        .start()
+        .await
         .unwrap();
-    consumer.start().await.unwrap();
     wait_for("first pass", Duration::from_secs(60), || c.unique() == 40).await;
     // Reset every queue of the topic to the start (INVOKE_BROKER_TO_RESET_OFFSET, timestamp
     // 0). This broker resets server-side: the consumer's next pull answers
@@ -664,4 +660,64 @@ async fn an_admin_offset_reset_makes_the_consumer_start_over() {
     admin.shutdown(Duration::from_secs(1)).await;
     consumer.shutdown().await;
     s.instance.shutdown(Duration::from_secs(2)).await;
+}
+
+/// Waits up to `limit` for the runtime's live tasks to fall to `baseline`; returns the
+/// count last seen.
+async fn tasks_back_to(baseline: usize, limit: Duration) -> usize {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let started = Instant::now();
+    loop {
+        let alive = metrics.num_alive_tasks();
+        if alive <= baseline || started.elapsed() >= limit {
+            return alive;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn dropping_a_consumer_without_shutdown_ends_its_tasks_within_1s() {
+    let s = setup(4).await;
+    produce(&s, 2000, "TagA").await;
+    let baseline = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let c = Arc::new(Collector {
+        delay_per_msg: Duration::from_millis(1),
+        ..Default::default()
+    });
+    let consumer = consumer(&unique("cg_drop"), &s.topic)
+        .listener(Arc::clone(&c))
+        .start()
+        .await
+        .unwrap();
+    wait_for("some consumed", Duration::from_secs(60), || {
+        c.unique() >= 100
+    })
+    .await;
+    let running = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(
+        running > baseline + 4,
+        "pull, rebalance and consume tasks run: {running} vs {baseline} before"
+    );
+    let dropped_at = Instant::now();
+    drop(consumer);
+    let alive = tasks_back_to(baseline, Duration::from_secs(1)).await;
+    assert!(
+        alive <= baseline,
+        "{alive} tasks alive {:?} after the drop, {baseline} before the consumer started",
+        dropped_at.elapsed()
+    );
+    let consumed = c.total.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        c.total.load(Ordering::SeqCst),
+        consumed,
+        "the listener runs no more after the drop"
+    );
+    let _ = &s.instance;
 }

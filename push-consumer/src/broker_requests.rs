@@ -1,0 +1,224 @@
+//! What brokers ask of the consumer through its client instance (Java
+//! `ClientRemotingProcessor` → `DefaultMQPushConsumerImpl`): offset reset, running info,
+//! consume directly, consumer status, and the instance's callbacks.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use rmq_client_core::header::ConsumerData;
+use rmq_client_core::{ConsumerInner, MessageExt, MessageQueue, SubscriptionData};
+use rmq_consume_service::ProcessQueue;
+use rmq_remoting::BoxFuture;
+
+use crate::core::{Core, QueueEntry};
+use crate::listener_factory::Service;
+
+impl Core {
+    /// RESET_CONSUMER_CLIENT_OFFSET: drops the topic's owned queues, waits for their
+    /// listener calls to end (they commit nothing once dropped), writes the new offsets and
+    /// hands the queues back to the rebalance. Runs on its own task; pulling pauses
+    /// meanwhile without touching the user's `suspend()`.
+    pub(crate) async fn reset_offset(
+        self: Arc<Self>,
+        topic: String,
+        offsets: HashMap<MessageQueue, i64>,
+    ) {
+        tracing::info!(group = %self.group, topic, queues = offsets.len(), "resetting offsets");
+        self.resetting.fetch_add(1, Ordering::SeqCst);
+        let entries: Vec<(MessageQueue, QueueEntry)> = {
+            let mut q = self.queues();
+            let keys: Vec<MessageQueue> = q
+                .keys()
+                .filter(|k| k.topic == topic && offsets.contains_key(*k))
+                .cloned()
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| q.remove(&k).map(|e| (k, e)))
+                .collect()
+        };
+        for (_, e) in &entries {
+            e.token.cancel();
+            e.pq.set_dropped(true);
+            e.pq.clear();
+        }
+        let grace = self.config.await_termination_when_shutdown;
+        for (mq, e) in &entries {
+            if !e.pq.wait_calls_idle(grace).await {
+                tracing::warn!(
+                    ?mq,
+                    ?grace,
+                    "a listener call outlived the offset reset's wait"
+                );
+            }
+        }
+        for (mq, offset) in &offsets {
+            if mq.topic != topic {
+                continue;
+            }
+            self.offset_store.update_offset(mq, *offset, false);
+            if let Err(e) = self.offset_store.persist(mq).await {
+                tracing::warn!(?mq, error = %e, "persisting reset offset failed");
+            }
+        }
+        for (mq, _) in &entries {
+            self.rebalance.release(mq).await;
+        }
+        self.resetting.fetch_sub(1, Ordering::SeqCst);
+        self.rebalance_service.wakeup();
+    }
+
+    pub(crate) fn running_info(&self) -> Bytes {
+        use std::fmt::Write as _;
+        let offsets = self.offset_store.clone_offset_table(None);
+        let queues: Vec<(MessageQueue, (Arc<ProcessQueue>, i64))> = self
+            .queues()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    (Arc::clone(&v.pq), offsets.get(k).copied().unwrap_or(-1)),
+                )
+            })
+            .collect();
+        let mut s = String::from("{\"jstack\":\"\",\"mqTable\":");
+        rmq_client_core::fastjson::write_mq_map(&mut s, queues, |o, (pq, commit)| {
+            let (lo, hi) = pq.offset_range().unwrap_or((0, 0));
+            let _ = write!(
+                o,
+                "{{\"cachedMsgCount\":{},\"cachedMsgMaxOffset\":{},\"cachedMsgMinOffset\":{},\"cachedMsgSizeInMiB\":{},\"commitOffset\":{},\"droped\":{},\"lastConsumeTimestamp\":{},\"lastLockTimestamp\":{},\"lastPullTimestamp\":{},\"locked\":{},\"transactionMsgCount\":0,\"transactionMsgMaxOffset\":0,\"transactionMsgMinOffset\":0,\"tryUnlockTimes\":{}}}",
+                pq.msg_count(),
+                hi,
+                lo,
+                pq.msg_bytes() / (1024 * 1024),
+                commit,
+                pq.is_dropped(),
+                pq.last_consume_ms(),
+                pq.last_lock_ms(),
+                pq.last_pull_ms(),
+                pq.is_locked(),
+                pq.try_unlock_times()
+            );
+        });
+        let props = serde_json::json!({
+            "PROP_CLIENT_VERSION": "rmq-0.1.0",
+            "PROP_CONSUMEORDERLY": self.is_orderly().to_string(),
+            "PROP_CONSUMER_START_TIMESTAMP": self.start_ms.to_string(),
+            "PROP_CONSUME_TYPE": "CONSUME_PASSIVELY",
+            "PROP_NAMESERVER_ADDR": self.client.namesrv_addrs.join(";"),
+            "PROP_THREADPOOL_CORE_SIZE": self.config.consume_thread_max.to_string(),
+            "consumeFromWhere": self.config.consume_from_where.as_str(),
+            "consumerGroup": self.group,
+            "messageModel": self.config.message_model.as_str(),
+            "pullBatchSize": self.config.pull_batch_size.to_string(),
+            "pullThresholdForQueue": self.config.pull_threshold_for_queue.to_string(),
+            "consumeMessageBatchMaxSize": self.config.consume_message_batch_max_size.to_string(),
+        });
+        let subs: Vec<&SubscriptionData> = self.subscriptions.values().collect();
+        let _ = write!(
+            s,
+            ",\"properties\":{},\"statusTable\":{{}},\"subscriptionSet\":{},\"userConsumerInfo\":{{}}}}",
+            props,
+            serde_json::to_string(&subs).unwrap_or_else(|_| "[]".into())
+        );
+        Bytes::from(s)
+    }
+}
+
+/// What the client instance sees of the consumer.
+pub(crate) struct InstanceHook(pub(crate) Weak<Core>);
+
+impl ConsumerInner for InstanceHook {
+    fn group_name(&self) -> String {
+        self.0
+            .upgrade()
+            .map(|c| c.group.clone())
+            .unwrap_or_default()
+    }
+
+    fn consumer_data(&self) -> ConsumerData {
+        match self.0.upgrade() {
+            Some(c) => c.consumer_data(),
+            None => ConsumerData::new(
+                "",
+                "CONSUME_PASSIVELY",
+                "CLUSTERING",
+                "CONSUME_FROM_LAST_OFFSET",
+                vec![],
+            ),
+        }
+    }
+
+    fn subscribed_topics(&self) -> Vec<String> {
+        self.0
+            .upgrade()
+            .map(|c| c.subscriptions.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn update_topic_subscribe_info(&self, topic: &str, queues: &[MessageQueue]) {
+        if let Some(c) = self.0.upgrade() {
+            c.rebalance.set_topic_queues(topic, queues);
+            c.rebalance_service.wakeup();
+        }
+    }
+
+    fn trigger_rebalance(&self) {
+        if let Some(c) = self.0.upgrade() {
+            c.rebalance_service.wakeup();
+        }
+    }
+
+    fn persist_consumer_offset(&self) -> BoxFuture<'static, ()> {
+        let core = self.0.upgrade();
+        Box::pin(async move {
+            if let Some(c) = core {
+                let owned = c.rebalance.owned_queues();
+                if let Err(e) = c.offset_store.persist_all(&owned).await {
+                    tracing::warn!(error = %e, "persisting offsets failed");
+                }
+            }
+        })
+    }
+
+    fn reset_offset(
+        &self,
+        topic: &str,
+        offsets: HashMap<MessageQueue, i64>,
+    ) -> BoxFuture<'static, ()> {
+        // Never on the connection's dispatch task: the reset waits for listener calls.
+        if let Some(c) = self.0.upgrade() {
+            let topic = topic.to_owned();
+            let tracker = c.tracker.clone();
+            tracker.spawn(c.reset_offset(topic, offsets));
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    fn consumer_status(&self, topic: &str) -> HashMap<MessageQueue, i64> {
+        self.0
+            .upgrade()
+            .map(|c| c.offset_store.clone_offset_table(Some(topic)))
+            .unwrap_or_default()
+    }
+
+    fn running_info(&self) -> Option<Bytes> {
+        self.0.upgrade().map(|c| c.running_info())
+    }
+
+    fn consume_message_directly(
+        &self,
+        msg: MessageExt,
+        broker_name: Option<String>,
+    ) -> BoxFuture<'static, Option<Bytes>> {
+        let core = self.0.upgrade();
+        Box::pin(async move {
+            let c = core?;
+            Some(match &c.service {
+                Service::Concurrent(s) => s.consume_message_directly(msg, broker_name).await,
+                Service::Orderly(s) => s.consume_message_directly(msg, broker_name).await,
+            })
+        })
+    }
+}

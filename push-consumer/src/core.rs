@@ -1,0 +1,185 @@
+//! [`Core`]: everything a started push consumer owns, and its queue table (a pull task and
+//! a process queue per owned queue).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rmq_client_core::header::ConsumerData;
+use rmq_client_core::{ClientConfig, ClientInstance, MessageQueue, PullKernel, SubscriptionData};
+use rmq_consume_service::{FilterMessageHook, ProcessQueue};
+use rmq_offset_store::{OffsetStore, ReadOffsetType};
+use rmq_rebalance::{RebalanceImpl, RebalanceService};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::builder::PushConsumerConfig;
+use crate::listener_factory::Service;
+
+pub(crate) struct QueueEntry {
+    pub(crate) pq: Arc<ProcessQueue>,
+    pub(crate) token: CancellationToken,
+}
+
+/// Everything that exists once started.
+pub(crate) struct Core {
+    pub(crate) group: String,
+    pub(crate) config: PushConsumerConfig,
+    pub(crate) client: ClientConfig,
+    pub(crate) instance: ClientInstance,
+    pub(crate) kernel: PullKernel,
+    pub(crate) subscriptions: HashMap<String, SubscriptionData>,
+    pub(crate) offset_store: Arc<dyn OffsetStore>,
+    pub(crate) rebalance: Arc<RebalanceImpl>,
+    pub(crate) rebalance_service: RebalanceService,
+    pub(crate) service: Service,
+    pub(crate) filter_hooks: Vec<Arc<dyn FilterMessageHook>>,
+    pub(crate) queues: Mutex<HashMap<MessageQueue, QueueEntry>>,
+    pub(crate) cached_bytes: Arc<AtomicUsize>,
+    /// The user's `suspend()`.
+    pub(crate) paused: AtomicBool,
+    /// Offset resets in progress (they pause pulling without touching `paused`).
+    pub(crate) resetting: AtomicUsize,
+    pub(crate) token: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) start_ms: i64,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Core {
+    pub(crate) fn queues(&self) -> MutexGuard<'_, HashMap<MessageQueue, QueueEntry>> {
+        lock(&self.queues)
+    }
+
+    pub(crate) fn is_orderly(&self) -> bool {
+        matches!(self.service, Service::Orderly(_))
+    }
+
+    /// Whether pulling waits: the user suspended it or an offset reset is under way.
+    pub(crate) fn pulling_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed) || self.resetting.load(Ordering::Relaxed) > 0
+    }
+
+    /// Waits until every cached message was consumed, at most `timeout` in all (woken by
+    /// the consume side, never polled); returns how many are still cached.
+    pub(crate) async fn drain_all(&self, timeout: Duration) -> usize {
+        let pqs: Vec<Arc<ProcessQueue>> =
+            self.queues().values().map(|e| Arc::clone(&e.pq)).collect();
+        let deadline = tokio::time::Instant::now() + timeout;
+        for pq in &pqs {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            pq.wait_empty(left).await;
+        }
+        pqs.iter().map(|pq| pq.msg_count()).sum()
+    }
+
+    /// What dropping the last handle does: cancels every task of the consumer at once
+    /// (no drain, no persist).
+    pub(crate) fn stop_now(&self) {
+        self.token.cancel();
+        match &self.service {
+            Service::Concurrent(s) => s.cancel(),
+            Service::Orderly(s) => s.cancel(),
+        }
+    }
+
+    pub(crate) fn queue_added(self: &Arc<Self>, mq: &MessageQueue, next_offset: i64) {
+        let pq = Arc::new(ProcessQueue::new(Arc::clone(&self.cached_bytes)));
+        let token = self.token.child_token();
+        self.queues().insert(
+            mq.clone(),
+            QueueEntry {
+                pq: Arc::clone(&pq),
+                token: token.clone(),
+            },
+        );
+        let core = Arc::clone(self);
+        let mq = mq.clone();
+        let span = tracing::debug_span!("pull", queue = ?mq);
+        self.tracker.spawn(
+            async move { core.pull_loop(mq, pq, next_offset, token).await }.instrument(span),
+        );
+    }
+
+    /// Drains and gives up a queue (bounded wait); `true` once nothing more will be
+    /// consumed from it.
+    pub(crate) async fn queue_removed(self: &Arc<Self>, mq: &MessageQueue) -> bool {
+        let Some(entry) = self.queues().remove(mq) else {
+            return true;
+        };
+        entry.token.cancel();
+        // A queue already dropped (offset reset, OFFSET_ILLEGAL) consumes nothing more:
+        // there is nothing to wait for.
+        if !entry.pq.is_dropped() {
+            entry.pq.wait_empty(self.config.drain_timeout).await;
+        }
+        let left = entry.pq.msg_count();
+        entry.pq.set_dropped(true);
+        if let Service::Orderly(s) = &self.service
+            && !s.wait_idle(mq, Duration::from_millis(1000)).await
+        {
+            // A listener call is still running: keep the queue and try next round (Java).
+            entry.pq.set_dropped(false);
+            entry.pq.inc_try_unlock_times();
+            self.queue_readd(mq, entry.pq);
+            return false;
+        }
+        if left > 0 {
+            tracing::info!(
+                ?mq,
+                left,
+                "released queue still had cached messages; the next owner gets them again"
+            );
+        }
+        entry.pq.clear();
+        true
+    }
+
+    /// Restarts pulling an orderly queue whose release was refused.
+    pub(crate) fn queue_readd(self: &Arc<Self>, mq: &MessageQueue, pq: Arc<ProcessQueue>) {
+        let next = pq.offset_range().map(|(_, hi)| hi + 1);
+        let token = self.token.child_token();
+        self.queues().insert(
+            mq.clone(),
+            QueueEntry {
+                pq: Arc::clone(&pq),
+                token: token.clone(),
+            },
+        );
+        let core = Arc::clone(self);
+        let mq = mq.clone();
+        self.tracker.spawn(async move {
+            let start = match next {
+                Some(n) => n,
+                None => match core
+                    .offset_store
+                    .read_offset(&mq, ReadOffsetType::MemoryFirstThenStore)
+                    .await
+                {
+                    Ok(Some(o)) => o,
+                    _ => return,
+                },
+            };
+            core.pull_loop(mq, pq, start, token).await
+        });
+    }
+
+    pub(crate) fn subscription_of(&self, topic: &str) -> Option<&SubscriptionData> {
+        self.subscriptions.get(topic)
+    }
+
+    pub(crate) fn consumer_data(&self) -> ConsumerData {
+        ConsumerData::new(
+            &self.group,
+            "CONSUME_PASSIVELY",
+            self.config.message_model.as_str(),
+            self.config.consume_from_where.as_str(),
+            self.subscriptions.values().cloned().collect(),
+        )
+    }
+}
