@@ -7,6 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "alloc-stats")]
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+/// Heap allocations of the whole process so far (feature `alloc-stats`).
+fn allocations() -> Option<usize> {
+    #[cfg(feature = "alloc-stats")]
+    return Some(GLOBAL.stats().allocations);
+    #[cfg(not(feature = "alloc-stats"))]
+    None
+}
+
 use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 use rmq_client_core::header::QueryConsumerOffsetRequestHeader;
@@ -540,6 +552,7 @@ async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<(), Failure
             "last_timestamp": s.last_ms,
             "msgs_per_sec": if span_ms > 0.0 { (unique as f64 * 1000.0 / span_ms).round() } else { 0.0 },
             "per_queue": s.per_queue,
+            "allocations": allocations(),
         });
         out(&summary.to_string())?;
     }

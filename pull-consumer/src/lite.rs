@@ -19,7 +19,7 @@ use rmq_rebalance::{
     RebalanceConfig, RebalanceImpl, RebalanceListener, RebalanceService,
 };
 use rmq_remoting::BoxFuture;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -94,6 +94,8 @@ struct QueueState {
     epoch: Arc<AtomicU64>,
     /// A pending seek target, −1 when none.
     seek_to: Arc<AtomicI64>,
+    /// Woken by a seek: the queue's pull in flight is abandoned.
+    seeked: Arc<Notify>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,6 +481,9 @@ impl LitePullConsumer {
         st.seek_to.store(offset, Ordering::Release);
         st.epoch.fetch_add(1, Ordering::AcqRel);
         st.pq.clear();
+        // The long poll in flight (up to brokerSuspendMaxTime) is abandoned, so the next
+        // pull starts at `offset` within one round trip. Java waits for it to return.
+        st.seeked.notify_waiters();
         Ok(())
     }
 
@@ -606,6 +611,7 @@ impl Core {
             paused: Arc::new(AtomicBool::new(false)),
             epoch: Arc::new(AtomicU64::new(0)),
             seek_to: Arc::new(AtomicI64::new(-1)),
+            seeked: Arc::new(Notify::new()),
         };
         lock(&self.queues).insert(mq.clone(), st.clone());
         let core = Arc::clone(self);
@@ -658,6 +664,7 @@ impl Core {
             paused,
             epoch,
             seek_to,
+            seeked,
         } = st;
         let pause = |d: Duration| {
             let token = token.clone();
@@ -695,9 +702,17 @@ impl Core {
                 }
                 continue;
             }
+            // Registered before the epoch is read, so a seek from here on wakes it.
+            let seek_wake = seeked.notified();
+            tokio::pin!(seek_wake);
+            seek_wake.as_mut().enable();
             let my_epoch = epoch.load(Ordering::Acquire);
+            if seek_to.load(Ordering::Acquire) >= 0 {
+                continue;
+            }
             let pulled = tokio::select! {
                 _ = token.cancelled() => return,
+                _ = &mut seek_wake => continue,
                 r = self.kernel.pull(PullSpec {
                     mq: &mq,
                     subscription: &sub,

@@ -180,12 +180,20 @@ async fn lite_pull_seek_replays_and_stream_yields_messages() {
         first.iter().map(|m| m.queue_offset).collect::<Vec<_>>(),
         (0..30).collect::<Vec<_>>()
     );
-    // Seek back to 10: offsets 10.. come again, in order.
+    // Seek back to 10 while the queue's long poll (15 s) waits at the broker: the poll is
+    // abandoned and offsets 10.. come again, in order, within a round trip or two.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sought = Instant::now();
     c.seek(&queues[0], 10).await.unwrap();
     let again = poll_n(&c, 20, Duration::from_secs(60)).await;
     assert_eq!(
         again.iter().map(|m| m.queue_offset).collect::<Vec<_>>(),
         (10..30).collect::<Vec<_>>()
+    );
+    assert!(
+        sought.elapsed() < Duration::from_secs(3),
+        "the replay took {:?} after the seek (the long poll was not abandoned)",
+        sought.elapsed()
     );
     // Seek to the beginning and read through the Stream.
     c.seek_to_begin(&queues[0]).await.unwrap();

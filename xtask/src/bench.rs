@@ -1,8 +1,10 @@
-//! `cargo xtask bench`: the demo load measured as whole processes — msgs/s, CPU seconds per
-//! million messages (user + sys of the consumer process) and peak RSS — for rmq and, in the
-//! same run, for a consumer built on `rocketmq-client-rust` 1.0.0
-//! (`bench/peer-rocketmq-client-rust`, its own workspace). Then the backlog run: 1 000 000
-//! messages of 1 KiB waiting, consumed by `rmq consume` with default settings.
+//! `cargo xtask bench`: a backlog of 1 KiB messages consumed by whole processes — msgs/s,
+//! CPU µs per message (user + sys of the consumer process), heap allocations per message
+//! (rmq, built with `alloc-stats`) and peak RSS — for rmq and, in the same run, for a
+//! consumer built on `rocketmq-client-rust` 1.0.0 (`bench/peer-rocketmq-client-rust`, its
+//! own workspace). `RMQ_BENCH_BASELINE=<path to another rmq binary>` measures that build
+//! too, on its own topic, in the same run (before/after figures). Then the backlog run:
+//! 1 000 000 messages consumed by `rmq consume` with default settings.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,7 +83,11 @@ fn produce(env: &BrokerEnv, topic: &str, count: u64) -> Result<()> {
 }
 
 fn rmq_consume(env: &BrokerEnv, topic: &str, count: u64) -> Command {
-    let mut c = Command::new(rmq_bin());
+    rmq_consume_with(&rmq_bin(), env, topic, count)
+}
+
+fn rmq_consume_with(bin: &Path, env: &BrokerEnv, topic: &str, count: u64) -> Command {
+    let mut c = Command::new(bin);
     c.args([
         "--namesrv",
         &env.namesrv_addr,
@@ -111,11 +117,19 @@ fn peer_bin(dir: &Path) -> PathBuf {
     dir.join("target/release/rmq-bench-peer-rocketmq-client-rust")
 }
 
-fn line(name: &str, count: u64, u: &Usage) -> String {
+/// `allocations` of `rmq consume`'s summary (the last stdout line), per message.
+fn allocations_per_msg(out: &str, count: u64) -> Option<f64> {
+    let last = out.lines().last()?;
+    let v: serde_json::Value = serde_json::from_str(last).ok()?;
+    Some(v.get("allocations")?.as_f64()? / count as f64)
+}
+
+fn line(name: &str, count: u64, u: &Usage, allocs: Option<f64>) -> String {
     format!(
-        "| {name} | {:.0} | {:.2} | {:.1} | {:.1} |",
+        "| {name} | {:.0} | {:.2} | {} | {:.1} | {:.1} |",
         count as f64 / u.wall_s,
         u.cpu_s * 1_000_000.0 / count as f64,
+        allocs.map_or("–".into(), |a| format!("{a:.2}")),
         u.max_rss_kib as f64 / 1024.0,
         u.wall_s
     )
@@ -124,9 +138,17 @@ fn line(name: &str, count: u64, u: &Usage) -> String {
 /// The comparison run and the backlog run.
 pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
     run(
-        "build rmq (release)",
-        crate::cargo().args(["build", "--release", "-p", "rmq-cli"]),
+        "build rmq (release, counting allocations)",
+        crate::cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "rmq-cli",
+            "--features",
+            "alloc-stats",
+        ]),
     )?;
+    let baseline = std::env::var_os("RMQ_BENCH_BASELINE").map(PathBuf::from);
     let dir = peer_dir();
     if count > 0 {
         run(
@@ -148,12 +170,26 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
         if count > 0 {
             produce(&env, &t_rmq, count)?;
             produce(&env, &t_peer, count)?;
+            let t_base = format!("bench_base_{stamp}");
+            if baseline.is_some() {
+                produce(&env, &t_base, count)?;
+            }
             eprintln!("==> rmq consume of {count}");
             let (ok, rmq, out) = measure(&mut rmq_consume(&env, &t_rmq, count))?;
             eprintln!("{}", out.trim());
             if !ok {
                 return Err("rmq consume failed".into());
             }
+            let rmq_allocs = allocations_per_msg(&out, count);
+            let base = match &baseline {
+                Some(bin) => {
+                    eprintln!("==> baseline {} consume of {count}", bin.display());
+                    let (ok, u, out) = measure(&mut rmq_consume_with(bin, &env, &t_base, count))?;
+                    eprintln!("{}", out.trim());
+                    ok.then(|| (u, allocations_per_msg(&out, count)))
+                }
+                None => None,
+            };
             eprintln!("==> rocketmq-client-rust consume of {count}");
             let (ok, peer, out) = measure(Command::new(peer_bin(&dir)).args([
                 &env.namesrv_addr,
@@ -164,22 +200,32 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
             eprintln!("{}", out.trim());
             rows.push(format!("Load: {count} messages of 1 KiB waiting in 8 queues, consumed from the first offset by a fresh group."));
             rows.push(String::new());
-            rows.push("| consumer | msgs/s | CPU s per 1M msgs | peak RSS MiB | wall s |".into());
-            rows.push("|---|---|---|---|---|".into());
-            rows.push(line("rmq (`rmq consume`)", count, &rmq));
+            rows.push("| consumer | msgs/s | CPU µs per msg | allocations per msg | peak RSS MiB | wall s |".into());
+            rows.push("|---|---|---|---|---|---|".into());
+            rows.push(line("rmq (`rmq consume`)", count, &rmq, rmq_allocs));
+            if let Some((u, a)) = &base {
+                rows.push(line("rmq baseline (`RMQ_BENCH_BASELINE`)", count, u, *a));
+            }
             if ok {
-                rows.push(line("rocketmq-client-rust 1.0.0", count, &peer));
+                rows.push(line("rocketmq-client-rust 1.0.0", count, &peer, None));
                 rows.push(String::new());
                 rows.push(format!(
-                "Ratios rmq / rocketmq-client-rust: throughput {:.2}x, CPU per message {:.2}x, peak RSS {:.2}x.",
-                peer.wall_s / rmq.wall_s,
-                rmq.cpu_s / peer.cpu_s,
-                rmq.max_rss_kib as f64 / peer.max_rss_kib as f64
-            ));
+                    "Ratios rmq / rocketmq-client-rust: throughput {:.2}x, CPU per message {:.2}x, peak RSS {:.2}x.",
+                    peer.wall_s / rmq.wall_s,
+                    rmq.cpu_s / peer.cpu_s,
+                    rmq.max_rss_kib as f64 / peer.max_rss_kib as f64
+                ));
             } else {
                 rows.push(
-                    "| rocketmq-client-rust 1.0.0 | failed: see the log above | | | |".into(),
+                    "| rocketmq-client-rust 1.0.0 | failed: see the log above | | | | |".into(),
                 );
+            }
+            if let Some((u, _)) = &base {
+                rows.push(format!(
+                    "Ratios rmq / baseline: CPU per message {:.2}x, peak RSS {:.2}x.",
+                    rmq.cpu_s / u.cpu_s,
+                    rmq.max_rss_kib as f64 / u.max_rss_kib as f64
+                ));
             }
         }
         if backlog > 0 {
@@ -190,11 +236,12 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
             eprintln!("{}", out.trim());
             rows.push(String::new());
             rows.push(format!(
-                "Backlog: {backlog} messages of 1 KiB waiting, `rmq consume` with default settings: {}, {:.0} msgs/s, peak RSS {:.1} MiB (target < 128 MiB), {:.2} CPU s per 1M msgs.",
+                "Backlog: {backlog} messages of 1 KiB waiting, `rmq consume` with default settings: {}, {:.0} msgs/s, peak RSS {:.1} MiB (target < 128 MiB), {:.2} CPU µs per msg, {} allocations per msg.",
                 if ok { "all consumed" } else { "FAILED" },
                 backlog as f64 / u.wall_s,
                 u.max_rss_kib as f64 / 1024.0,
-                u.cpu_s * 1_000_000.0 / backlog as f64
+                u.cpu_s * 1_000_000.0 / backlog as f64,
+                allocations_per_msg(&out, backlog).map_or("–".into(), |a| format!("{a:.2}"))
             ));
         }
         Ok(rows)

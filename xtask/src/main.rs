@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["demo"] => demo(None),
         ["demo", count] => demo(Some(count)),
-        ["bench"] => bench::bench(100_000, 1_000_000),
+        ["bench"] => bench::bench(300_000, 1_000_000),
         ["bench", "--quick"] => bench::bench(20_000, 0),
         ["bench", "--backlog"] => bench::bench(0, 1_000_000),
         ["broker", "install"] => broker::install().map(|_| ()),
