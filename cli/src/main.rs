@@ -691,9 +691,9 @@ async fn pull(
     let consumer =
         rmq_pull_consumer::PullConsumer::builder(&format!("rmq-cli-pull-{}", std::process::id()))
             .client_config(client)
-            .build()
+            .start()
+            .await
             .map_err(fail)?;
-    consumer.start().await.map_err(fail)?;
     let queues = consumer
         .fetch_subscribe_message_queues(topic)
         .await

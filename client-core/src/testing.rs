@@ -148,3 +148,25 @@ pub fn pull_body(topic: &str, first_offset: i64, count: usize, body_size: usize)
     }
     b.freeze()
 }
+
+/// Waits up to `limit` for the current runtime's live tasks to fall to `baseline`; returns
+/// the count last seen (a test then asserts it is `<= baseline`).
+pub async fn tasks_back_to(baseline: usize, limit: Duration) -> usize {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let started = std::time::Instant::now();
+    loop {
+        let alive = metrics.num_alive_tasks();
+        if alive <= baseline || started.elapsed() >= limit {
+            return alive;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A loopback address where nothing listens (a name server that refuses connections).
+pub fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = l.local_addr().expect("local address").to_string();
+    drop(l);
+    addr
+}

@@ -12,7 +12,7 @@ mod lite;
 mod pull;
 
 pub use error::PullConsumerError;
-pub use lite::{LitePullConsumer, LitePullConsumerConfig};
+pub use lite::{LitePullConsumer, LitePullConsumerBuilder, LitePullConsumerConfig};
 pub use pull::{MessageQueueListener, PullConsumer, PullConsumerBuilder, PullConsumerConfig};
 pub use rmq_client_core::{ClientConfig, MessageExt, MessageQueue, PullResult, PullStatus};
 pub use rmq_rebalance::{ConsumeFromWhere, MessageModel};

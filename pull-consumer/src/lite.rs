@@ -140,10 +140,15 @@ struct Shared {
     core: OnceLock<Arc<Core>>,
 }
 
-/// The lite pull consumer (Java `DefaultLitePullConsumer`). Cheap to clone.
+/// The lite pull consumer (Java `DefaultLitePullConsumer`), made running by
+/// [`LitePullConsumerBuilder::start`]. Cheap to clone.
 ///
-/// Subscribe mode: `subscribe` topics before `start`; queues come from rebalance.
-/// Assign mode: `assign` queues after `start`; no rebalance.
+/// Subscribe mode: topics subscribed on the builder; queues come from rebalance.
+/// Assign mode: no subscription; [`LitePullConsumer::assign`] queues; no rebalance.
+///
+/// # Drop behavior
+/// Dropping the last clone without [`LitePullConsumer::shutdown`] stops every task at once
+/// and unregisters in the background; polled offsets not yet committed are not committed.
 #[derive(Clone)]
 pub struct LitePullConsumer {
     shared: Arc<Shared>,
@@ -157,16 +162,138 @@ impl std::fmt::Debug for LitePullConsumer {
     }
 }
 
-impl LitePullConsumer {
-    /// A lite pull consumer of `consumer_group`.
+/// Configures and starts a [`LitePullConsumer`] (Java `DefaultLitePullConsumer` setters,
+/// `subscribe`, then `start()`).
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rmq_pull_consumer::LitePullConsumer;
+/// let consumer = LitePullConsumer::builder("my_group")
+///     .namesrv_addr("127.0.0.1:9876")
+///     .subscribe("TopicTest", "*")
+///     .start()
+///     .await?;
+/// let msgs = consumer.poll().await?;
+/// # consumer.shutdown().await; Ok(()) }
+/// ```
+pub struct LitePullConsumerBuilder {
+    group: String,
+    client: ClientConfig,
+    config: LitePullConsumerConfig,
+    strategy: Arc<dyn AllocateMessageQueueStrategy>,
+    offset_store: Option<Arc<dyn OffsetStore>>,
+    subscriptions: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for LitePullConsumerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LitePullConsumerBuilder")
+            .field("group", &self.group)
+            .field("config", &self.config)
+            .field("subscriptions", &self.subscriptions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LitePullConsumerBuilder {
+    /// Name servers, `host:port;host:port` (Java `namesrvAddr`; default env `NAMESRV_ADDR`).
+    pub fn namesrv_addr(mut self, addrs: &str) -> Self {
+        self.client = self.client.namesrv_addr(addrs);
+        self
+    }
+
+    /// The whole client configuration.
+    pub fn client_config(mut self, client: ClientConfig) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// The consumer's settings.
+    pub fn config(mut self, config: LitePullConsumerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The allocation strategy of subscribe mode. Default AVG.
+    pub fn allocate_strategy(mut self, strategy: Arc<dyn AllocateMessageQueueStrategy>) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// A custom offset store. Default: the broker store in clustering, the local file in
+    /// broadcasting.
+    pub fn offset_store(mut self, store: Arc<dyn OffsetStore>) -> Self {
+        self.offset_store = Some(store);
+        self
+    }
+
+    /// Subscribes a topic with a tag expression (subscribe mode: queues come from
+    /// rebalance). Without any, the consumer is in assign mode: call
+    /// [`LitePullConsumer::assign`] after start.
+    pub fn subscribe(mut self, topic: &str, expression: &str) -> Self {
+        self.subscriptions
+            .push((topic.to_owned(), expression.to_owned()));
+        self
+    }
+
+    /// Validates the settings and starts (Java `start`): the client, the auto-commit job
+    /// and, in subscribe mode, rebalancing. Returns a running consumer or an error with
+    /// nothing left running.
     ///
     /// # Errors
-    /// [`PullConsumerError::InvalidConfig`] without a group or name server, or with a pull
-    /// timeout not above the long-poll hold.
-    pub fn new(
+    /// [`PullConsumerError::InvalidConfig`] without a group or name server, with a pull
+    /// timeout not above the long-poll hold, or a bad expression;
+    /// [`PullConsumerError::Client`], [`PullConsumerError::OffsetStore`].
+    pub async fn start(self) -> Result<LitePullConsumer, PullConsumerError> {
+        let c = LitePullConsumer::new(&self.group, self.client, self.config, self.strategy)?;
+        if let Some(store) = self.offset_store {
+            *lock(&c.shared.offset_store) = Some(store);
+        }
+        for (topic, expression) in &self.subscriptions {
+            c.subscribe(topic, expression)?;
+        }
+        c.start().await?;
+        Ok(c)
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle is gone without `shutdown`: stop every task at once.
+    fn drop(&mut self) {
+        let Some(core) = self.core.get() else { return };
+        if core.token.is_cancelled() {
+            return;
+        }
+        core.token.cancel();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (instance, group) = (core.instance.clone(), core.group.clone());
+            rt.spawn(async move {
+                instance
+                    .release_consumer(&group, Duration::from_secs(1))
+                    .await
+            });
+        }
+    }
+}
+
+impl LitePullConsumer {
+    /// A builder for `consumer_group`.
+    pub fn builder(consumer_group: &str) -> LitePullConsumerBuilder {
+        LitePullConsumerBuilder {
+            group: consumer_group.to_owned(),
+            client: ClientConfig::default(),
+            config: LitePullConsumerConfig::default(),
+            strategy: Arc::new(AllocateMessageQueueAveragely),
+            offset_store: None,
+            subscriptions: Vec::new(),
+        }
+    }
+
+    fn new(
         consumer_group: &str,
         client: ClientConfig,
         config: LitePullConsumerConfig,
+        strategy: Arc<dyn AllocateMessageQueueStrategy>,
     ) -> Result<Self, PullConsumerError> {
         if consumer_group.trim().is_empty() || client.namesrv_addrs.is_empty() {
             return Err(PullConsumerError::InvalidConfig(
@@ -187,19 +314,13 @@ impl LitePullConsumer {
                 group: client.with_namespace(consumer_group),
                 client,
                 config,
-                strategy: Arc::new(AllocateMessageQueueAveragely),
+                strategy,
                 offset_store: Mutex::new(None),
                 mode: Mutex::new(Mode::Unset),
                 pending_subscriptions: Mutex::new(Vec::new()),
                 core: OnceLock::new(),
             }),
         })
-    }
-
-    /// Uses a custom offset store (before `start`).
-    pub fn with_offset_store(self, store: Arc<dyn OffsetStore>) -> Self {
-        *lock(&self.shared.offset_store) = Some(store);
-        self
     }
 
     fn set_mode(&self, want: Mode) -> Result<(), PullConsumerError> {
@@ -213,11 +334,7 @@ impl LitePullConsumer {
         Ok(())
     }
 
-    /// Subscribes a topic with a tag expression (before `start`; subscribe mode).
-    ///
-    /// # Errors
-    /// [`PullConsumerError::InvalidConfig`] after `assign`, or for a bad expression.
-    pub fn subscribe(&self, topic: &str, expression: &str) -> Result<(), PullConsumerError> {
+    fn subscribe(&self, topic: &str, expression: &str) -> Result<(), PullConsumerError> {
         self.set_mode(Mode::Subscribe)?;
         SubscriptionData::build(topic, Some(expression), ExpressionType::Tag)
             .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
@@ -229,12 +346,7 @@ impl LitePullConsumer {
         self.shared.core.get().ok_or(PullConsumerError::NotStarted)
     }
 
-    /// Starts the client, the auto-commit job and, in subscribe mode, rebalancing.
-    ///
-    /// # Errors
-    /// [`PullConsumerError::AlreadyStarted`], [`PullConsumerError::Client`],
-    /// [`PullConsumerError::OffsetStore`].
-    pub async fn start(&self) -> Result<(), PullConsumerError> {
+    async fn start(&self) -> Result<(), PullConsumerError> {
         let s = &self.shared;
         if s.core.get().is_some() {
             return Err(PullConsumerError::AlreadyStarted);

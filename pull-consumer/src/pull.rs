@@ -122,11 +122,22 @@ impl PullConsumerBuilder {
         self.offset_store = Some(s);
         self
     }
-    /// Validates the settings.
+    /// Validates the settings and starts (Java `start`): registers with the client instance
+    /// (heartbeats as `CONSUME_ACTIVELY`), loads offsets, and rebalances registered topics
+    /// when a listener is set. Returns a running consumer or an error with nothing left
+    /// running.
     ///
     /// # Errors
-    /// [`PullConsumerError::InvalidConfig`] naming what is missing or wrong.
-    pub fn build(self) -> Result<PullConsumer, PullConsumerError> {
+    /// [`PullConsumerError::InvalidConfig`] naming what is missing or wrong;
+    /// [`PullConsumerError::Client`] (group already registered),
+    /// [`PullConsumerError::OffsetStore`].
+    pub async fn start(self) -> Result<PullConsumer, PullConsumerError> {
+        let c = self.build()?;
+        c.start().await?;
+        Ok(c)
+    }
+
+    fn build(self) -> Result<PullConsumer, PullConsumerError> {
         if self.group.trim().is_empty() {
             return Err(PullConsumerError::InvalidConfig(
                 "consumer group is empty".into(),
@@ -183,7 +194,31 @@ struct Inner {
     started: OnceLock<Arc<Started>>,
 }
 
-/// The pull consumer. Cheap to clone.
+impl Drop for Inner {
+    /// The last handle is gone without `shutdown`: stop every task at once.
+    fn drop(&mut self) {
+        let Some(s) = self.started.get() else { return };
+        if s.token.is_cancelled() {
+            return;
+        }
+        s.token.cancel();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (instance, group) = (s.instance.clone(), self.group.clone());
+            rt.spawn(async move {
+                instance
+                    .release_consumer(&group, Duration::from_secs(1))
+                    .await
+            });
+        }
+    }
+}
+
+/// The pull consumer (Java `DefaultMQPullConsumer`), made running by
+/// [`PullConsumerBuilder::start`]. Cheap to clone.
+///
+/// # Drop behavior
+/// Dropping the last clone without [`PullConsumer::shutdown`] stops every task at once and
+/// unregisters in the background; offsets updated since the last persist are lost.
 #[derive(Clone)]
 pub struct PullConsumer {
     inner: Arc<Inner>,
@@ -218,13 +253,7 @@ impl PullConsumer {
             .ok_or(PullConsumerError::NotStarted)
     }
 
-    /// Starts: registers with the client instance (heartbeats as `CONSUME_ACTIVELY`), loads
-    /// offsets, and rebalances registered topics when a listener is set (Java `start`).
-    ///
-    /// # Errors
-    /// [`PullConsumerError::AlreadyStarted`], [`PullConsumerError::Client`] (group already
-    /// registered), [`PullConsumerError::OffsetStore`].
-    pub async fn start(&self) -> Result<(), PullConsumerError> {
+    async fn start(&self) -> Result<(), PullConsumerError> {
         let i = &self.inner;
         if i.started.get().is_some() {
             return Err(PullConsumerError::AlreadyStarted);

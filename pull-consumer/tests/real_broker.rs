@@ -45,9 +45,9 @@ async fn pull_consumer_reads_every_queue_from_its_stored_offset() {
     let group = unique("cg_pull");
     let consumer = PullConsumer::builder(&group)
         .client_config(client())
-        .build()
+        .start()
+        .await
         .unwrap();
-    consumer.start().await.unwrap();
     let queues = consumer
         .fetch_subscribe_message_queues(&topic)
         .await
@@ -121,9 +121,13 @@ async fn lite_pull_commit_survives_a_restart() {
     let mut cfg = LitePullConsumerConfig::default();
     cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
     cfg.auto_commit = false;
-    let first = LitePullConsumer::new(&group, client(), cfg.clone()).unwrap();
-    first.subscribe(&topic, "*").unwrap();
-    first.start().await.unwrap();
+    let first = LitePullConsumer::builder(&group)
+        .client_config(client())
+        .config(cfg.clone())
+        .subscribe(&topic, "*")
+        .start()
+        .await
+        .unwrap();
     let got = poll_n(&first, 60, Duration::from_secs(60)).await;
     let got_ids: HashSet<String> = got.iter().map(|m| m.msg_id().into_owned()).collect();
     assert_eq!(got_ids, ids.iter().cloned().collect::<HashSet<_>>());
@@ -143,9 +147,13 @@ async fn lite_pull_commit_survives_a_restart() {
         }
         v
     };
-    let second = LitePullConsumer::new(&group, client(), cfg).unwrap();
-    second.subscribe(&topic, "*").unwrap();
-    second.start().await.unwrap();
+    let second = LitePullConsumer::builder(&group)
+        .client_config(client())
+        .config(cfg)
+        .subscribe(&topic, "*")
+        .start()
+        .await
+        .unwrap();
     let got = poll_n(&second, 20, Duration::from_secs(60)).await;
     // Nothing committed is delivered again.
     let extra = second
@@ -170,8 +178,12 @@ async fn lite_pull_seek_replays_and_stream_yields_messages() {
     let group = unique("cg_seek");
     let mut cfg = LitePullConsumerConfig::default();
     cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
-    let c = LitePullConsumer::new(&group, client(), cfg).unwrap();
-    c.start().await.unwrap();
+    let c = LitePullConsumer::builder(&group)
+        .client_config(client())
+        .config(cfg)
+        .start()
+        .await
+        .unwrap();
     let queues = c.fetch_message_queues(&topic).await.unwrap();
     c.assign(&queues).await.unwrap();
     assert_eq!(c.assignment(), queues);

@@ -2,17 +2,11 @@
 //! nothing left running, and dropping the last handle ends every task it started.
 //! (The name server address points at a closed loopback port.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rmq_client_core::testing::{closed_port, tasks_back_to};
 use rmq_client_core::{ClientConfig, ClientError, ClientInstance};
 use rmq_push_consumer::{ConsumeConcurrentlyStatus, PushConsumer, PushConsumerError, listener_fn};
-
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    drop(l);
-    addr
-}
 
 fn builder(group: &str, namesrv: &str) -> rmq_push_consumer::PushConsumerBuilder {
     PushConsumer::builder(group)
@@ -25,18 +19,6 @@ fn builder(group: &str, namesrv: &str) -> rmq_push_consumer::PushConsumerBuilder
         .listener(listener_fn(|_msgs| async {
             ConsumeConcurrentlyStatus::ConsumeSuccess
         }))
-}
-
-async fn tasks_back_to(baseline: usize, limit: Duration) -> usize {
-    let metrics = tokio::runtime::Handle::current().metrics();
-    let started = Instant::now();
-    loop {
-        let alive = metrics.num_alive_tasks();
-        if alive <= baseline || started.elapsed() >= limit {
-            return alive;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

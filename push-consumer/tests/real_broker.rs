@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rmq_client_core::api::pull_sys_flag;
 use rmq_client_core::header::{PullMessageRequestHeader, QueryConsumerOffsetRequestHeader};
-use rmq_client_core::testing::{config, create_topic, env, unique, wait_route};
+use rmq_client_core::testing::{config, create_topic, env, tasks_back_to, unique, wait_route};
 use rmq_client_core::{ClientConfig, ClientInstance, Message, MessageExt, Producer, PullStatus};
 use rmq_push_consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumeOrderlyContext,
@@ -660,20 +660,6 @@ async fn an_admin_offset_reset_makes_the_consumer_start_over() {
     admin.shutdown(Duration::from_secs(1)).await;
     consumer.shutdown().await;
     s.instance.shutdown(Duration::from_secs(2)).await;
-}
-
-/// Waits up to `limit` for the runtime's live tasks to fall to `baseline`; returns the
-/// count last seen.
-async fn tasks_back_to(baseline: usize, limit: Duration) -> usize {
-    let metrics = tokio::runtime::Handle::current().metrics();
-    let started = Instant::now();
-    loop {
-        let alive = metrics.num_alive_tasks();
-        if alive <= baseline || started.elapsed() >= limit {
-            return alive;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
