@@ -201,7 +201,10 @@ fn response_header<T: DeserializeOwned>(
 }
 
 fn json_body<T: DeserializeOwned>(request: RequestCode, body: &[u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(body).map_err(|source| ClientError::Body { request, source })
+    serde_json::from_slice(body).map_err(|source| ClientError::Body {
+        request,
+        source: Box::new(source),
+    })
 }
 
 impl ClientApi {

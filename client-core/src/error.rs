@@ -2,7 +2,12 @@
 
 use rmq_remoting::{HeaderError, RemotingError, RequestCode, ResponseCode};
 
+use crate::error_kind::ErrorKind;
 use crate::message::MessageDecodeError;
+
+/// The source of an error whose cause is another library's type (kept out of rmq's
+/// public variants so that a dependency's upgrade does not change rmq's API).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 use crate::route::RouteParseError;
 
 /// An error of a client-core call.
@@ -40,7 +45,7 @@ pub enum ClientError {
         request: RequestCode,
         /// The parser's error.
         #[source]
-        source: serde_json::Error,
+        source: BoxError,
     },
     /// A route body could not be parsed.
     #[error("route of topic {topic} could not be parsed")]
@@ -94,5 +99,63 @@ impl ClientError {
     /// `true` for a transport timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(self, ClientError::Remoting(e) if e.is_timeout())
+    }
+
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClientError::Remoting(e) if e.is_timeout() => ErrorKind::Timeout,
+            ClientError::Remoting(RemotingError::Shutdown) | ClientError::Shutdown => {
+                ErrorKind::ShutDown
+            }
+            ClientError::Remoting(RemotingError::Encode(_)) => ErrorKind::Config,
+            ClientError::Remoting(_) => ErrorKind::Network,
+            ClientError::Broker { code, .. } => ErrorKind::BrokerRefused(*code),
+            ClientError::Header { .. }
+            | ClientError::Body { .. }
+            | ClientError::Route { .. }
+            | ClientError::Decode(_) => ErrorKind::Decode,
+            ClientError::TopicRouteNotFound { .. } | ClientError::BrokerNotFound { .. } => {
+                ErrorKind::NotFound
+            }
+            ClientError::InvalidConfig(_) | ClientError::GroupAlreadyRegistered { .. } => {
+                ErrorKind::Config
+            }
+        }
+    }
+
+    /// Whether the same call may succeed if tried again later ([`ErrorKind::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_say_what_to_do() {
+        let busy = ClientError::Broker {
+            request: RequestCode::PULL_MESSAGE,
+            code: ResponseCode::SYSTEM_BUSY,
+            remark: None,
+            addr: "127.0.0.1:10911".into(),
+        };
+        assert_eq!(
+            busy.kind(),
+            ErrorKind::BrokerRefused(ResponseCode::SYSTEM_BUSY)
+        );
+        assert!(busy.is_retryable());
+        let missing = ClientError::TopicRouteNotFound { topic: "T".into() };
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        assert!(missing.is_retryable());
+        let taken = ClientError::GroupAlreadyRegistered {
+            group: "g".into(),
+            client_id: "c".into(),
+        };
+        assert_eq!(taken.kind(), ErrorKind::Config);
+        assert!(!taken.is_retryable());
+        assert_eq!(ClientError::Shutdown.kind(), ErrorKind::ShutDown);
     }
 }

@@ -23,6 +23,7 @@ pub mod acl;
 pub mod api;
 pub mod config;
 mod error;
+mod error_kind;
 pub mod fastjson;
 pub mod filter;
 pub mod header;
@@ -39,7 +40,8 @@ pub mod testing;
 
 pub use api::{ClientApi, PullResult, PullStatus, SendResult};
 pub use config::{ClientConfig, Credentials};
-pub use error::ClientError;
+pub use error::{BoxError, ClientError};
+pub use error_kind::ErrorKind;
 pub use instance::{ClientInstance, ConsumerInner, FindBrokerResult};
 pub use producer::{Message, Producer};
 pub use pull_kernel::{PullKernel, PullSpec};

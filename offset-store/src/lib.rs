@@ -54,7 +54,7 @@ pub enum OffsetStoreError {
         path: String,
         /// The parser's error.
         #[source]
-        source: rmq_client_core::fastjson::FastjsonError,
+        source: rmq_client_core::BoxError,
     },
     /// The broker could not be asked or refused.
     #[error("broker offset call for {mq:?} failed")]
@@ -71,6 +71,24 @@ pub enum OffsetStoreError {
         /// The broker name.
         broker_name: String,
     },
+}
+
+impl OffsetStoreError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> rmq_client_core::ErrorKind {
+        use rmq_client_core::ErrorKind;
+        match self {
+            OffsetStoreError::Io { .. } => ErrorKind::Io,
+            OffsetStoreError::Parse { .. } => ErrorKind::Decode,
+            OffsetStoreError::Broker { source, .. } => source.kind(),
+            OffsetStoreError::BrokerNotFound { .. } => ErrorKind::NotFound,
+        }
+    }
+
+    /// Whether the same call may succeed if tried again later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
 }
 
 /// Consumer offsets of one consumer group (Java `OffsetStore`).

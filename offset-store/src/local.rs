@@ -126,7 +126,7 @@ impl LocalFileOffsetStore {
             .map(Some)
             .map_err(|source| OffsetStoreError::Parse {
                 path: path.display().to_string(),
-                source,
+                source: Box::new(source),
             })
     }
 

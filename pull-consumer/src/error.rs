@@ -13,10 +13,55 @@ pub enum PullConsumerError {
     /// The offset store failed.
     #[error("offset store error")]
     OffsetStore(#[from] rmq_offset_store::OffsetStoreError),
+    /// The queue is not assigned to this consumer (a runtime condition, not a setting).
+    #[error("queue {mq:?} is not assigned to this consumer")]
+    QueueNotAssigned {
+        /// The queue.
+        mq: rmq_client_core::MessageQueue,
+    },
+    /// A seek target lies outside the queue's offsets.
+    #[error("offset {offset} is outside {min}..={max} of {mq:?}")]
+    OffsetOutOfRange {
+        /// The queue.
+        mq: rmq_client_core::MessageQueue,
+        /// The offset asked for.
+        offset: i64,
+        /// The queue's min offset.
+        min: i64,
+        /// The queue's max offset.
+        max: i64,
+    },
+    /// An argument of a call is out of range; the message names it.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// The consumer was not started.
     #[error("consumer not started")]
     NotStarted,
     /// `start` was called twice.
     #[error("consumer already started")]
     AlreadyStarted,
+}
+
+impl PullConsumerError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> rmq_client_core::ErrorKind {
+        use rmq_client_core::ErrorKind;
+        match self {
+            PullConsumerError::InvalidConfig(_) | PullConsumerError::AlreadyStarted => {
+                ErrorKind::Config
+            }
+            PullConsumerError::Client(e) => e.kind(),
+            PullConsumerError::OffsetStore(e) => e.kind(),
+            PullConsumerError::QueueNotAssigned { .. } => ErrorKind::NotFound,
+            PullConsumerError::OffsetOutOfRange { .. } | PullConsumerError::InvalidArgument(_) => {
+                ErrorKind::InvalidArgument
+            }
+            PullConsumerError::NotStarted => ErrorKind::ShutDown,
+        }
+    }
+
+    /// Whether the same call may succeed if tried again later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
 }

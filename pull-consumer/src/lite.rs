@@ -572,22 +572,25 @@ impl LitePullConsumer {
     fn queue(&self, mq: &MessageQueue) -> Result<QueueState, PullConsumerError> {
         let core = self.core()?;
         let q = lock(&core.queues);
-        q.get(mq).cloned().ok_or_else(|| {
-            PullConsumerError::InvalidConfig(format!("queue {mq:?} is not assigned"))
-        })
+        q.get(mq)
+            .cloned()
+            .ok_or_else(|| PullConsumerError::QueueNotAssigned { mq: mq.clone() })
     }
 
     /// Moves the next pull of `mq` to `offset` (Java `seek`). Batches pulled before are
     /// discarded. The offset must lie within the queue's min and max offsets.
     ///
     /// # Errors
-    /// [`PullConsumerError::InvalidConfig`] for an unassigned queue or an offset out of range.
+    /// [`PullConsumerError::QueueNotAssigned`], [`PullConsumerError::OffsetOutOfRange`].
     pub async fn seek(&self, mq: &MessageQueue, offset: i64) -> Result<(), PullConsumerError> {
         let (min, max) = (self.min_offset(mq).await?, self.max_offset(mq).await?);
         if offset < min || offset > max {
-            return Err(PullConsumerError::InvalidConfig(format!(
-                "seek offset {offset} is outside {min}..={max} of {mq:?}"
-            )));
+            return Err(PullConsumerError::OffsetOutOfRange {
+                mq: mq.clone(),
+                offset,
+                min,
+                max,
+            });
         }
         let st = self.queue(mq)?;
         st.seek_to.store(offset, Ordering::Release);

@@ -422,7 +422,7 @@ impl PullConsumer {
     ) -> Result<PullResult, PullConsumerError> {
         let s = self.started()?;
         if offset < 0 || max_nums <= 0 {
-            return Err(PullConsumerError::InvalidConfig(format!(
+            return Err(PullConsumerError::InvalidArgument(format!(
                 "offset {offset} and maxNums {max_nums} must be ≥ 0 and > 0"
             )));
         }

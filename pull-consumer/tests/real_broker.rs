@@ -7,7 +7,7 @@ use rmq_client_core::testing::{config, create_topic, env, unique, wait_route};
 use rmq_client_core::{ClientInstance, Message, Producer};
 use rmq_pull_consumer::{
     ClientConfig, ConsumeFromWhere, LitePullConsumer, LitePullConsumerConfig, PullConsumer,
-    PullStatus,
+    PullConsumerError, PullStatus,
 };
 
 fn client() -> ClientConfig {
@@ -222,8 +222,13 @@ async fn lite_pull_seek_replays_and_stream_yields_messages() {
         first_ids.iter().cloned().collect::<HashSet<_>>(),
         ids.into_iter().collect::<HashSet<_>>()
     );
-    // Out-of-range seeks are refused.
-    assert!(c.seek(&queues[0], 31).await.is_err());
+    // Out-of-range seeks are refused, with a kind that is not a configuration error.
+    let err = c.seek(&queues[0], 31).await.unwrap_err();
+    assert!(
+        matches!(err, PullConsumerError::OffsetOutOfRange { offset: 31, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), rmq_client_core::ErrorKind::InvalidArgument);
     c.shutdown().await;
     producer.shutdown(Duration::from_secs(2)).await;
 }

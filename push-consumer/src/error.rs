@@ -17,3 +17,22 @@ pub enum PushConsumerError {
     #[error("consumer already started or shut down")]
     AlreadyStarted,
 }
+
+impl PushConsumerError {
+    /// What kind of failure this is (config, network, broker refusal with its code,
+    /// timeout, decode, shut down…).
+    pub fn kind(&self) -> rmq_client_core::ErrorKind {
+        match self {
+            PushConsumerError::InvalidConfig(_) | PushConsumerError::AlreadyStarted => {
+                rmq_client_core::ErrorKind::Config
+            }
+            PushConsumerError::Client(e) => e.kind(),
+            PushConsumerError::OffsetStore(e) => e.kind(),
+        }
+    }
+
+    /// Whether the same call may succeed if tried again later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+}
