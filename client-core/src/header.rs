@@ -507,9 +507,9 @@ impl ConsumerData {
     /// them (by `SubscriptionData.hashCode`), so the body equals Java's byte for byte.
     pub fn new(
         group_name: impl Into<String>,
-        consume_type: &str,
-        message_model: &str,
-        consume_from_where: &str,
+        consume_type: crate::ConsumeType,
+        message_model: crate::MessageModel,
+        consume_from_where: crate::ConsumeFromWhere,
         subscriptions: Vec<SubscriptionData>,
     ) -> Self {
         let subscription_data_set = crate::filter::java_hash_set_order(
@@ -519,10 +519,10 @@ impl ConsumerData {
                 .collect(),
         );
         ConsumerData {
-            consume_from_where: consume_from_where.to_owned(),
-            consume_type: consume_type.to_owned(),
+            consume_from_where: consume_from_where.as_str().to_owned(),
+            consume_type: consume_type.as_str().to_owned(),
             group_name: group_name.into(),
-            message_model: message_model.to_owned(),
+            message_model: message_model.as_str().to_owned(),
             subscription_data_set,
             unit_mode: false,
         }

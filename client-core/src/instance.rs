@@ -478,12 +478,12 @@ impl ClientInstance {
     /// UPDATE_AND_CREATE_TOPIC, or [`ClientError::TopicRouteNotFound`] for `topic` when its
     /// route never shows the queues.
     pub async fn create_topic(&self, topic: &str, queues: i32) -> Result<(), ClientError> {
-        self.update_topic_route(crate::producer::AUTO_CREATE_TOPIC)
+        self.update_topic_route(crate::route::AUTO_CREATE_TOPIC)
             .await?;
         let template = self
-            .topic_route(crate::producer::AUTO_CREATE_TOPIC)
+            .topic_route(crate::route::AUTO_CREATE_TOPIC)
             .ok_or_else(|| ClientError::TopicRouteNotFound {
-                topic: crate::producer::AUTO_CREATE_TOPIC.into(),
+                topic: crate::route::AUTO_CREATE_TOPIC.into(),
             })?;
         let masters: Vec<&str> = template
             .broker_datas
@@ -493,7 +493,7 @@ impl ClientInstance {
         for addr in &masters {
             let header = crate::header::CreateTopicRequestHeader {
                 topic: topic.to_owned(),
-                default_topic: crate::producer::AUTO_CREATE_TOPIC.into(),
+                default_topic: crate::route::AUTO_CREATE_TOPIC.into(),
                 read_queue_nums: queues,
                 write_queue_nums: queues,
                 perm: crate::route::perm::READ | crate::route::perm::WRITE,

@@ -6,6 +6,7 @@
 //! - [`filter`]: [`SubscriptionData`], Java tag hashing and the client-side re-filter (§6).
 //! - [`route`]: [`MessageQueue`], [`TopicRouteData`] parsed leniently (§4).
 //! - [`config`]: [`ClientConfig`] with the Java knob names and defaults, the client id.
+//! - [`consumer_model`]: [`MessageModel`], [`ConsumeFromWhere`], [`ConsumeType`].
 //! - [`namespace`]: `namespace%name` wrapping of topics and groups, retry and DLQ names.
 //! - [`header`] and [`api`]: one typed header and one async function per request
 //!   ([`ClientApi`]), signed with [`acl`] when credentials are set.
@@ -14,6 +15,8 @@
 //!   requests reach a consumer.
 //! - [`pull_kernel`]: [`PullKernel`], one pull of one queue for every consumer: broker
 //!   lookup with route refresh, header, suggested broker, result processing.
+//! - [`SendBack`]: failed messages back to the broker for a retry (CONSUMER_SEND_MSG_BACK,
+//!   with the `%RETRY%` producer fallback), used by the push and pull consumers.
 //! - [`producer`]: a small [`Producer`] for retries, tests and the CLI.
 //!
 //! Java counterparts: `MessageExt`, `MessageDecoder`, `FilterAPI`, `SubscriptionData`,
@@ -22,6 +25,7 @@
 pub mod acl;
 pub mod api;
 pub mod config;
+pub mod consumer_model;
 mod error;
 mod error_kind;
 pub mod fastjson;
@@ -34,12 +38,14 @@ pub mod producer;
 mod properties;
 pub mod pull_kernel;
 pub mod route;
+mod send_back;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
 
 pub use api::{ClientApi, PullResult, PullStatus, SendResult};
 pub use config::{ClientConfig, Credentials};
+pub use consumer_model::{ConsumeFromWhere, ConsumeType, MessageModel};
 pub use error::{BoxError, ClientError};
 pub use error_kind::ErrorKind;
 pub use instance::{ClientInstance, ConsumerInner, FindBrokerResult};
@@ -49,6 +55,7 @@ pub use pull_kernel::{PullKernel, PullSpec};
 pub use filter::{ExpressionType, SubscriptionData};
 pub use message::{MessageExt, Properties};
 pub use route::{MessageQueue, TopicRouteData};
+pub use send_back::SendBack;
 
 /// Milliseconds since the Unix epoch (Java `System.currentTimeMillis()`).
 pub fn now_millis() -> i64 {

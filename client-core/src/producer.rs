@@ -21,8 +21,7 @@ use crate::route::MessageQueue;
 
 /// Producer group of the client's inner producer (Java `MixAll.CLIENT_INNER_PRODUCER_GROUP`).
 pub const CLIENT_INNER_PRODUCER_GROUP: &str = "CLIENT_INNER_PRODUCER";
-/// The auto-create template topic (Java `TopicValidator.AUTO_CREATE_TOPIC_KEY_TOPIC`).
-pub const AUTO_CREATE_TOPIC: &str = "TBW102";
+pub use crate::route::AUTO_CREATE_TOPIC;
 
 /// A message to send (Java `Message`).
 #[derive(Debug, Clone, PartialEq, Eq)]

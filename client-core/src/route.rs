@@ -8,6 +8,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The auto-create template topic (Java `TopicValidator.AUTO_CREATE_TOPIC_KEY_TOPIC`).
+pub const AUTO_CREATE_TOPIC: &str = "TBW102";
+
 /// Broker id of a master.
 pub const MASTER_ID: i64 = 0;
 

@@ -98,9 +98,9 @@ impl ConsumerInner for GroupMember {
                 .expect("* is a valid expression");
         ConsumerData::new(
             &self.group,
-            "CONSUME_PASSIVELY",
-            "CLUSTERING",
-            "CONSUME_FROM_FIRST_OFFSET",
+            crate::ConsumeType::ConsumePassively,
+            crate::MessageModel::Clustering,
+            crate::ConsumeFromWhere::FirstOffset,
             vec![sub],
         )
     }

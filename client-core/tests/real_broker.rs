@@ -223,9 +223,9 @@ impl ConsumerInner for RecordingConsumer {
                 .unwrap();
         ConsumerData::new(
             &self.group,
-            "CONSUME_PASSIVELY",
-            "CLUSTERING",
-            "CONSUME_FROM_LAST_OFFSET",
+            rmq_client_core::ConsumeType::ConsumePassively,
+            rmq_client_core::MessageModel::Clustering,
+            rmq_client_core::ConsumeFromWhere::LastOffset,
             vec![sub],
         )
     }

@@ -232,9 +232,9 @@ fn heartbeat_data(with_producer: bool) -> HeartbeatData {
         client_id: "127.0.0.1@9999#1".into(),
         consumer_data_set: vec![ConsumerData::new(
             "cg",
-            "CONSUME_PASSIVELY",
-            "CLUSTERING",
-            "CONSUME_FROM_FIRST_OFFSET",
+            rmq_client_core::ConsumeType::ConsumePassively,
+            rmq_client_core::MessageModel::Clustering,
+            rmq_client_core::ConsumeFromWhere::FirstOffset,
             subs,
         )],
         producer_data_set: if with_producer {

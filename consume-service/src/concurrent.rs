@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use rmq_client_core::MessageModel;
 use rmq_client_core::{MessageExt, MessageQueue};
 use rmq_offset_store::OffsetStore;
-use rmq_rebalance::MessageModel;
 use rmq_remoting::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,8 +20,8 @@ use crate::listener::{
 };
 use crate::metrics::ConsumeMetrics;
 use crate::process_queue::ProcessQueue;
-use crate::send_back::SendBack;
 use crate::work_queue::WorkQueue;
+use rmq_client_core::SendBack;
 
 /// Delay before messages whose send-back failed are consumed again locally (Java 5000 ms).
 pub const LOCAL_RETRY_DELAY: Duration = Duration::from_millis(5000);

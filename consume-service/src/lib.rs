@@ -23,7 +23,6 @@ mod listener;
 mod metrics;
 mod orderly;
 mod process_queue;
-mod send_back;
 mod work_queue;
 
 pub use concurrent::{ConcurrentConfig, ConsumeMessageConcurrentlyService, LOCAL_RETRY_DELAY};
@@ -33,11 +32,14 @@ pub use listener::{
     MessageListenerConcurrently, MessageListenerOrderly, NoopHook, SyncListener, listener_fn,
     sync_listener,
 };
-pub use orderly::{ConsumeMessageOrderlyService, MAX_TIME_CONSUME_CONTINUOUSLY, OrderlyConfig};
+pub use orderly::{
+    ConsumeMessageOrderlyService, MAX_TIME_CONSUME_CONTINUOUSLY, OrderlyConfig, QueueLocker,
+};
 pub use process_queue::{
     CallGuard, PULL_MAX_IDLE_TIME, ProcessQueue, REBALANCE_LOCK_MAX_LIVE_TIME,
 };
-pub use send_back::SendBack;
+/// Defined in `rmq-client-core` (the pull consumer uses it too), re-exported here.
+pub use rmq_client_core::SendBack;
 
 /// Prepares a CONSUME_MESSAGE_DIRECTLY message: the broker name it came from, its real
 /// topic restored, and its queue.

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use rmq_client_core::MessageModel;
 use rmq_client_core::{MessageExt, MessageQueue};
 use rmq_offset_store::OffsetStore;
-use rmq_rebalance::{MessageModel, RebalanceImpl};
+use rmq_remoting::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -19,12 +20,19 @@ use crate::listener::{
 };
 use crate::metrics::ConsumeMetrics;
 use crate::process_queue::ProcessQueue;
-use crate::send_back::SendBack;
+use rmq_client_core::SendBack;
 
 /// Longest a queue's task consumes before yielding (Java `MAX_TIME_CONSUME_CONTINUOUSLY`, 60 s).
 pub const MAX_TIME_CONSUME_CONTINUOUSLY: Duration = Duration::from_millis(60_000);
 /// Retry delay when the broker lock could not be had (Java 3000 ms).
 const RELOCK_DELAY: Duration = Duration::from_millis(3000);
+
+/// How the orderly service takes a queue's broker lock before consuming it in clustering
+/// mode (Java `RebalanceImpl.lock`); the push consumer implements it over its rebalance.
+pub trait QueueLocker: Send + Sync + 'static {
+    /// Locks `mq` at its broker for this client; `true` when held.
+    fn lock<'a>(&'a self, mq: &'a MessageQueue) -> BoxFuture<'a, bool>;
+}
 
 /// Settings of the orderly service.
 #[derive(Debug, Clone)]
@@ -67,7 +75,7 @@ struct Inner {
     send_back: SendBack,
     hooks: Vec<Arc<dyn ConsumeMessageHook>>,
     metrics: ConsumeMetrics,
-    rebalance: Arc<RebalanceImpl>,
+    locker: Arc<dyn QueueLocker>,
     /// Held during each listener call of a queue (Java `ProcessQueue.consumeLock`), so a
     /// release waits for the call to finish.
     consume_locks: Mutex<HashMap<MessageQueue, Arc<tokio::sync::Mutex<()>>>>,
@@ -98,7 +106,7 @@ impl ConsumeMessageOrderlyService {
         offset_store: Arc<dyn OffsetStore>,
         send_back: SendBack,
         hooks: Vec<Arc<dyn ConsumeMessageHook>>,
-        rebalance: Arc<RebalanceImpl>,
+        locker: Arc<dyn QueueLocker>,
     ) -> Self {
         config.suspend_current_queue_time = config
             .suspend_current_queue_time
@@ -111,7 +119,7 @@ impl ConsumeMessageOrderlyService {
                 offset_store,
                 send_back,
                 hooks,
-                rebalance,
+                locker,
                 consume_locks: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 token: CancellationToken::new(),
@@ -165,7 +173,7 @@ impl ConsumeMessageOrderlyService {
                 return;
             }
             if clustering && (!pq.is_locked() || pq.is_lock_expired()) {
-                if inner.rebalance.lock(&mq).await {
+                if inner.locker.lock(&mq).await {
                     pq.set_locked(true);
                 } else {
                     tracing::debug!(queue = ?mq, "orderly queue not locked; retrying in 3 s");

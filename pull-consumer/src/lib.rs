@@ -14,5 +14,18 @@ mod pull;
 pub use error::PullConsumerError;
 pub use lite::{LitePullConsumer, LitePullConsumerBuilder, LitePullConsumerConfig};
 pub use pull::{MessageQueueListener, PullConsumer, PullConsumerBuilder, PullConsumerConfig};
-pub use rmq_client_core::{ClientConfig, MessageExt, MessageQueue, PullResult, PullStatus};
-pub use rmq_rebalance::{ConsumeFromWhere, MessageModel};
+// Everything a user needs, so that this one dependency is enough (see rmq-push-consumer).
+pub use rmq_client_core::{
+    BoxError, ClientConfig, ClientError, ClientInstance, ConsumeFromWhere, Credentials, ErrorKind,
+    MessageExt, MessageModel, MessageQueue, Properties, PullResult, PullStatus,
+};
+pub use rmq_offset_store::{
+    LocalFileOffsetStore, OffsetStore, OffsetStoreError, ReadOffsetType, RemoteBrokerOffsetStore,
+};
+pub use rmq_rebalance::{
+    AllocateError, AllocateMachineRoomNearby, AllocateMessageQueueAveragely,
+    AllocateMessageQueueAveragelyByCircle, AllocateMessageQueueByConfig,
+    AllocateMessageQueueByMachineRoom, AllocateMessageQueueConsistentHash,
+    AllocateMessageQueueStrategy,
+};
+pub use rmq_remoting::BoxFuture;

@@ -912,16 +912,16 @@ impl ConsumerInner for Hook {
         match self.0.upgrade() {
             Some(c) => ConsumerData::new(
                 &c.group,
-                "CONSUME_ACTIVELY",
-                c.config.message_model.as_str(),
-                c.config.consume_from_where.as_str(),
+                rmq_client_core::ConsumeType::ConsumeActively,
+                c.config.message_model,
+                c.config.consume_from_where,
                 lock(&c.subscriptions).values().cloned().collect(),
             ),
             None => ConsumerData::new(
                 "",
-                "CONSUME_ACTIVELY",
-                "CLUSTERING",
-                "CONSUME_FROM_LAST_OFFSET",
+                rmq_client_core::ConsumeType::ConsumeActively,
+                rmq_client_core::MessageModel::Clustering,
+                rmq_client_core::ConsumeFromWhere::LastOffset,
                 vec![],
             ),
         }

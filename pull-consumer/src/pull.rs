@@ -8,9 +8,8 @@ use std::time::Duration;
 use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{
     ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
-    PullKernel, PullResult, PullSpec, SubscriptionData,
+    PullKernel, PullResult, PullSpec, SendBack, SubscriptionData,
 };
-use rmq_consume_service::SendBack;
 use rmq_offset_store::{
     LocalFileOffsetStore, OffsetStore, ReadOffsetType, RemoteBrokerOffsetStore,
 };
@@ -599,9 +598,9 @@ impl ConsumerInner for InstanceHook {
             .unwrap_or_default();
         ConsumerData::new(
             &self.group,
-            "CONSUME_ACTIVELY",
-            self.model.as_str(),
-            "CONSUME_FROM_LAST_OFFSET",
+            rmq_client_core::ConsumeType::ConsumeActively,
+            self.model,
+            rmq_client_core::ConsumeFromWhere::LastOffset,
             subs,
         )
     }

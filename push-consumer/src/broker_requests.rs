@@ -142,9 +142,9 @@ impl ConsumerInner for InstanceHook {
             Some(c) => c.consumer_data(),
             None => ConsumerData::new(
                 "",
-                "CONSUME_PASSIVELY",
-                "CLUSTERING",
-                "CONSUME_FROM_LAST_OFFSET",
+                rmq_client_core::ConsumeType::ConsumePassively,
+                rmq_client_core::MessageModel::Clustering,
+                rmq_client_core::ConsumeFromWhere::LastOffset,
                 vec![],
             ),
         }

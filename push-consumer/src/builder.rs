@@ -177,8 +177,15 @@ macro_rules! setters {
     };
 }
 
+impl PushConsumer {
+    /// A builder for `consumer_group`.
+    pub fn builder(consumer_group: &str) -> PushConsumerBuilder {
+        PushConsumerBuilder::new(consumer_group)
+    }
+}
+
 impl PushConsumerBuilder {
-    pub(crate) fn new(group: &str) -> Self {
+    fn new(group: &str) -> Self {
         PushConsumerBuilder {
             group: group.to_owned(),
             client: ClientConfig::default(),

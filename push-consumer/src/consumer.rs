@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use rmq_client_core::MessageQueue;
 
-use crate::builder::PushConsumerBuilder;
 use crate::core::Core;
 use crate::listener_factory::Service;
 use crate::shutdown::ShutdownReport;
@@ -18,7 +17,7 @@ const RELEASE_ON_DROP: Duration = Duration::from_secs(1);
 /// task per owned queue with flow control, the concurrent or orderly consume service,
 /// retries, offsets committed only past consumed messages, graceful hand-off and shutdown.
 ///
-/// Made by [`PushConsumerBuilder::start`]; there is no "created but not started" state
+/// Made by [`PushConsumerBuilder::start`](crate::PushConsumerBuilder::start); there is no "created but not started" state
 /// (Java's `start()` on a built consumer). Cheap to clone: clones share the consumer.
 ///
 /// # Drop behavior
@@ -65,11 +64,6 @@ impl std::fmt::Debug for PushConsumer {
 }
 
 impl PushConsumer {
-    /// A builder for `consumer_group`.
-    pub fn builder(consumer_group: &str) -> PushConsumerBuilder {
-        PushConsumerBuilder::new(consumer_group)
-    }
-
     pub(crate) fn from_core(core: Arc<Core>) -> Self {
         PushConsumer {
             handle: Arc::new(Handle {

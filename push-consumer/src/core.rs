@@ -176,9 +176,9 @@ impl Core {
     pub(crate) fn consumer_data(&self) -> ConsumerData {
         ConsumerData::new(
             &self.group,
-            "CONSUME_PASSIVELY",
-            self.config.message_model.as_str(),
-            self.config.consume_from_where.as_str(),
+            rmq_client_core::ConsumeType::ConsumePassively,
+            self.config.message_model,
+            self.config.consume_from_where,
             self.subscriptions.values().cloned().collect(),
         )
     }

@@ -45,12 +45,27 @@ mod start;
 pub use builder::{PushConsumerBuilder, PushConsumerConfig};
 pub use consumer::PushConsumer;
 pub use error::PushConsumerError;
-pub use rmq_client_core::{ClientConfig, Credentials, MessageExt, MessageQueue};
+// Everything a user needs, so that this one dependency is enough: messages and the client,
+// the listeners and hooks, and what it takes to plug in an own allocation strategy or
+// offset store (the traits, their error types, `ReadOffsetType`, `BoxFuture`, and the six
+// Java strategies).
+pub use rmq_client_core::{
+    BoxError, ClientConfig, ClientError, ClientInstance, ConsumeFromWhere, Credentials, ErrorKind,
+    MessageExt, MessageModel, MessageQueue, Properties,
+};
 pub use rmq_consume_service::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
     ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus, FilterMessageHook,
     MessageListenerConcurrently, MessageListenerOrderly, NoopHook, listener_fn, sync_listener,
 };
-pub use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
-pub use rmq_rebalance::{AllocateMessageQueueStrategy, ConsumeFromWhere, MessageModel};
+pub use rmq_offset_store::{
+    LocalFileOffsetStore, OffsetStore, OffsetStoreError, ReadOffsetType, RemoteBrokerOffsetStore,
+};
+pub use rmq_rebalance::{
+    AllocateError, AllocateMachineRoomNearby, AllocateMessageQueueAveragely,
+    AllocateMessageQueueAveragelyByCircle, AllocateMessageQueueByConfig,
+    AllocateMessageQueueByMachineRoom, AllocateMessageQueueConsistentHash,
+    AllocateMessageQueueStrategy,
+};
+pub use rmq_remoting::BoxFuture;
 pub use shutdown::ShutdownReport;

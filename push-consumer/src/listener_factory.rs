@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use rmq_client_core::MessageQueue;
+use rmq_consume_service::QueueLocker;
 use rmq_consume_service::{
     ConcurrentConfig, ConsumeMessageConcurrentlyService, ConsumeMessageHook,
     ConsumeMessageOrderlyService, MessageListenerConcurrently, MessageListenerOrderly,
@@ -9,6 +11,7 @@ use rmq_consume_service::{
 };
 use rmq_offset_store::OffsetStore;
 use rmq_rebalance::RebalanceImpl;
+use rmq_remoting::BoxFuture;
 
 type ConcurrentFactory = Box<
     dyn FnOnce(
@@ -25,7 +28,7 @@ type OrderlyFactory = Box<
             Arc<dyn OffsetStore>,
             SendBack,
             Vec<Arc<dyn ConsumeMessageHook>>,
-            Arc<RebalanceImpl>,
+            Arc<dyn QueueLocker>,
         ) -> ConsumeMessageOrderlyService
         + Send,
 >;
@@ -52,4 +55,13 @@ impl ListenerFactory {
 pub(crate) enum Service {
     Concurrent(ConsumeMessageConcurrentlyService),
     Orderly(ConsumeMessageOrderlyService),
+}
+
+/// The orderly service's broker locks, taken through the consumer's rebalance.
+pub(crate) struct RebalanceLocker(pub(crate) Arc<RebalanceImpl>);
+
+impl QueueLocker for RebalanceLocker {
+    fn lock<'a>(&'a self, mq: &'a MessageQueue) -> BoxFuture<'a, bool> {
+        Box::pin(self.0.lock(mq))
+    }
 }

@@ -23,7 +23,7 @@ use crate::builder::PushConsumerBuilder;
 use crate::consumer::PushConsumer;
 use crate::core::Core;
 use crate::error::PushConsumerError;
-use crate::listener_factory::{ListenerFactory, Service};
+use crate::listener_factory::{ListenerFactory, RebalanceLocker, Service};
 use crate::rebalance_hook::RebalanceHook;
 
 /// Orderly lock renewal period (Java `REBALANCE_LOCK_INTERVAL`, 20 s).
@@ -131,7 +131,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
                     Arc::clone(&offset_store),
                     send_back,
                     b.consume_hooks.clone(),
-                    Arc::clone(&rebalance),
+                    Arc::new(RebalanceLocker(Arc::clone(&rebalance))),
                 ))
             }
         };

@@ -49,9 +49,11 @@ mod rebalance_impl;
 pub mod strategy;
 
 pub use rebalance_impl::{
-    ConsumeFromWhere, MessageModel, REBALANCE_INTERVAL, REBALANCE_MIN_INTERVAL, RebalanceConfig,
-    RebalanceError, RebalanceImpl, RebalanceListener, RebalanceService,
+    REBALANCE_INTERVAL, REBALANCE_MIN_INTERVAL, RebalanceConfig, RebalanceError, RebalanceImpl,
+    RebalanceListener, RebalanceService,
 };
+/// Defined in `rmq-client-core` (the heartbeat carries them), re-exported for users.
+pub use rmq_client_core::{ConsumeFromWhere, MessageModel};
 
 pub use strategy::{
     AllocateMachineRoomNearby, AllocateMessageQueueAveragely,

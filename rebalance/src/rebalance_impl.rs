@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use rmq_client_core::header::LockBatchRequestBody;
 use rmq_client_core::namespace::is_retry_topic;
-use rmq_client_core::{ClientError, ClientInstance, MessageQueue, SubscriptionData};
+use rmq_client_core::{
+    ClientError, ClientInstance, ConsumeFromWhere, MessageModel, MessageQueue, SubscriptionData,
+};
 use rmq_offset_store::{OffsetStore, ReadOffsetType};
 use rmq_remoting::BoxFuture;
 use tokio::sync::Notify;
@@ -22,50 +24,6 @@ const LOCK_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const REBALANCE_INTERVAL: Duration = Duration::from_millis(20_000);
 /// Smallest gap between two rebalances (Java `rocketmq.client.rebalance.minInterval`, 1 s).
 pub const REBALANCE_MIN_INTERVAL: Duration = Duration::from_millis(1000);
-
-/// Clustering or broadcasting (Java `MessageModel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum MessageModel {
-    /// Each queue is owned by one member of the group; offsets at the broker.
-    #[default]
-    Clustering,
-    /// Every member consumes every queue; offsets in a local file.
-    Broadcasting,
-}
-
-impl MessageModel {
-    /// The wire name (`CLUSTERING` / `BROADCASTING`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageModel::Clustering => "CLUSTERING",
-            MessageModel::Broadcasting => "BROADCASTING",
-        }
-    }
-}
-
-/// Where a queue with no stored offset starts (Java `ConsumeFromWhere`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ConsumeFromWhere {
-    /// At the queue's max offset: only new messages. Retry topics start at 0.
-    #[default]
-    LastOffset,
-    /// At offset 0 (the broker moves a too-small offset up to the min offset).
-    FirstOffset,
-    /// At the first message stored at or after the consume timestamp. Retry topics start
-    /// at their max offset.
-    Timestamp,
-}
-
-impl ConsumeFromWhere {
-    /// The wire name used in heartbeats.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConsumeFromWhere::LastOffset => "CONSUME_FROM_LAST_OFFSET",
-            ConsumeFromWhere::FirstOffset => "CONSUME_FROM_FIRST_OFFSET",
-            ConsumeFromWhere::Timestamp => "CONSUME_FROM_TIMESTAMP",
-        }
-    }
-}
 
 /// Why a rebalance of a topic failed (it is retried at the next round; other topics go on).
 #[derive(Debug, thiserror::Error)]

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use rmq_client_core::header::ConsumerSendMsgBackRequestHeader;
-use rmq_client_core::message::property;
-use rmq_client_core::namespace::{retry_topic, unwrap};
-use rmq_client_core::producer::CLIENT_INNER_PRODUCER_GROUP;
-use rmq_client_core::{ClientError, ClientInstance, Message, MessageExt, Producer};
+use crate::header::ConsumerSendMsgBackRequestHeader;
+use crate::message::property;
+use crate::namespace::{retry_topic, unwrap};
+use crate::producer::CLIENT_INNER_PRODUCER_GROUP;
+use crate::{ClientError, ClientInstance, Message, MessageExt, Producer};
 
 /// CONSUMER_SEND_MSG_BACK timeout (Java 5000 ms).
 const SEND_BACK_TIMEOUT: Duration = Duration::from_millis(5000);
