@@ -389,7 +389,7 @@ struct StatsInner {
     /// Message ids seen, as 128-bit keys (16 bytes each instead of a 32-char String:
     /// a million ids cost ~20 MiB, not ~150 MiB).
     ids: HashSet<u128>,
-    per_queue: BTreeMap<String, u64>,
+    per_queue: BTreeMap<i32, u64>,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
 }
@@ -401,7 +401,7 @@ impl Stats {
             let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             for m in msgs {
                 s.ids.insert(id_key(&m.msg_id()));
-                *s.per_queue.entry(m.queue_id.to_string()).or_default() += 1;
+                *s.per_queue.entry(m.queue_id).or_default() += 1;
             }
             s.first_ms.get_or_insert(now);
             s.last_ms = Some(now);

@@ -204,6 +204,41 @@ impl ClientConfig {
         }
     }
 
+    /// The first setting (by its Java name) in which `other` differs from `self` among
+    /// those a shared client instance applies to every user: name servers, namespace,
+    /// credentials and the instance's periods and timeouts. `None` when they agree.
+    pub fn instance_setting_differing_from(&self, other: &ClientConfig) -> Option<&'static str> {
+        let checks: [(&'static str, bool); 8] = [
+            ("namesrvAddr", self.namesrv_addrs == other.namesrv_addrs),
+            ("namespace", self.namespace == other.namespace),
+            ("credentials", self.credentials == other.credentials),
+            (
+                "pollNameServerInterval",
+                self.poll_name_server_interval == other.poll_name_server_interval,
+            ),
+            (
+                "heartbeatBrokerInterval",
+                self.heartbeat_broker_interval == other.heartbeat_broker_interval,
+            ),
+            (
+                "persistConsumerOffsetInterval",
+                self.persist_consumer_offset_interval == other.persist_consumer_offset_interval,
+            ),
+            (
+                "pullTimeDelayMillsWhenException",
+                self.pull_time_delay_when_exception == other.pull_time_delay_when_exception,
+            ),
+            (
+                "mqClientApiTimeout",
+                self.mq_client_api_timeout == other.mq_client_api_timeout,
+            ),
+        ];
+        checks
+            .into_iter()
+            .find(|(_, same)| !same)
+            .map(|(name, _)| name)
+    }
+
     /// The client id `clientIP@instanceName[@unitName]` (Java `buildMQClientId`).
     pub fn client_id(&self) -> String {
         let mut id = format!("{}@{}", self.client_ip, self.instance_name);

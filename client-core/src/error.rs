@@ -82,6 +82,16 @@ pub enum ClientError {
         /// The client id.
         client_id: String,
     },
+    /// A client instance with this client id is alive with another configuration.
+    #[error(
+        "client instance {client_id} is alive with a different {setting}; use another instance name"
+    )]
+    InstanceConfigMismatch {
+        /// The client id.
+        client_id: String,
+        /// The setting that differs (Java name).
+        setting: &'static str,
+    },
     /// The client instance was shut down.
     #[error("client instance is shut down")]
     Shutdown,
@@ -118,9 +128,9 @@ impl ClientError {
             ClientError::TopicRouteNotFound { .. } | ClientError::BrokerNotFound { .. } => {
                 ErrorKind::NotFound
             }
-            ClientError::InvalidConfig(_) | ClientError::GroupAlreadyRegistered { .. } => {
-                ErrorKind::Config
-            }
+            ClientError::InvalidConfig(_)
+            | ClientError::GroupAlreadyRegistered { .. }
+            | ClientError::InstanceConfigMismatch { .. } => ErrorKind::Config,
         }
     }
 

@@ -153,11 +153,19 @@ impl Drop for Inner {
 
 /// Java `MQClientManager.getOrCreateMQClientInstance`: one instance per client id.
 impl ClientInstance {
-    /// The instance of `config.client_id()`, created if there is none alive. The first
-    /// creator's config wins, as in Java.
+    /// The instance of `config.client_id()`, created if there is none alive.
+    ///
+    /// Java silently lets the first creator's configuration win, so a second consumer with
+    /// other name servers or credentials talks to the first one's cluster. rmq refuses:
+    /// an alive instance is shared only with a configuration that agrees on what the
+    /// instance applies to all its users (see [`ClientConfig::instance_setting_differing_from`]).
+    /// To run differently configured clients in one process give them distinct instance
+    /// names, or hand one instance to each consumer explicitly.
     ///
     /// # Errors
-    /// [`ClientError::InvalidConfig`] without name servers.
+    /// [`ClientError::InvalidConfig`] without name servers;
+    /// [`ClientError::InstanceConfigMismatch`] when the alive instance was created with a
+    /// different setting.
     ///
     /// # Panics
     /// Outside a Tokio runtime.
@@ -170,6 +178,9 @@ impl ClientInstance {
         let client_id = config.client_id();
         let mut reg = lock(registry());
         if let Some(inner) = reg.get(&client_id).and_then(Weak::upgrade) {
+            if let Some(setting) = inner.config.instance_setting_differing_from(config) {
+                return Err(ClientError::InstanceConfigMismatch { client_id, setting });
+            }
             return Ok(ClientInstance { inner });
         }
         let remoting = RemotingClient::new(config.remoting.clone());

@@ -77,10 +77,18 @@ impl Core {
         };
         let clustering = self.config.message_model == MessageModel::Clustering;
         let exception_delay = self.client.pull_time_delay_when_exception;
-        let labels = [
-            ("topic", mq.topic.clone()),
-            ("queue", mq.queue_id.to_string()),
-        ];
+        // Metric handles built once per queue, not on every pull.
+        let group = self.group.clone();
+        let m_flow_control = metrics::counter!("rmq_flow_control_total", "group" => group.clone());
+        let m_pull_latency =
+            metrics::histogram!("rmq_pull_latency_seconds", "group" => group.clone());
+        let m_pulled = metrics::counter!("rmq_pulled_total", "group" => group.clone());
+        let m_cached = metrics::gauge!("rmq_cached_bytes", "group" => group);
+        let m_lag = metrics::gauge!(
+            "rmq_queue_lag",
+            "topic" => mq.topic.clone(),
+            "queue" => mq.queue_id.to_string()
+        );
         loop {
             if token.is_cancelled() || pq.is_dropped() {
                 return;
@@ -93,8 +101,7 @@ impl Core {
                 continue;
             }
             if self.flow_controlled(&mq, &pq) {
-                metrics::counter!("rmq_flow_control_total", "group" => self.group.clone())
-                    .increment(1);
+                m_flow_control.increment(1);
                 if !Self::pause(&token, FLOW_CONTROL_DELAY).await {
                     return;
                 }
@@ -139,12 +146,11 @@ impl Core {
                 _ = token.cancelled() => return,
                 r = pull => r,
             };
-            metrics::histogram!("rmq_pull_latency_seconds", "group" => self.group.clone())
-                .record(started.elapsed().as_secs_f64());
+            m_pull_latency.record(started.elapsed().as_secs_f64());
             match result {
                 Ok(mut r) => {
                     let lag = (r.max_offset - r.next_begin_offset).max(0) as f64;
-                    metrics::gauge!("rmq_queue_lag", &labels).set(lag + pq.msg_count() as f64);
+                    m_lag.set(lag + pq.msg_count() as f64);
                     match r.status {
                         PullStatus::Found => {
                             next_offset = r.next_begin_offset;
@@ -156,8 +162,7 @@ impl Core {
                                 self.correct_tags_offset(&mq, &pq, next_offset);
                                 continue;
                             }
-                            metrics::counter!("rmq_pulled_total", "group" => self.group.clone())
-                                .increment(msgs.len() as u64);
+                            m_pulled.increment(msgs.len() as u64);
                             match &self.service {
                                 Service::Concurrent(s) => {
                                     pq.put_messages(&msgs);
@@ -170,8 +175,7 @@ impl Core {
                                     s.submit(&pq, &mq, dispatch);
                                 }
                             }
-                            metrics::gauge!("rmq_cached_bytes", "group" => self.group.clone())
-                                .set(self.cached_bytes.load(Ordering::Relaxed) as f64);
+                            m_cached.set(self.cached_bytes.load(Ordering::Relaxed) as f64);
                             if !self.config.pull_interval.is_zero()
                                 && !Self::pause(&token, self.config.pull_interval).await
                             {
