@@ -43,8 +43,17 @@ impl<T> WorkQueue<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(item);
         }
-        self.items().push_back(item);
-        self.ready.notify_one();
+        let was_empty = {
+            let mut items = self.items();
+            items.push_back(item);
+            items.len() == 1
+        };
+        // Only the first item wakes a consumer; each consumer that takes an item and sees
+        // more wakes the next (see `pop`). A burst of n items thus wakes consumers as fast
+        // as they are needed, not n at once (a thread wake-up costs more than a fast call).
+        if was_empty {
+            self.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -57,9 +66,16 @@ impl<T> WorkQueue<T> {
             if self.closed.load(Ordering::Acquire) {
                 return None;
             }
-            let item = self.items().pop_front();
+            let (item, more) = {
+                let mut items = self.items();
+                let item = items.pop_front();
+                (item, !items.is_empty())
+            };
             if let Some(item) = item {
                 self.space.add_permits(1);
+                if more {
+                    self.ready.notify_one();
+                }
                 return Some(item);
             }
             ready.await;
