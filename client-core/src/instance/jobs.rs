@@ -1,0 +1,117 @@
+//! The scheduled jobs (Java `MQClientInstance.startScheduledTask`): route refresh,
+//! heartbeats, offline-broker cleanup, offset persist.
+
+use super::*;
+
+impl ClientInstance {
+    /// Starts the scheduled jobs (route refresh every `pollNameServerInterval`, first after
+    /// 10 ms; heartbeat and offline-broker cleanup every `heartbeatBrokerInterval`, first
+    /// after 1 s; offset persistence every `persistConsumerOffsetInterval`, first after
+    /// 10 s). Idempotent.
+    pub fn start(&self) {
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let c = &self.inner.config;
+        self.spawn_job(
+            "route refresh",
+            Duration::from_millis(10),
+            c.poll_name_server_interval,
+            |i| Box::pin(async move { i.refresh_all_routes().await }),
+        );
+        self.spawn_job(
+            "heartbeat",
+            Duration::from_millis(1000),
+            c.heartbeat_broker_interval,
+            |i| {
+                Box::pin(async move {
+                    i.clean_offline_brokers();
+                    i.send_heartbeat_to_all_brokers().await;
+                })
+            },
+        );
+        self.spawn_job(
+            "persist offsets",
+            Duration::from_millis(10_000),
+            c.persist_consumer_offset_interval,
+            |i| Box::pin(async move { i.persist_all_consumer_offsets().await }),
+        );
+    }
+
+    pub(super) fn spawn_job(
+        &self,
+        name: &'static str,
+        first: Duration,
+        period: Duration,
+        job: impl Fn(ClientInstance) -> BoxFuture<'static, ()> + Send + 'static,
+    ) {
+        let weak = Arc::downgrade(&self.inner);
+        let token = self.inner.token.clone();
+        self.inner.tracker.spawn(async move {
+            let mut ticks = tokio::time::interval_at(
+                tokio::time::Instant::now() + first,
+                period.max(Duration::from_millis(1)),
+            );
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                tracing::trace!(job = name, "scheduled job");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = job(ClientInstance { inner }) => {}
+                }
+            }
+        });
+    }
+
+    /// The heartbeat body of this instance now.
+    pub fn heartbeat_data(&self) -> HeartbeatData {
+        HeartbeatData {
+            client_id: self.inner.client_id.clone(),
+            consumer_data_set: self.consumers().iter().map(|c| c.consumer_data()).collect(),
+            producer_data_set: lock(&self.inner.producers)
+                .iter()
+                .map(|g| ProducerData {
+                    group_name: g.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Sends HEART_BEAT to every broker address (masters and slaves when consumers are
+    /// registered, masters only for producers) and records each broker's version. One
+    /// broker's failure does not stop the others.
+    pub async fn send_heartbeat_to_all_brokers(&self) {
+        let data = self.heartbeat_data();
+        if data.consumer_data_set.is_empty() && data.producer_data_set.is_empty() {
+            return;
+        }
+        let masters_only = data.consumer_data_set.is_empty();
+        let timeout = self.inner.config.mq_client_api_timeout;
+        for addr in self.all_broker_addrs(masters_only) {
+            match self.inner.api.send_heartbeat(&addr, &data, timeout).await {
+                Ok(version) => {
+                    lock(&self.inner.broker_versions).insert(addr, version);
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    pub(super) async fn persist_all_consumer_offsets(&self) {
+        for c in self.consumers() {
+            c.persist_consumer_offset().await;
+        }
+    }
+
+    /// Asks every consumer to rebalance now (Java `rebalanceImmediately`).
+    pub fn rebalance_immediately(&self) {
+        for c in self.consumers() {
+            c.trigger_rebalance();
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Routes: the name-server lookups, the route cache and the broker addresses derived
+//! from it (Java `MQClientInstance.updateTopicRouteInfoFromNameServer`, `findBroker*`).
+
+use super::*;
+
+#[derive(Default)]
+pub(super) struct RouteState {
+    pub(super) topic_routes: HashMap<String, Arc<TopicRouteData>>,
+    /// broker name → broker id → address.
+    pub(super) broker_addrs: HashMap<String, BTreeMap<i64, String>>,
+}
+
+/// Where a pull should go (Java `FindBrokerResult`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindBrokerResult {
+    /// `host:port`.
+    pub addr: String,
+    /// `true` when it is not the master (offset piggy-backing is then off).
+    pub slave: bool,
+    /// The broker's version from its last heartbeat answer, 0 if unknown.
+    pub version: i32,
+}
+
+impl ClientInstance {
+    pub(super) async fn get_route_from_namesrv(
+        &self,
+        topic: &str,
+    ) -> Result<TopicRouteData, ClientError> {
+        let addrs = &self.inner.config.namesrv_addrs;
+        let start = self.inner.namesrv_index.load(Ordering::Relaxed);
+        let mut last_err = None;
+        for k in 0..addrs.len() {
+            let i = (start + k) % addrs.len();
+            match self
+                .inner
+                .api
+                .get_topic_route(&addrs[i], topic, self.inner.config.mq_client_api_timeout)
+                .await
+            {
+                Ok(Some(route)) => {
+                    self.inner.namesrv_index.store(i, Ordering::Relaxed);
+                    return Ok(route);
+                }
+                Ok(None) => {
+                    return Err(ClientError::TopicRouteNotFound {
+                        topic: topic.to_owned(),
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(namesrv = %addrs[i], topic, error = %e, "route query failed, trying the next name server");
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap_or(ClientError::TopicRouteNotFound {
+            topic: topic.to_owned(),
+        }))
+    }
+
+    /// Fetches `topic`'s route from the name servers and installs it; returns whether it
+    /// changed (Java `updateTopicRouteInfoFromNameServer`). Consumers subscribed to the
+    /// topic get its queues when it changed.
+    ///
+    /// # Errors
+    /// [`ClientError::TopicRouteNotFound`] when the topic does not exist; transport errors
+    /// when no name server answered.
+    pub async fn update_topic_route(&self, topic: &str) -> Result<bool, ClientError> {
+        let route = self.get_route_from_namesrv(topic).await?;
+        let old = self.inner.routes.load().topic_routes.get(topic).cloned();
+        let changed = old.as_deref() != Some(&route);
+        if changed {
+            let route = Arc::new(route);
+            self.inner.routes.rcu(|state| {
+                let mut topic_routes = state.topic_routes.clone();
+                topic_routes.insert(topic.to_owned(), Arc::clone(&route));
+                let mut broker_addrs = state.broker_addrs.clone();
+                for b in &route.broker_datas {
+                    broker_addrs.insert(b.broker_name.clone(), b.broker_addrs.clone());
+                }
+                RouteState {
+                    topic_routes,
+                    broker_addrs,
+                }
+            });
+            tracing::info!(topic, "topic route changed");
+            let queues = route.subscribe_queues(topic);
+            for c in self.consumers() {
+                if c.subscribed_topics().iter().any(|t| t == topic) {
+                    c.update_topic_subscribe_info(topic, &queues);
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    pub(super) async fn refresh_all_routes(&self) {
+        let mut topics: Vec<String> = self
+            .consumers()
+            .iter()
+            .flat_map(|c| c.subscribed_topics())
+            .collect();
+        topics.extend(self.inner.routes.load().topic_routes.keys().cloned());
+        topics.sort();
+        topics.dedup();
+        for topic in topics {
+            if let Err(e) = self.update_topic_route(&topic).await {
+                tracing::debug!(topic, error = %e, "route refresh failed");
+            }
+        }
+    }
+
+    /// Creates (or resizes) `topic` with `queues` read and write queues on every master
+    /// serving the auto-create template topic `TBW102`, then waits (45 s at most) until the
+    /// name server serves it with that many readable queues per broker. Brokers push a new
+    /// topic to the name server at once, but that push can be missed (seen with
+    /// rocketmq-rust 1.0.0 shortly after start-up); the broker's periodic registration
+    /// (`registerNameServerPeriod`, 30 s) then brings it, hence the wait. An admin call, for
+    /// tools and tests (Java `MQAdminExt.createTopic`).
+    ///
+    /// # Errors
+    /// [`ClientError::TopicRouteNotFound`] without a `TBW102` route, broker errors from
+    /// UPDATE_AND_CREATE_TOPIC, or [`ClientError::TopicRouteNotFound`] for `topic` when its
+    /// route never shows the queues.
+    pub async fn create_topic(&self, topic: &str, queues: i32) -> Result<(), ClientError> {
+        self.update_topic_route(crate::route::AUTO_CREATE_TOPIC)
+            .await?;
+        let template = self
+            .topic_route(crate::route::AUTO_CREATE_TOPIC)
+            .ok_or_else(|| ClientError::TopicRouteNotFound {
+                topic: crate::route::AUTO_CREATE_TOPIC.into(),
+            })?;
+        let masters: Vec<&str> = template
+            .broker_datas
+            .iter()
+            .filter_map(|b| b.master_addr())
+            .collect();
+        for addr in &masters {
+            let header = crate::header::CreateTopicRequestHeader {
+                topic: topic.to_owned(),
+                default_topic: crate::route::AUTO_CREATE_TOPIC.into(),
+                read_queue_nums: queues,
+                write_queue_nums: queues,
+                perm: crate::route::perm::READ | crate::route::perm::WRITE,
+                topic_filter_type: "SINGLE_TAG".into(),
+                topic_sys_flag: 0,
+                order: false,
+            };
+            self.inner
+                .api
+                .create_topic(addr, &header, Duration::from_secs(10))
+                .await?;
+        }
+        let want = masters.len() * queues.max(0) as usize;
+        for _ in 0..450 {
+            let ok = match self.update_topic_route(topic).await {
+                Ok(_) => self.subscribe_queues(topic).len() == want,
+                Err(ClientError::TopicRouteNotFound { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if ok {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ClientError::TopicRouteNotFound {
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// The cached route of `topic`.
+    pub fn topic_route(&self, topic: &str) -> Option<Arc<TopicRouteData>> {
+        self.inner.routes.load().topic_routes.get(topic).cloned()
+    }
+
+    /// Readable queues of `topic` from the cache, sorted (empty if unknown).
+    pub fn subscribe_queues(&self, topic: &str) -> Vec<MessageQueue> {
+        self.topic_route(topic)
+            .map(|r| r.subscribe_queues(topic))
+            .unwrap_or_default()
+    }
+
+    /// The master address of a broker (Java `findBrokerAddressInPublish`).
+    pub fn find_broker_address_in_publish(&self, broker_name: &str) -> Option<String> {
+        self.inner
+            .routes
+            .load()
+            .broker_addrs
+            .get(broker_name)
+            .and_then(|m| m.get(&MASTER_ID).cloned())
+    }
+
+    /// The master address of `mq`'s broker, refreshing the topic's route from the name
+    /// server once when the broker is not known yet (Java: `findBrokerAddressInPublish`,
+    /// `updateTopicRouteInfoFromNameServer`, look again). Every offset, min/max and
+    /// send-back call finds its broker here.
+    ///
+    /// # Errors
+    /// The route refresh's error; [`ClientError::BrokerNotFound`] when the refreshed route
+    /// still has no master for the broker.
+    pub async fn master_addr_of(&self, mq: &MessageQueue) -> Result<String, ClientError> {
+        if let Some(a) = self.find_broker_address_in_publish(&mq.broker_name) {
+            return Ok(a);
+        }
+        self.update_topic_route(&mq.topic).await?;
+        self.find_broker_address_in_publish(&mq.broker_name)
+            .ok_or_else(|| ClientError::BrokerNotFound {
+                broker_name: mq.broker_name.clone(),
+            })
+    }
+
+    /// Where to pull `mq` from (see [`ClientInstance::find_broker_address_in_subscribe`]),
+    /// refreshing the topic's route once when the broker is not known yet (Java
+    /// `PullAPIWrapper.pullKernelImpl`).
+    ///
+    /// # Errors
+    /// As [`ClientInstance::master_addr_of`].
+    pub async fn pull_addr_of(
+        &self,
+        mq: &MessageQueue,
+        broker_id: i64,
+    ) -> Result<FindBrokerResult, ClientError> {
+        if let Some(f) = self.find_broker_address_in_subscribe(&mq.broker_name, broker_id, false) {
+            return Ok(f);
+        }
+        self.update_topic_route(&mq.topic).await?;
+        self.find_broker_address_in_subscribe(&mq.broker_name, broker_id, false)
+            .ok_or_else(|| ClientError::BrokerNotFound {
+                broker_name: mq.broker_name.clone(),
+            })
+    }
+
+    /// Where to pull from (Java `findBrokerAddressInSubscribe`): broker `broker_id` (the
+    /// last `suggestWhichBrokerId`), else for a slave id the next id, else unless
+    /// `only_this_broker` any address of the broker (lowest id first, so the master).
+    pub fn find_broker_address_in_subscribe(
+        &self,
+        broker_name: &str,
+        broker_id: i64,
+        only_this_broker: bool,
+    ) -> Option<FindBrokerResult> {
+        let state = self.inner.routes.load();
+        let addrs = state.broker_addrs.get(broker_name)?;
+        let found = addrs
+            .get(&broker_id)
+            .map(|a| (broker_id, a))
+            .or_else(|| {
+                (broker_id != MASTER_ID)
+                    .then(|| addrs.get(&(broker_id + 1)).map(|a| (broker_id + 1, a)))
+                    .flatten()
+            })
+            .or_else(|| {
+                (!only_this_broker)
+                    .then(|| addrs.iter().next().map(|(id, a)| (*id, a)))
+                    .flatten()
+            })?;
+        let version = lock(&self.inner.broker_versions)
+            .get(found.1)
+            .copied()
+            .unwrap_or(0);
+        Some(FindBrokerResult {
+            addr: found.1.clone(),
+            slave: found.0 != MASTER_ID,
+            version,
+        })
+    }
+
+    /// Any address of any broker serving `topic` (master preferred), for calls such as
+    /// GET_CONSUMER_LIST_BY_GROUP (Java `findBrokerAddrByTopic`).
+    pub fn find_broker_addr_by_topic(&self, topic: &str) -> Option<String> {
+        let route = self.topic_route(topic)?;
+        let b = route.broker_datas.first()?;
+        b.master_addr()
+            .map(str::to_owned)
+            .or_else(|| b.broker_addrs.values().next().cloned())
+    }
+
+    /// The client ids of `group`'s live members, asked of a broker serving `topic`
+    /// (Java `findConsumerIdList`).
+    ///
+    /// # Errors
+    /// [`ClientError::BrokerNotFound`] without a route; transport or broker errors.
+    pub async fn find_consumer_id_list(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> Result<Vec<String>, ClientError> {
+        let addr =
+            self.find_broker_addr_by_topic(topic)
+                .ok_or_else(|| ClientError::BrokerNotFound {
+                    broker_name: format!("(any broker of topic {topic})"),
+                })?;
+        self.inner
+            .api
+            .get_consumer_id_list(&addr, group, self.inner.config.mq_client_api_timeout)
+            .await
+    }
+
+    pub(super) fn all_broker_addrs(&self, masters_only: bool) -> Vec<String> {
+        let state = self.inner.routes.load();
+        let mut out: Vec<String> = state
+            .broker_addrs
+            .values()
+            .flat_map(|m| m.iter())
+            .filter(|(id, _)| !masters_only || **id == MASTER_ID)
+            .map(|(_, a)| a.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Drops broker addresses no cached route mentions any more (Java `cleanOfflineBroker`).
+    pub(super) fn clean_offline_brokers(&self) {
+        self.inner.routes.rcu(|state| {
+            let live: std::collections::HashSet<&String> = state
+                .topic_routes
+                .values()
+                .flat_map(|r| r.broker_datas.iter().flat_map(|b| b.broker_addrs.values()))
+                .collect();
+            let broker_addrs = state
+                .broker_addrs
+                .iter()
+                .filter_map(|(name, m)| {
+                    let kept: BTreeMap<i64, String> = m
+                        .iter()
+                        .filter(|(_, a)| live.contains(a))
+                        .map(|(i, a)| (*i, a.clone()))
+                        .collect();
+                    (!kept.is_empty()).then(|| (name.clone(), kept))
+                })
+                .collect();
+            RouteState {
+                topic_routes: state.topic_routes.clone(),
+                broker_addrs,
+            }
+        });
+    }
+}
