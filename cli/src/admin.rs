@@ -1,0 +1,70 @@
+//! `rmq route` and `rmq lag`.
+
+use super::*;
+
+pub(crate) async fn route(namesrv: &Option<String>, topic: &str) -> Result<(), Failure> {
+    let client = client_config(namesrv, "route")?;
+    let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
+    instance.update_topic_route(topic).await.map_err(fail)?;
+    let r = instance
+        .topic_route(topic)
+        .ok_or_else(|| Failure(1, format!("no route for topic {topic}")))?;
+    out(&serde_json::to_string_pretty(&*r).map_err(fail)?)?;
+    instance.shutdown(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+pub(crate) async fn lag(namesrv: &Option<String>, group: &str, topic: &str) -> Result<(), Failure> {
+    let client = client_config(namesrv, "lag")?;
+    let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
+    let mut total = 0i64;
+    out(&format!(
+        "{:<40} {:<16} {:>6} {:>14} {:>14} {:>10}",
+        "TOPIC", "BROKER", "QUEUE", "MAX_OFFSET", "COMMITTED", "LAG"
+    ))?;
+    for t in [topic.to_owned(), format!("%RETRY%{group}")] {
+        if instance.update_topic_route(&t).await.is_err() {
+            continue;
+        }
+        let queues: Vec<MessageQueue> = instance.subscribe_queues(&t);
+        for mq in queues {
+            let addr = instance
+                .find_broker_address_in_publish(&mq.broker_name)
+                .ok_or_else(|| Failure(1, format!("no master for broker {}", mq.broker_name)))?;
+            let timeout = Duration::from_secs(3);
+            let max = instance
+                .api()
+                .get_max_offset(&addr, &mq, timeout)
+                .await
+                .map_err(fail)?;
+            let header = QueryConsumerOffsetRequestHeader {
+                consumer_group: group.to_owned(),
+                topic: mq.topic.clone(),
+                queue_id: mq.queue_id,
+                set_zero_if_not_found: Some(false),
+                bname: Some(mq.broker_name.clone()),
+            };
+            let committed = instance
+                .api()
+                .query_consumer_offset(&addr, &header, timeout)
+                .await
+                .map_err(fail)?;
+            let lag = max - committed.unwrap_or(0);
+            total += lag;
+            out(&format!(
+                "{:<40} {:<16} {:>6} {:>14} {:>14} {:>10}",
+                mq.topic,
+                mq.broker_name,
+                mq.queue_id,
+                max,
+                committed
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                lag
+            ))?;
+        }
+    }
+    out(&format!("total lag: {total}"))?;
+    instance.shutdown(Duration::from_secs(1)).await;
+    Ok(())
+}

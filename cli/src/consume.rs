@@ -1,0 +1,224 @@
+//! `rmq consume`: the push consumer with a counting listener, progress and a summary.
+
+use super::*;
+
+pub(crate) struct ConsumeOpts {
+    pub(crate) topic: String,
+    pub(crate) group: Option<String>,
+    pub(crate) expression: String,
+    pub(crate) orderly: bool,
+    pub(crate) broadcast: bool,
+    pub(crate) from: String,
+    pub(crate) count: Option<u64>,
+    pub(crate) idle_exit: Option<u64>,
+    pub(crate) format: Format,
+    pub(crate) quiet: bool,
+}
+
+/// A message id as a 128-bit key: the 32 hex digits of a UNIQ_KEY or IPv4 offset id are
+/// exactly 16 bytes; anything else (IPv6 offset ids) is hashed with two keyed hashers.
+fn id_key(id: &str) -> u128 {
+    if id.len() == 32
+        && let Ok(v) = u128::from_str_radix(id, 16)
+    {
+        return v;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    (id, 0x9e37_79b9_u32).hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// What the consume command counts.
+struct Stats {
+    format: Format,
+    inner: Mutex<StatsInner>,
+    received: AtomicU64,
+    last_ms: AtomicU64,
+}
+
+#[derive(Default)]
+struct StatsInner {
+    /// Message ids seen, as 128-bit keys (16 bytes each instead of a 32-char String:
+    /// a million ids cost ~20 MiB, not ~150 MiB).
+    ids: HashSet<u128>,
+    per_queue: BTreeMap<i32, u64>,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+}
+
+impl Stats {
+    fn record(&self, msgs: &[MessageExt]) {
+        let now = rmq_client_core::now_millis();
+        {
+            let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            for m in msgs {
+                s.ids.insert(id_key(&m.msg_id()));
+                *s.per_queue.entry(m.queue_id).or_default() += 1;
+            }
+            s.first_ms.get_or_insert(now);
+            s.last_ms = Some(now);
+        }
+        self.received
+            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+        self.last_ms.store(now as u64, Ordering::Relaxed);
+        if self.format != Format::Summary {
+            let mut out = std::io::stdout().lock();
+            for m in msgs {
+                let line = if self.format == Format::Json {
+                    message_json(m)
+                } else {
+                    message_text(m)
+                };
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+
+    fn unique(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ids
+            .len() as u64
+    }
+}
+
+struct StatsListener(Arc<Stats>);
+
+impl MessageListenerConcurrently for StatsListener {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        _ctx: &mut ConsumeConcurrentlyContext,
+    ) -> ConsumeConcurrentlyStatus {
+        self.0.record(msgs);
+        ConsumeConcurrentlyStatus::ConsumeSuccess
+    }
+}
+
+impl MessageListenerOrderly for StatsListener {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        _ctx: &mut ConsumeOrderlyContext,
+    ) -> ConsumeOrderlyStatus {
+        self.0.record(msgs);
+        ConsumeOrderlyStatus::Success
+    }
+}
+
+pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<(), Failure> {
+    let client = client_config(namesrv, "consume")?;
+    let (from, ts) = match o.from.as_str() {
+        "first" => (ConsumeFromWhere::FirstOffset, None),
+        "last" => (ConsumeFromWhere::LastOffset, None),
+        t => match t.parse::<i64>() {
+            Ok(ms) => (ConsumeFromWhere::Timestamp, Some(ms)),
+            Err(_) => {
+                return Err(Failure(
+                    2,
+                    format!("--from {t:?}: expected first, last or ms since the epoch"),
+                ));
+            }
+        },
+    };
+    let group = o.group.unwrap_or_else(|| {
+        format!(
+            "rmq-cli-{}-{}",
+            std::process::id(),
+            rmq_client_core::now_millis()
+        )
+    });
+    let stats = Arc::new(Stats {
+        format: o.format,
+        inner: Mutex::new(StatsInner {
+            // Sized up front for --count, so the set never rehashes (and never doubles).
+            ids: HashSet::with_capacity(o.count.unwrap_or(0).min(50_000_000) as usize),
+            ..StatsInner::default()
+        }),
+        received: AtomicU64::new(0),
+        last_ms: AtomicU64::new(rmq_client_core::now_millis() as u64),
+    });
+    let mut b = PushConsumer::builder(&group)
+        .client_config(client)
+        .subscribe(&o.topic, &o.expression)
+        .consume_from_where(from);
+    if let Some(ms) = ts {
+        b = b.consume_timestamp_ms(ms);
+    }
+    if o.broadcast {
+        b = b.message_model(MessageModel::Broadcasting);
+    }
+    b = if o.orderly {
+        b.orderly_listener(StatsListener(Arc::clone(&stats)))
+    } else {
+        b.listener(StatsListener(Arc::clone(&stats)))
+    };
+    let started = Instant::now();
+    let consumer = b.start().await.map_err(fail)?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut last_progress = Instant::now();
+    let mut idle_stop = false;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {}
+        }
+        let unique = stats.unique();
+        if !o.quiet && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "progress: received {} unique {} in {:.1} s ({:.0} msg/s)",
+                stats.received.load(Ordering::Relaxed),
+                unique,
+                secs,
+                unique as f64 / secs.max(1e-9)
+            );
+        }
+        if o.count.is_some_and(|c| unique >= c) {
+            break;
+        }
+        if let Some(idle) = o.idle_exit {
+            let last = stats.last_ms.load(Ordering::Relaxed) as i64;
+            if rmq_client_core::now_millis() - last >= (idle as i64) * 1000 {
+                idle_stop = o.count.is_some();
+                break;
+            }
+        }
+    }
+    consumer.shutdown().await;
+    let s = stats.inner.lock().unwrap_or_else(|e| e.into_inner());
+    let received = stats.received.load(Ordering::Relaxed);
+    let unique = s.ids.len() as u64;
+    let span_ms = match (s.first_ms, s.last_ms) {
+        (Some(a), Some(b)) if b > a => (b - a) as f64,
+        _ => 0.0,
+    };
+    if o.format == Format::Summary || o.count.is_some() {
+        let summary = serde_json::json!({
+            "received": received,
+            "unique": unique,
+            "duplicates": received - unique,
+            "first_timestamp": s.first_ms,
+            "last_timestamp": s.last_ms,
+            "msgs_per_sec": if span_ms > 0.0 { (unique as f64 * 1000.0 / span_ms).round() } else { 0.0 },
+            "per_queue": s.per_queue,
+            "allocations": allocations(),
+        });
+        out(&summary.to_string())?;
+    }
+    if idle_stop {
+        return Err(Failure(
+            3,
+            format!(
+                "idle for --idle-exit seconds after {unique} of {} messages",
+                o.count.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(())
+}
