@@ -28,9 +28,9 @@ mod work_queue;
 pub use concurrent::{ConcurrentConfig, ConsumeMessageConcurrentlyService, LOCAL_RETRY_DELAY};
 pub use listener::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
-    ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus, FilterMessageHook, ListenerFn,
-    MessageListenerConcurrently, MessageListenerOrderly, NoopHook, SyncListener, listener_fn,
-    sync_listener,
+    ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus, FilterMessageHook,
+    IntoConsumeConcurrentlyStatus, ListenerFn, MessageListenerConcurrently, MessageListenerOrderly,
+    NoopHook, SyncListener, listener_fn, sync_listener,
 };
 pub use orderly::{
     ConsumeMessageOrderlyService, MAX_TIME_CONSUME_CONTINUOUSLY, OrderlyConfig, QueueLocker,

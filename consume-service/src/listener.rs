@@ -119,40 +119,71 @@ impl<L: MessageListenerOrderly> MessageListenerOrderly for Arc<L> {
     }
 }
 
-/// An async closure as a concurrent listener: it gets the batch by value.
+/// An async closure as a concurrent listener. It gets the batch and the call's context by
+/// value and returns either a [`ConsumeConcurrentlyStatus`], or the status with the context
+/// it changed (`ack_index`, `delay_level_when_next_consume`), as the trait's `&mut` context
+/// allows.
 ///
 /// ```
 /// use rmq_consume_service::{ConsumeConcurrentlyStatus, listener_fn};
-/// let listener = listener_fn(|msgs| async move {
+/// let plain = listener_fn(|msgs, _ctx| async move {
 ///     for m in &msgs {
 ///         println!("{}", m.msg_id());
 ///     }
 ///     ConsumeConcurrentlyStatus::ConsumeSuccess
 /// });
+/// // Acknowledge the first message only and retry the rest in 30 s (delay level 4).
+/// let partial = listener_fn(|_msgs, mut ctx| async move {
+///     ctx.ack_index = 0;
+///     ctx.delay_level_when_next_consume = 4;
+///     (ConsumeConcurrentlyStatus::ConsumeSuccess, ctx)
+/// });
 /// ```
-pub fn listener_fn<F, Fut>(f: F) -> ListenerFn<F>
+pub fn listener_fn<F, Fut, R>(f: F) -> ListenerFn<F>
 where
-    F: Fn(Vec<MessageExt>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ConsumeConcurrentlyStatus> + Send + 'static,
+    F: Fn(Vec<MessageExt>, ConsumeConcurrentlyContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoConsumeConcurrentlyStatus,
 {
     ListenerFn(f)
+}
+
+/// What a [`listener_fn`] closure may return: a status, or a status and the context.
+pub trait IntoConsumeConcurrentlyStatus: Send + 'static {
+    /// The status; a returned context replaces the call's.
+    fn into_status(self, ctx: &mut ConsumeConcurrentlyContext) -> ConsumeConcurrentlyStatus;
+}
+
+impl IntoConsumeConcurrentlyStatus for ConsumeConcurrentlyStatus {
+    fn into_status(self, _ctx: &mut ConsumeConcurrentlyContext) -> ConsumeConcurrentlyStatus {
+        self
+    }
+}
+
+impl IntoConsumeConcurrentlyStatus for (ConsumeConcurrentlyStatus, ConsumeConcurrentlyContext) {
+    fn into_status(self, ctx: &mut ConsumeConcurrentlyContext) -> ConsumeConcurrentlyStatus {
+        *ctx = self.1;
+        self.0
+    }
 }
 
 /// See [`listener_fn`].
 #[derive(Debug, Clone)]
 pub struct ListenerFn<F>(F);
 
-impl<F, Fut> MessageListenerConcurrently for ListenerFn<F>
+impl<F, Fut, R> MessageListenerConcurrently for ListenerFn<F>
 where
-    F: Fn(Vec<MessageExt>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ConsumeConcurrentlyStatus> + Send + 'static,
+    F: Fn(Vec<MessageExt>, ConsumeConcurrentlyContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoConsumeConcurrentlyStatus,
 {
     fn consume_message(
         &self,
         msgs: &[MessageExt],
-        _ctx: &mut ConsumeConcurrentlyContext,
+        ctx: &mut ConsumeConcurrentlyContext,
     ) -> impl Future<Output = ConsumeConcurrentlyStatus> + Send {
-        (self.0)(msgs.to_vec())
+        let call = (self.0)(msgs.to_vec(), ctx.clone());
+        async move { call.await.into_status(ctx) }
     }
 }
 
@@ -274,5 +305,36 @@ impl ConsumeMessageHook for NoopHook {
 impl FilterMessageHook for NoopHook {
     fn hook_name(&self) -> &str {
         "noop"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn listener_fn_closures_see_and_change_the_context() {
+        let l = listener_fn(
+            |msgs: Vec<MessageExt>, mut ctx: ConsumeConcurrentlyContext| async move {
+                assert_eq!(ctx.ack_index, i32::MAX, "the defaults come in");
+                ctx.ack_index = msgs.len() as i32 - 2;
+                ctx.delay_level_when_next_consume = 4;
+                (ConsumeConcurrentlyStatus::ConsumeSuccess, ctx)
+            },
+        );
+        let msgs = vec![MessageExt::default(); 3];
+        let mut ctx = ConsumeConcurrentlyContext::new(MessageQueue::new("T", "b", 0));
+        let status = l.consume_message(&msgs, &mut ctx).await;
+        assert_eq!(status, ConsumeConcurrentlyStatus::ConsumeSuccess);
+        assert_eq!((ctx.ack_index, ctx.delay_level_when_next_consume), (1, 4));
+        let plain = listener_fn(|_m, _c| async { ConsumeConcurrentlyStatus::ReconsumeLater });
+        let mut ctx = ConsumeConcurrentlyContext::new(MessageQueue::new("T", "b", 0));
+        let status = plain.consume_message(&msgs, &mut ctx).await;
+        assert_eq!(status, ConsumeConcurrentlyStatus::ReconsumeLater);
+        assert_eq!(
+            ctx.ack_index,
+            i32::MAX,
+            "a bare status leaves the context alone"
+        );
     }
 }

@@ -76,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .namesrv_addr(&namesrv)
         .subscribe(&topic, "*")
         .consume_from_where(ConsumeFromWhere::FirstOffset)
-        .listener(listener_fn(move |msgs| {
+        .listener(listener_fn(move |msgs, _ctx| {
             let (seen, received, done) = (Arc::clone(&s2), Arc::clone(&r2), Arc::clone(&d2));
             async move {
                 received.fetch_add(msgs.len(), std::sync::atomic::Ordering::Relaxed);

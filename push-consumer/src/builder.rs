@@ -135,7 +135,7 @@ impl Default for PushConsumerConfig {
 /// let consumer = PushConsumer::builder("my_group")
 ///     .namesrv_addr("127.0.0.1:9876")
 ///     .subscribe("TopicTest", "TagA || TagB")
-///     .listener(listener_fn(|msgs| async move {
+///     .listener(listener_fn(|msgs, _ctx| async move {
 ///         println!("got {} messages", msgs.len());
 ///         ConsumeConcurrentlyStatus::ConsumeSuccess
 ///     }))

@@ -13,7 +13,7 @@
 //! let consumer = PushConsumer::builder("example_group")
 //!     .namesrv_addr("127.0.0.1:9876")
 //!     .subscribe("TopicTest", "*")
-//!     .listener(listener_fn(|msgs| async move {
+//!     .listener(listener_fn(|msgs, _ctx| async move {
 //!         for m in &msgs {
 //!             println!("{} {:?}", m.msg_id(), m.body);
 //!         }
@@ -56,7 +56,8 @@ pub use rmq_client_core::{
 pub use rmq_consume_service::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
     ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus, FilterMessageHook,
-    MessageListenerConcurrently, MessageListenerOrderly, NoopHook, listener_fn, sync_listener,
+    IntoConsumeConcurrentlyStatus, MessageListenerConcurrently, MessageListenerOrderly, NoopHook,
+    listener_fn, sync_listener,
 };
 pub use rmq_offset_store::{
     LocalFileOffsetStore, OffsetStore, OffsetStoreError, ReadOffsetType, RemoteBrokerOffsetStore,

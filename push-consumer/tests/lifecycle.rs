@@ -16,7 +16,7 @@ fn builder(group: &str, namesrv: &str) -> rmq_push_consumer::PushConsumerBuilder
                 .client_ip("127.0.0.1"),
         )
         .subscribe("TopicTest", "*")
-        .listener(listener_fn(|_msgs| async {
+        .listener(listener_fn(|_msgs, _ctx| async {
             ConsumeConcurrentlyStatus::ConsumeSuccess
         }))
 }
