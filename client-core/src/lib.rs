@@ -48,7 +48,7 @@ pub use config::{ClientConfig, Credentials};
 pub use consumer_model::{ConsumeFromWhere, ConsumeType, MessageModel};
 pub use error::{BoxError, ClientError};
 pub use error_kind::ErrorKind;
-pub use instance::{ClientInstance, ConsumerInner, FindBrokerResult};
+pub use instance::{ClientInstance, ConsumerInner, FindBrokerResult, Weakly};
 pub use producer::{Message, Producer};
 pub use pull_kernel::{PullKernel, PullSpec};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{
     ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
-    PullKernel, PullResult, PullSpec, SendBack, SubscriptionData,
+    PullKernel, PullResult, PullSpec, SendBack, SubscriptionData, Weakly,
 };
 use rmq_offset_store::{
     LocalFileOffsetStore, OffsetStore, ReadOffsetType, RemoteBrokerOffsetStore,
@@ -172,6 +172,8 @@ impl PullConsumerBuilder {
 }
 
 struct Started {
+    group: String,
+    model: MessageModel,
     instance: ClientInstance,
     offset_store: Arc<dyn OffsetStore>,
     rebalance: Arc<RebalanceImpl>,
@@ -291,6 +293,8 @@ impl PullConsumer {
                 }) as Arc<dyn RebalanceListener>,
             ));
             Started {
+                group: i.group.clone(),
+                model: i.config.message_model,
                 instance: instance.clone(),
                 offset_store: Arc::clone(&offset_store),
                 rebalance,
@@ -310,11 +314,9 @@ impl PullConsumer {
         if i.started.set(Arc::clone(&started)).is_err() {
             return Err(PullConsumerError::AlreadyStarted);
         }
-        instance.register_consumer(Arc::new(InstanceHook {
-            group: i.group.clone(),
-            model: i.config.message_model,
-            started: Arc::downgrade(&started),
-        }) as Arc<dyn ConsumerInner>)?;
+        instance.register_consumer(
+            Arc::new(Weakly(Arc::downgrade(&started))) as Arc<dyn ConsumerInner>
+        )?;
         instance.start();
         for topic in started.rebalance.subscriptions().keys() {
             if let Err(e) = instance.update_topic_route(topic).await {
@@ -580,66 +582,40 @@ impl RebalanceListener for QueueListenerHook {
     }
 }
 
-struct InstanceHook {
-    group: String,
-    model: MessageModel,
-    started: Weak<Started>,
-}
-
-impl ConsumerInner for InstanceHook {
+/// What the client instance sees of the consumer (registered through `Weakly`).
+impl ConsumerInner for Started {
     fn group_name(&self) -> String {
         self.group.clone()
     }
     fn consumer_data(&self) -> ConsumerData {
-        let subs = self
-            .started
-            .upgrade()
-            .map(|s| s.rebalance.subscriptions().into_values().collect())
-            .unwrap_or_default();
         ConsumerData::new(
             &self.group,
             rmq_client_core::ConsumeType::ConsumeActively,
             self.model,
             rmq_client_core::ConsumeFromWhere::LastOffset,
-            subs,
+            self.rebalance.subscriptions().into_values().collect(),
         )
     }
     fn subscribed_topics(&self) -> Vec<String> {
-        self.started
-            .upgrade()
-            .map(|s| s.rebalance.subscriptions().into_keys().collect())
-            .unwrap_or_default()
+        self.rebalance.subscriptions().into_keys().collect()
     }
     fn update_topic_subscribe_info(&self, topic: &str, queues: &[MessageQueue]) {
-        if let Some(s) = self.started.upgrade() {
-            s.rebalance.set_topic_queues(topic, queues);
-            s.rebalance_service.wakeup();
-        }
+        self.rebalance_service
+            .topic_queues_changed(&self.rebalance, topic, queues);
     }
     fn trigger_rebalance(&self) {
-        if let Some(s) = self.started.upgrade() {
-            s.rebalance_service.wakeup();
-        }
+        self.rebalance_service.wakeup();
     }
     fn persist_consumer_offset(&self) -> BoxFuture<'static, ()> {
-        let s = self.started.upgrade();
+        let store = Arc::clone(&self.offset_store);
         Box::pin(async move {
-            if let Some(s) = s {
-                let queues: Vec<MessageQueue> = s
-                    .offset_store
-                    .clone_offset_table(None)
-                    .into_keys()
-                    .collect();
-                if let Err(e) = s.offset_store.persist_all(&queues).await {
-                    tracing::warn!(error = %e, "persisting offsets failed");
-                }
+            let queues: Vec<MessageQueue> = store.clone_offset_table(None).into_keys().collect();
+            if let Err(e) = store.persist_all(&queues).await {
+                tracing::warn!(error = %e, "persisting offsets failed");
             }
         })
     }
     fn consumer_status(&self, topic: &str) -> HashMap<MessageQueue, i64> {
-        self.started
-            .upgrade()
-            .map(|s| s.offset_store.clone_offset_table(Some(topic)))
-            .unwrap_or_default()
+        self.offset_store.clone_offset_table(Some(topic))
     }
 }

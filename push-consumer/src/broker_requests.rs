@@ -3,8 +3,8 @@
 //! consume directly, consumer status, and the instance's callbacks.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use rmq_client_core::header::ConsumerData;
@@ -126,58 +126,38 @@ impl Core {
     }
 }
 
-/// What the client instance sees of the consumer.
-pub(crate) struct InstanceHook(pub(crate) Weak<Core>);
-
-impl ConsumerInner for InstanceHook {
+/// What the client instance sees of the consumer (registered through [`Weakly`], so the
+/// instance never keeps a dropped consumer alive).
+///
+/// [`Weakly`]: rmq_client_core::Weakly
+impl ConsumerInner for Core {
     fn group_name(&self) -> String {
-        self.0
-            .upgrade()
-            .map(|c| c.group.clone())
-            .unwrap_or_default()
+        self.group.clone()
     }
 
     fn consumer_data(&self) -> ConsumerData {
-        match self.0.upgrade() {
-            Some(c) => c.consumer_data(),
-            None => ConsumerData::new(
-                "",
-                rmq_client_core::ConsumeType::ConsumePassively,
-                rmq_client_core::MessageModel::Clustering,
-                rmq_client_core::ConsumeFromWhere::LastOffset,
-                vec![],
-            ),
-        }
+        Core::consumer_data(self)
     }
 
     fn subscribed_topics(&self) -> Vec<String> {
-        self.0
-            .upgrade()
-            .map(|c| c.subscriptions.keys().cloned().collect())
-            .unwrap_or_default()
+        self.subscriptions.keys().cloned().collect()
     }
 
     fn update_topic_subscribe_info(&self, topic: &str, queues: &[MessageQueue]) {
-        if let Some(c) = self.0.upgrade() {
-            c.rebalance.set_topic_queues(topic, queues);
-            c.rebalance_service.wakeup();
-        }
+        self.rebalance_service
+            .topic_queues_changed(&self.rebalance, topic, queues);
     }
 
     fn trigger_rebalance(&self) {
-        if let Some(c) = self.0.upgrade() {
-            c.rebalance_service.wakeup();
-        }
+        self.rebalance_service.wakeup();
     }
 
     fn persist_consumer_offset(&self) -> BoxFuture<'static, ()> {
-        let core = self.0.upgrade();
+        let store = Arc::clone(&self.offset_store);
+        let owned = self.rebalance.owned_queues();
         Box::pin(async move {
-            if let Some(c) = core {
-                let owned = c.rebalance.owned_queues();
-                if let Err(e) = c.offset_store.persist_all(&owned).await {
-                    tracing::warn!(error = %e, "persisting offsets failed");
-                }
+            if let Err(e) = store.persist_all(&owned).await {
+                tracing::warn!(error = %e, "persisting offsets failed");
             }
         })
     }
@@ -188,23 +168,19 @@ impl ConsumerInner for InstanceHook {
         offsets: HashMap<MessageQueue, i64>,
     ) -> BoxFuture<'static, ()> {
         // Never on the connection's dispatch task: the reset waits for listener calls.
-        if let Some(c) = self.0.upgrade() {
-            let topic = topic.to_owned();
-            let tracker = c.tracker.clone();
-            tracker.spawn(c.reset_offset(topic, offsets));
+        if let Some(me) = self.me.upgrade() {
+            self.tracker
+                .spawn(me.reset_offset(topic.to_owned(), offsets));
         }
         Box::pin(std::future::ready(()))
     }
 
     fn consumer_status(&self, topic: &str) -> HashMap<MessageQueue, i64> {
-        self.0
-            .upgrade()
-            .map(|c| c.offset_store.clone_offset_table(Some(topic)))
-            .unwrap_or_default()
+        self.offset_store.clone_offset_table(Some(topic))
     }
 
     fn running_info(&self) -> Option<Bytes> {
-        self.0.upgrade().map(|c| c.running_info())
+        Some(Core::running_info(self))
     }
 
     fn consume_message_directly(
@@ -212,10 +188,9 @@ impl ConsumerInner for InstanceHook {
         msg: MessageExt,
         broker_name: Option<String>,
     ) -> BoxFuture<'static, Option<Bytes>> {
-        let core = self.0.upgrade();
+        let service = self.service.clone();
         Box::pin(async move {
-            let c = core?;
-            Some(match &c.service {
+            Some(match service {
                 Service::Concurrent(s) => s.consume_message_directly(msg, broker_name).await,
                 Service::Orderly(s) => s.consume_message_directly(msg, broker_name).await,
             })

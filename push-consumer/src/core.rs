@@ -25,6 +25,8 @@ pub(crate) struct QueueEntry {
 
 /// Everything that exists once started.
 pub(crate) struct Core {
+    /// This core, weakly (to spawn work on it from `&self` callbacks).
+    pub(crate) me: std::sync::Weak<Core>,
     pub(crate) group: String,
     pub(crate) config: PushConsumerConfig,
     pub(crate) client: ClientConfig,
@@ -88,16 +90,22 @@ impl Core {
         }
     }
 
-    pub(crate) fn queue_added(self: &Arc<Self>, mq: &MessageQueue, next_offset: i64) {
-        let pq = Arc::new(ProcessQueue::new(Arc::clone(&self.cached_bytes)));
+    /// Enters `mq` in the queue table with `pq`; returns the token that stops its pull task.
+    fn enter_queue(&self, mq: &MessageQueue, pq: &Arc<ProcessQueue>) -> CancellationToken {
         let token = self.token.child_token();
         self.queues().insert(
             mq.clone(),
             QueueEntry {
-                pq: Arc::clone(&pq),
+                pq: Arc::clone(pq),
                 token: token.clone(),
             },
         );
+        token
+    }
+
+    pub(crate) fn queue_added(self: &Arc<Self>, mq: &MessageQueue, next_offset: i64) {
+        let pq = Arc::new(ProcessQueue::new(Arc::clone(&self.cached_bytes)));
+        let token = self.enter_queue(mq, &pq);
         let core = Arc::clone(self);
         let mq = mq.clone();
         let span = tracing::debug_span!("pull", queue = ?mq);
@@ -143,14 +151,7 @@ impl Core {
     /// Restarts pulling an orderly queue whose release was refused.
     pub(crate) fn queue_readd(self: &Arc<Self>, mq: &MessageQueue, pq: Arc<ProcessQueue>) {
         let next = pq.offset_range().map(|(_, hi)| hi + 1);
-        let token = self.token.child_token();
-        self.queues().insert(
-            mq.clone(),
-            QueueEntry {
-                pq: Arc::clone(&pq),
-                token: token.clone(),
-            },
-        );
+        let token = self.enter_queue(mq, &pq);
         let core = Arc::clone(self);
         let mq = mq.clone();
         self.tracker.spawn(async move {

@@ -52,6 +52,7 @@ impl ListenerFactory {
     }
 }
 
+#[derive(Clone)]
 pub(crate) enum Service {
     Concurrent(ConsumeMessageConcurrentlyService),
     Orderly(ConsumeMessageOrderlyService),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rmq_client_core::namespace::retry_topic;
 use rmq_client_core::{
-    ClientInstance, ConsumerInner, ExpressionType, PullKernel, SubscriptionData,
+    ClientInstance, ConsumerInner, ExpressionType, PullKernel, SubscriptionData, Weakly,
 };
 use rmq_consume_service::{ConcurrentConfig, OrderlyConfig, SendBack};
 use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
@@ -18,7 +18,6 @@ use rmq_rebalance::{
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker_requests::InstanceHook;
 use crate::builder::PushConsumerBuilder;
 use crate::consumer::PushConsumer;
 use crate::core::Core;
@@ -136,6 +135,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
             }
         };
         Core {
+            me: Weak::clone(weak),
             group: group.clone(),
             config: config.clone(),
             client: client.clone(),
@@ -160,9 +160,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
         core.rebalance.subscribe(sub.clone());
     }
     // The last step that can fail; `core` (and its consume tasks) is dropped with the error.
-    instance.register_consumer(
-        Arc::new(InstanceHook(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>
-    )?;
+    instance.register_consumer(Arc::new(Weakly(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;
     // From here on the handle owns everything: dropping it stops it all.
     let consumer = PushConsumer::from_core(Arc::clone(&core));
     instance.start();

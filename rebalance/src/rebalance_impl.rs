@@ -554,6 +554,18 @@ impl RebalanceService {
         self.notify.notify_one();
     }
 
+    /// A topic's readable queues changed (the client instance's route refresh): records
+    /// them in `rebalance` and asks for a rebalance now.
+    pub fn topic_queues_changed(
+        &self,
+        rebalance: &RebalanceImpl,
+        topic: &str,
+        queues: &[MessageQueue],
+    ) {
+        rebalance.set_topic_queues(topic, queues);
+        self.wakeup();
+    }
+
     /// Runs until `token` is cancelled. Cancel safe.
     pub async fn run(&self, rebalance: Arc<RebalanceImpl>, token: CancellationToken) {
         let mut wait = Duration::ZERO;

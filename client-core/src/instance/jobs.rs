@@ -72,7 +72,12 @@ impl ClientInstance {
     pub fn heartbeat_data(&self) -> HeartbeatData {
         HeartbeatData {
             client_id: self.inner.client_id.clone(),
-            consumer_data_set: self.consumers().iter().map(|c| c.consumer_data()).collect(),
+            consumer_data_set: self
+                .consumers()
+                .iter()
+                .map(|c| c.consumer_data())
+                .filter(|d| !d.group_name.is_empty())
+                .collect(),
             producer_data_set: lock(&self.inner.producers)
                 .iter()
                 .map(|g| ProducerData {

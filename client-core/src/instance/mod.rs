@@ -32,7 +32,7 @@ mod jobs;
 mod request_processor;
 mod routes;
 
-pub use consumer_inner::ConsumerInner;
+pub use consumer_inner::{ConsumerInner, Weakly};
 use request_processor::BrokerRequestHandler;
 pub use routes::FindBrokerResult;
 use routes::RouteState;

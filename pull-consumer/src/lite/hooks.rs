@@ -22,62 +22,39 @@ impl RebalanceListener for Hook {
     }
 }
 
-impl ConsumerInner for Hook {
+/// What the client instance sees of the consumer (registered through `Weakly`).
+impl ConsumerInner for Core {
     fn group_name(&self) -> String {
-        self.0
-            .upgrade()
-            .map(|c| c.group.clone())
-            .unwrap_or_default()
+        self.group.clone()
     }
     fn consumer_data(&self) -> ConsumerData {
-        match self.0.upgrade() {
-            Some(c) => ConsumerData::new(
-                &c.group,
-                rmq_client_core::ConsumeType::ConsumeActively,
-                c.config.message_model,
-                c.config.consume_from_where,
-                lock(&c.subscriptions).values().cloned().collect(),
-            ),
-            None => ConsumerData::new(
-                "",
-                rmq_client_core::ConsumeType::ConsumeActively,
-                rmq_client_core::MessageModel::Clustering,
-                rmq_client_core::ConsumeFromWhere::LastOffset,
-                vec![],
-            ),
-        }
+        ConsumerData::new(
+            &self.group,
+            rmq_client_core::ConsumeType::ConsumeActively,
+            self.config.message_model,
+            self.config.consume_from_where,
+            lock(&self.subscriptions).values().cloned().collect(),
+        )
     }
     fn subscribed_topics(&self) -> Vec<String> {
-        self.0
-            .upgrade()
-            .map(|c| lock(&c.subscriptions).keys().cloned().collect())
-            .unwrap_or_default()
+        lock(&self.subscriptions).keys().cloned().collect()
     }
     fn update_topic_subscribe_info(&self, topic: &str, queues: &[MessageQueue]) {
-        if let Some(c) = self.0.upgrade() {
-            c.rebalance.set_topic_queues(topic, queues);
-            c.rebalance_service.wakeup();
-        }
+        self.rebalance_service
+            .topic_queues_changed(&self.rebalance, topic, queues);
     }
     fn trigger_rebalance(&self) {
-        if let Some(c) = self.0.upgrade() {
-            c.rebalance_service.wakeup();
-        }
+        self.rebalance_service.wakeup();
     }
     fn persist_consumer_offset(&self) -> BoxFuture<'static, ()> {
-        let core = self.0.upgrade();
+        let me = self.me.upgrade().filter(|c| c.config.auto_commit);
         Box::pin(async move {
-            if let Some(c) = core
-                && c.config.auto_commit
-            {
+            if let Some(c) = me {
                 c.commit(false).await;
             }
         })
     }
     fn consumer_status(&self, topic: &str) -> HashMap<MessageQueue, i64> {
-        self.0
-            .upgrade()
-            .map(|c| c.offset_store.clone_offset_table(Some(topic)))
-            .unwrap_or_default()
+        self.offset_store.clone_offset_table(Some(topic))
     }
 }

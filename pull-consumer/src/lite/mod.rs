@@ -10,7 +10,7 @@ use futures::Stream;
 use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{
     ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
-    PullKernel, PullSpec, PullStatus, SubscriptionData,
+    PullKernel, PullSpec, PullStatus, SubscriptionData, Weakly,
 };
 use rmq_consume_service::ProcessQueue;
 use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
@@ -62,6 +62,8 @@ enum Mode {
 }
 
 struct Core {
+    /// This core, weakly (to run work on it from `&self` callbacks).
+    me: Weak<Core>,
     group: String,
     client: ClientConfig,
     config: LitePullConsumerConfig,
@@ -221,6 +223,7 @@ impl LitePullConsumer {
         rb.consume_timestamp_ms = s.config.consume_timestamp_ms;
         let (tx, rx) = mpsc::channel(s.config.buffer_batches.max(1));
         let core = Arc::new_cyclic(|weak: &Weak<Core>| Core {
+            me: Weak::clone(weak),
             group: s.group.clone(),
             client: s.client.clone(),
             config: s.config.clone(),
@@ -262,7 +265,7 @@ impl LitePullConsumer {
             return Err(PullConsumerError::AlreadyStarted);
         }
         instance
-            .register_consumer(Arc::new(Hook(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;
+            .register_consumer(Arc::new(Weakly(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;
         instance.start();
         let topics: Vec<String> = lock(&core.subscriptions).keys().cloned().collect();
         for topic in &topics {
