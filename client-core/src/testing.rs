@@ -170,3 +170,113 @@ pub fn closed_port() -> String {
     drop(l);
     addr
 }
+
+/// What a [`ScriptedBroker`] does with one request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this response.
+    Answer(rmq_remoting::RemotingCommand),
+    /// Send this response after the delay (other requests are answered meanwhile).
+    Later(Duration, rmq_remoting::RemotingCommand),
+    /// Close the connection without answering.
+    HangUp,
+}
+
+/// A response to `req` with `code`, these ext fields and `body`.
+pub fn reply_to(
+    req: &rmq_remoting::RemotingCommand,
+    code: rmq_remoting::ResponseCode,
+    ext: &[(&str, &str)],
+    body: bytes::Bytes,
+) -> rmq_remoting::RemotingCommand {
+    let mut r = rmq_remoting::RemotingCommand::response(code, None).with_body(body);
+    r.opaque = req.opaque;
+    if !ext.is_empty() {
+        r.ext_fields = Some(ext.iter().copied().collect());
+    }
+    r
+}
+
+/// An in-process name server and broker on 127.0.0.1, for the faults a real broker cannot
+/// be made to produce on demand. Routes: every topic has `queues` queues on broker
+/// `broker_name` at this address. Every other request goes to the handler; `None` answers
+/// SUCCESS with nothing. Each request is answered on its own task (a slow answer holds up
+/// no other). Stops with the test's runtime.
+#[derive(Debug, Clone)]
+pub struct ScriptedBroker {
+    /// `127.0.0.1:port`, name server and broker alike.
+    pub addr: String,
+}
+
+type Handler = dyn Fn(&rmq_remoting::RemotingCommand) -> Option<Reply> + Send + Sync;
+
+impl ScriptedBroker {
+    /// Listens on a free loopback port.
+    pub async fn start(
+        broker_name: &str,
+        queues: i32,
+        handler: impl Fn(&rmq_remoting::RemotingCommand) -> Option<Reply> + Send + Sync + 'static,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address").to_string();
+        let handler: std::sync::Arc<Handler> = std::sync::Arc::new(handler);
+        let route = format!(
+            r#"{{"brokerDatas":[{{"brokerAddrs":{{0:"{addr}"}},"brokerName":"{broker_name}","cluster":"c"}}],"queueDatas":[{{"brokerName":"{broker_name}","perm":6,"readQueueNums":{queues},"writeQueueNums":{queues},"topicSysFlag":0}}]}}"#
+        );
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(serve(sock, std::sync::Arc::clone(&handler), route.clone()));
+            }
+        });
+        ScriptedBroker { addr }
+    }
+}
+
+async fn serve(sock: tokio::net::TcpStream, handler: std::sync::Arc<Handler>, route: String) {
+    use futures::{SinkExt, StreamExt};
+    use rmq_remoting::{RemotingCodec, RemotingCommand, RequestCode, ResponseCode};
+    let framed = tokio_util::codec::Framed::new(sock, RemotingCodec::default());
+    let (mut sink, mut stream) = framed.split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RemotingCommand>(16);
+    let writer = tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            if sink.send(r).await.is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(Ok(req)) = stream.next().await {
+        let reply = if req.request_code() == RequestCode::GET_ROUTEINFO_BY_TOPIC {
+            Reply::Answer(reply_to(
+                &req,
+                ResponseCode::SUCCESS,
+                &[],
+                bytes::Bytes::from(route.clone()),
+            ))
+        } else {
+            handler(&req).unwrap_or_else(|| {
+                Reply::Answer(reply_to(
+                    &req,
+                    ResponseCode::SUCCESS,
+                    &[],
+                    bytes::Bytes::new(),
+                ))
+            })
+        };
+        let (resp, delay) = match reply {
+            Reply::Answer(r) => (r, Duration::ZERO),
+            Reply::Later(d, r) => (r, d),
+            Reply::HangUp => {
+                writer.abort();
+                return;
+            }
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(resp).await;
+        });
+    }
+}

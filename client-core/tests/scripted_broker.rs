@@ -8,16 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use rmq_client_core::testing::pull_body;
+use rmq_client_core::testing::{Reply, ScriptedBroker, pull_body, reply_to};
 use rmq_client_core::{
     ClientConfig, ClientInstance, ErrorKind, ExpressionType, MessageQueue, PullKernel, PullSpec,
     PullStatus, SubscriptionData,
 };
-use rmq_remoting::protocol::ExtFields;
-use rmq_remoting::{RemotingCodec, RemotingCommand, RequestCode, ResponseCode};
-use tokio::net::TcpListener;
-use tokio_util::codec::Framed;
+use rmq_remoting::{RemotingCommand, RequestCode, ResponseCode};
 
 const TOPIC: &str = "TopicTest";
 const BROKER: &str = "broker-a";
@@ -32,101 +28,58 @@ enum Act {
     HangUp,
 }
 
-struct Script {
-    acts: Mutex<VecDeque<Act>>,
-    pulls: Mutex<Vec<i64>>,
-}
+/// The queue offsets pulled, in order.
+type Pulls = Arc<Mutex<Vec<i64>>>;
 
-fn response(req: &RemotingCommand, code: ResponseCode, next: i64, body: Bytes) -> RemotingCommand {
-    let mut r = RemotingCommand::response(code, None).with_body(body);
-    r.opaque = req.opaque;
+fn pull_response(
+    req: &RemotingCommand,
+    code: ResponseCode,
+    next: i64,
+    body: Bytes,
+) -> RemotingCommand {
     let next = next.to_string();
-    let ext: ExtFields = [
-        ("suggestWhichBrokerId", "0"),
-        ("nextBeginOffset", next.as_str()),
-        ("minOffset", "0"),
-        ("maxOffset", "1000"),
-    ]
-    .into_iter()
-    .collect();
-    r.ext_fields = Some(ext);
-    r
+    reply_to(
+        req,
+        code,
+        &[
+            ("suggestWhichBrokerId", "0"),
+            ("nextBeginOffset", next.as_str()),
+            ("minOffset", "0"),
+            ("maxOffset", "1000"),
+        ],
+        body,
+    )
 }
 
-/// Serves routes for `TOPIC` (one queue on `BROKER` at its own address) and scripted pulls.
-async fn scripted_broker(acts: Vec<Act>) -> (String, Arc<Script>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let script = Arc::new(Script {
-        acts: Mutex::new(acts.into()),
-        pulls: Mutex::new(Vec::new()),
-    });
-    let (s, a) = (Arc::clone(&script), addr.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = l.accept().await else {
-                return;
-            };
-            let (script, addr) = (Arc::clone(&s), a.clone());
-            tokio::spawn(serve(sock, script, addr));
+/// A scripted broker serving `TOPIC` on `BROKER` whose pulls follow `acts`.
+async fn scripted_broker(acts: Vec<Act>) -> (String, Pulls) {
+    let acts = Mutex::new(VecDeque::from(acts));
+    let pulls: Pulls = Arc::default();
+    let seen = Arc::clone(&pulls);
+    let broker = ScriptedBroker::start(BROKER, 1, move |req| {
+        if req.request_code() != RequestCode::PULL_MESSAGE {
+            return None;
         }
-    });
-    (addr, script)
-}
-
-/// One connection: requests are answered on their own tasks (a slow answer holds up no
-/// other), through one writer; a hang-up closes the socket at once.
-async fn serve(sock: tokio::net::TcpStream, script: Arc<Script>, addr: String) {
-    let (mut sink, mut stream) = Framed::new(sock, RemotingCodec::default()).split();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<RemotingCommand>(16);
-    let writer = tokio::spawn(async move {
-        while let Some(r) = rx.recv().await {
-            if sink.send(r).await.is_err() {
-                return;
+        let offset: i64 = req.ext("queueOffset").unwrap().parse().unwrap();
+        seen.lock().unwrap().push(offset);
+        Some(match acts.lock().unwrap().pop_front() {
+            Some(Act::Answer(code, next, body)) => {
+                Reply::Answer(pull_response(req, code, next, body))
             }
-        }
-    });
-    while let Some(Ok(req)) = stream.next().await {
-        let (reply, delay) = match req.request_code() {
-            RequestCode::GET_ROUTEINFO_BY_TOPIC => {
-                let route = format!(
-                    r#"{{"brokerDatas":[{{"brokerAddrs":{{0:"{addr}"}},"brokerName":"{BROKER}","cluster":"c"}}],"queueDatas":[{{"brokerName":"{BROKER}","perm":6,"readQueueNums":1,"writeQueueNums":1,"topicSysFlag":0}}]}}"#
-                );
-                let mut r = RemotingCommand::response(ResponseCode::SUCCESS, None)
-                    .with_body(Bytes::from(route));
-                r.opaque = req.opaque;
-                (r, Duration::ZERO)
-            }
-            RequestCode::PULL_MESSAGE => {
-                let offset: i64 = req.ext("queueOffset").unwrap().parse().unwrap();
-                script.pulls.lock().unwrap().push(offset);
-                let act = script.acts.lock().unwrap().pop_front();
-                match act {
-                    Some(Act::Answer(code, next, body)) => {
-                        (response(&req, code, next, body), Duration::ZERO)
-                    }
-                    Some(Act::Slow(d)) => {
-                        let body = pull_body(TOPIC, offset, 1, 8);
-                        (response(&req, ResponseCode::SUCCESS, offset + 1, body), d)
-                    }
-                    Some(Act::HangUp) | None => {
-                        writer.abort();
-                        return;
-                    }
-                }
-            }
-            _ => {
-                let mut r = RemotingCommand::response(ResponseCode::SUCCESS, None);
-                r.opaque = req.opaque;
-                (r, Duration::ZERO)
-            }
-        };
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = tx.send(reply).await;
-        });
-    }
+            Some(Act::Slow(d)) => Reply::Later(
+                d,
+                pull_response(
+                    req,
+                    ResponseCode::SUCCESS,
+                    offset + 1,
+                    pull_body(TOPIC, offset, 1, 8),
+                ),
+            ),
+            Some(Act::HangUp) | None => Reply::HangUp,
+        })
+    })
+    .await;
+    (broker.addr, pulls)
 }
 
 fn kernel(namesrv: &str, instance_name: &str) -> (ClientInstance, PullKernel) {
@@ -220,7 +173,7 @@ async fn busy_found_slow_and_hang_up_each_come_back_as_what_they_are() {
     // The next pull reconnects and goes on.
     let none = kernel.pull(spec(&mq, &sub, 3, quick)).await.unwrap();
     assert_eq!(none.status, PullStatus::NoNewMsg);
-    assert_eq!(*script.pulls.lock().unwrap(), [0, 0, 3, 3, 3]);
+    assert_eq!(*script.lock().unwrap(), [0, 0, 3, 3, 3]);
 }
 
 #[tokio::test]
@@ -246,5 +199,5 @@ async fn a_pull_cancelled_in_flight_leaves_the_kernel_usable() {
         .unwrap();
     assert_eq!(r.messages.len(), 1);
     assert_eq!(r.messages[0].queue_offset, 7);
-    assert_eq!(*script.pulls.lock().unwrap(), [5, 7]);
+    assert_eq!(*script.lock().unwrap(), [5, 7]);
 }
