@@ -1,0 +1,191 @@
+//! Both consume services without a real broker: the orderly service with a stand-in for
+//! the broker lock, the concurrent service's retry path against an in-process scripted
+//! broker that records CONSUMER_SEND_MSG_BACK.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rmq_client_core::message::decode_messages;
+use rmq_client_core::testing::{Reply, ScriptedBroker, closed_port, pull_body, reply_to};
+use rmq_client_core::{ClientConfig, ClientInstance, MessageExt, MessageQueue};
+use rmq_consume_service::{
+    ConcurrentConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
+    ConsumeMessageConcurrentlyService, ConsumeMessageOrderlyService, ConsumeOrderlyContext,
+    ConsumeOrderlyStatus, MessageListenerConcurrently, MessageListenerOrderly, OrderlyConfig,
+    ProcessQueue, QueueLocker, SendBack,
+};
+use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, ReadOffsetType};
+use rmq_remoting::{BoxFuture, RequestCode, ResponseCode};
+
+const TOPIC: &str = "TopicTest";
+const BROKER: &str = "broker-a";
+
+fn messages(n: usize) -> Vec<MessageExt> {
+    let mut msgs = decode_messages(&pull_body(TOPIC, 0, n, 16)).unwrap();
+    for m in &mut msgs {
+        m.broker_name = BROKER.into();
+    }
+    msgs
+}
+
+fn store(name: &str, client_id: &str) -> Arc<dyn OffsetStore> {
+    let dir = std::env::temp_dir().join(format!("rmq-services-{name}-{}", std::process::id()));
+    Arc::new(LocalFileOffsetStore::new(Some(&dir), client_id, name))
+}
+
+/// The broker lock, granted every time (counted).
+#[derive(Default)]
+struct Granted(AtomicUsize);
+
+impl QueueLocker for Granted {
+    fn lock<'a>(&'a self, _mq: &'a MessageQueue) -> BoxFuture<'a, bool> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { true })
+    }
+}
+
+/// Records (offset, reconsume times) of every call; suspends offset 2 twice.
+#[derive(Default)]
+struct Ordered {
+    calls: Mutex<Vec<(i64, i32)>>,
+}
+
+impl MessageListenerOrderly for Ordered {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        _ctx: &mut ConsumeOrderlyContext,
+    ) -> ConsumeOrderlyStatus {
+        let m = &msgs[0];
+        self.calls
+            .lock()
+            .unwrap()
+            .push((m.queue_offset, m.reconsume_times));
+        if m.queue_offset == 2 && m.reconsume_times < 2 {
+            ConsumeOrderlyStatus::SuspendCurrentQueueAMoment
+        } else {
+            ConsumeOrderlyStatus::Success
+        }
+    }
+}
+
+#[tokio::test]
+async fn orderly_consumes_in_order_and_redelivers_a_suspended_message_before_the_next() {
+    let instance = ClientInstance::get_or_create(
+        &ClientConfig::default()
+            .namesrv_addr(&closed_port())
+            .client_ip("127.0.0.1")
+            .instance_name("services_orderly"),
+    )
+    .unwrap();
+    let group = "orderly_group";
+    let offsets = store(group, instance.client_id());
+    let listener = Arc::new(Ordered::default());
+    let locker = Arc::new(Granted::default());
+    let mut config = OrderlyConfig::new(group);
+    config.suspend_current_queue_time = Duration::from_millis(10);
+    let service = ConsumeMessageOrderlyService::new(
+        Arc::clone(&listener),
+        config,
+        Arc::clone(&offsets),
+        SendBack::new(&instance, group, 16),
+        Vec::new(),
+        Arc::clone(&locker) as Arc<dyn QueueLocker>,
+    );
+    let mq = MessageQueue::new(TOPIC, BROKER, 1);
+    let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
+    let dispatch = pq.put_messages_orderly(messages(5));
+    assert!(dispatch, "the first put starts the queue's task");
+    service.submit(&pq, &mq, dispatch);
+    assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
+    assert_eq!(
+        *listener.calls.lock().unwrap(),
+        [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2), (3, 0), (4, 0)],
+        "one at a time, in order, the suspended message again before the next"
+    );
+    assert_eq!(
+        offsets
+            .read_offset(&mq, ReadOffsetType::ReadFromMemory)
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    assert!(
+        locker.0.load(Ordering::SeqCst) >= 1,
+        "consumed under the lock"
+    );
+    assert!(service.shutdown(Duration::from_secs(1)).await);
+}
+
+/// Fails offset 2, acknowledges the rest.
+struct FailsTwo;
+
+impl MessageListenerConcurrently for FailsTwo {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        _ctx: &mut ConsumeConcurrentlyContext,
+    ) -> ConsumeConcurrentlyStatus {
+        if msgs.iter().any(|m| m.queue_offset == 2) {
+            ConsumeConcurrentlyStatus::ReconsumeLater
+        } else {
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_sends_a_failed_message_back_and_commits_past_it() {
+    let sent_back: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let seen = Arc::clone(&sent_back);
+    let broker = ScriptedBroker::start(BROKER, 1, move |req| {
+        (req.request_code() == RequestCode::CONSUMER_SEND_MSG_BACK).then(|| {
+            let field = |k: &str| req.ext(k).unwrap_or_default().to_owned();
+            seen.lock()
+                .unwrap()
+                .push((field("offset"), field("delayLevel"), field("group")));
+            Reply::Answer(reply_to(req, ResponseCode::SUCCESS, &[], Bytes::new()))
+        })
+    })
+    .await;
+    let instance = ClientInstance::get_or_create(
+        &ClientConfig::default()
+            .namesrv_addr(&broker.addr)
+            .client_ip("127.0.0.1")
+            .instance_name("services_concurrent"),
+    )
+    .unwrap();
+    instance.update_topic_route(TOPIC).await.unwrap();
+    let group = "concurrent_group";
+    let offsets = store(group, instance.client_id());
+    let service = ConsumeMessageConcurrentlyService::new(
+        FailsTwo,
+        ConcurrentConfig::new(group),
+        Arc::clone(&offsets),
+        SendBack::new(&instance, group, 16),
+        Vec::new(),
+    );
+    let mq = MessageQueue::new(TOPIC, BROKER, 1);
+    let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
+    let msgs = messages(4);
+    let failed_commit_log_offset = msgs[2].commit_log_offset.to_string();
+    pq.put_messages(&msgs);
+    assert!(service.submit(msgs, &pq, &mq).await);
+    assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
+    assert_eq!(
+        *sent_back.lock().unwrap(),
+        [(failed_commit_log_offset, "0".to_owned(), group.to_owned())],
+        "the failed message went back once, with the broker choosing the delay"
+    );
+    assert_eq!(
+        offsets
+            .read_offset(&mq, ReadOffsetType::ReadFromMemory)
+            .await
+            .unwrap(),
+        Some(4),
+        "once sent back, the failed message no longer holds the offset"
+    );
+    assert!(service.shutdown(Duration::from_secs(1)).await);
+}
