@@ -207,10 +207,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One runtime thread unless TOKIO_WORKER_THREADS says otherwise: the CLI's listener
+    // only counts or prints, and on a small machine shared with a broker a second worker
+    // costs more in wake-ups than it gains (measured in BENCHMARKS.md).
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rmq: cannot start the async runtime: {e}");

@@ -181,6 +181,17 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 return Err("rmq consume failed".into());
             }
             let rmq_allocs = allocations_per_msg(&out, count);
+            // The same build with two runtime threads (the CLI's default is one).
+            let t_two = format!("bench_two_{stamp}");
+            produce(&env, &t_two, count)?;
+            eprintln!("==> rmq consume of {count}, TOKIO_WORKER_THREADS=2");
+            let (ok, two, out) =
+                measure(rmq_consume(&env, &t_two, count).env("TOKIO_WORKER_THREADS", "2"))?;
+            eprintln!("{}", out.trim());
+            if !ok {
+                return Err("rmq consume (2 threads) failed".into());
+            }
+            let two_allocs = allocations_per_msg(&out, count);
             let base = match &baseline {
                 Some(bin) => {
                     eprintln!("==> baseline {} consume of {count}", bin.display());
@@ -202,7 +213,18 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
             rows.push(String::new());
             rows.push("| consumer | msgs/s | CPU µs per msg | allocations per msg | peak RSS MiB | wall s |".into());
             rows.push("|---|---|---|---|---|---|".into());
-            rows.push(line("rmq (`rmq consume`)", count, &rmq, rmq_allocs));
+            rows.push(line(
+                "rmq (`rmq consume`, 1 runtime thread)",
+                count,
+                &rmq,
+                rmq_allocs,
+            ));
+            rows.push(line(
+                "rmq (`rmq consume`, TOKIO_WORKER_THREADS=2)",
+                count,
+                &two,
+                two_allocs,
+            ));
             if let Some((u, a)) = &base {
                 rows.push(line("rmq baseline (`RMQ_BENCH_BASELINE`)", count, u, *a));
             }
