@@ -8,7 +8,7 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use bytestring::ByteString;
 
 pub use crate::properties::Properties;
@@ -311,14 +311,30 @@ impl<'a> Cursor<'a> {
         self.buf = rest;
         Ok(head)
     }
+    #[inline]
+    fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], MessageDecodeError> {
+        match self.buf.split_first_chunk::<N>() {
+            Some((head, rest)) => {
+                self.buf = rest;
+                Ok(*head)
+            }
+            None => Err(MessageDecodeError::Truncated { at: self.at, field }),
+        }
+    }
+    #[inline]
     fn i16(&mut self, f: &'static str) -> Result<i16, MessageDecodeError> {
-        Ok(self.take(2, f)?.get_i16())
+        self.array(f).map(i16::from_be_bytes)
     }
+    #[inline]
     fn i32(&mut self, f: &'static str) -> Result<i32, MessageDecodeError> {
-        Ok(self.take(4, f)?.get_i32())
+        self.array(f).map(i32::from_be_bytes)
     }
+    #[inline]
     fn i64(&mut self, f: &'static str) -> Result<i64, MessageDecodeError> {
-        Ok(self.take(8, f)?.get_i64())
+        self.array(f).map(i64::from_be_bytes)
     }
     fn len(&self, len: i64, field: &'static str) -> Result<usize, MessageDecodeError> {
         usize::try_from(len).map_err(|_| MessageDecodeError::NegativeLength {
@@ -327,28 +343,15 @@ impl<'a> Cursor<'a> {
             len,
         })
     }
+    #[inline]
     fn host(&mut self, v6: bool, f: &'static str) -> Result<SocketAddr, MessageDecodeError> {
-        let n = if v6 { 16 } else { 4 };
-        let ip_bytes = self.take(n, f)?;
-        let port = self.i32(f)?;
         let ip = if v6 {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(ip_bytes);
-            IpAddr::V6(Ipv6Addr::from(a))
+            IpAddr::V6(Ipv6Addr::from(self.array::<16>(f)?))
         } else {
-            IpAddr::V4(Ipv4Addr::new(
-                ip_bytes[0],
-                ip_bytes[1],
-                ip_bytes[2],
-                ip_bytes[3],
-            ))
+            IpAddr::V4(Ipv4Addr::from(self.array::<4>(f)?))
         };
+        let port = self.i32(f)?;
         Ok(SocketAddr::new(ip, port as u16))
-    }
-    fn utf8(&mut self, n: usize, field: &'static str) -> Result<&'a str, MessageDecodeError> {
-        let at = self.at;
-        std::str::from_utf8(self.take(n, field)?)
-            .map_err(|_| MessageDecodeError::Utf8 { at, field })
     }
 }
 
@@ -420,13 +423,15 @@ impl SharedNames {
         }
     }
 
-    fn topic(&mut self, topic: &str) -> Arc<str> {
+    /// The topic of `raw`: the previous record's (compared as bytes, so an unchanged topic
+    /// is not validated again), else a new UTF-8-checked one.
+    fn topic(&mut self, raw: &[u8]) -> Option<Arc<str>> {
         match &self.topic {
-            Some(t) if **t == *topic => Arc::clone(t),
+            Some(t) if t.as_bytes() == raw => Some(Arc::clone(t)),
             _ => {
-                let t: Arc<str> = Arc::from(topic);
+                let t: Arc<str> = Arc::from(std::str::from_utf8(raw).ok()?);
                 self.topic = Some(Arc::clone(&t));
-                t
+                Some(t)
             }
         }
     }
@@ -448,12 +453,15 @@ fn properties_view(
         .map_err(|_| MessageDecodeError::Utf8 { at, field })
 }
 
-/// Decodes one record starting at `body[at..]`; returns the message and the record length.
+/// Decodes one record starting at `body[at..]` onto the end of `out` (built in place, not
+/// returned: a message is a few hundred bytes, and moving it twice per record cost more
+/// than the parsing); returns the record length.
 fn decode_record(
     body: &Bytes,
     at: usize,
     names: &mut SharedNames,
-) -> Result<(MessageExt, usize), MessageDecodeError> {
+    out: &mut Vec<MessageExt>,
+) -> Result<usize, MessageDecodeError> {
     let left = body.len() - at;
     let mut c = Cursor {
         buf: &body[at..],
@@ -499,7 +507,9 @@ fn decode_record(
         i64::from(c.take(1, "topicLength")?[0] as i8)
     };
     let topic_len = c.len(topic_len, "topic")?;
-    let topic = names.topic(c.utf8(topic_len, "topic")?);
+    let topic = names
+        .topic(c.take(topic_len, "topic")?)
+        .ok_or(MessageDecodeError::Utf8 { at, field: "topic" })?;
     let props_len = c.i16("propertiesLength")?;
     let props_len = c.len(props_len.into(), "properties")?;
     let props_start = end - c.buf.len();
@@ -514,30 +524,28 @@ fn decode_record(
     } else {
         raw_body
     };
-    Ok((
-        MessageExt {
-            topic,
-            broker_name: Arc::clone(&names.empty),
-            queue_id,
-            queue_offset,
-            commit_log_offset,
-            store_size: total_size,
-            flag,
-            sys_flag,
-            body_crc,
-            born_timestamp,
-            born_host,
-            store_timestamp,
-            store_host,
-            reconsume_times,
-            prepared_transaction_offset,
-            properties,
-            body: payload,
-            queue_min_offset: None,
-            queue_max_offset: None,
-        },
-        total_size as usize,
-    ))
+    out.push(MessageExt {
+        topic,
+        broker_name: Arc::clone(&names.empty),
+        queue_id,
+        queue_offset,
+        commit_log_offset,
+        store_size: total_size,
+        flag,
+        sys_flag,
+        body_crc,
+        born_timestamp,
+        born_host,
+        store_timestamp,
+        store_host,
+        reconsume_times,
+        prepared_transaction_offset,
+        properties,
+        body: payload,
+        queue_min_offset: None,
+        queue_max_offset: None,
+    });
+    Ok(total_size as usize)
 }
 
 /// Expands an inner-batch message (INNER_BATCH and NEED_UNWRAP set, REMOTING.md §5.6 step 2).
@@ -606,12 +614,11 @@ pub fn decode_messages(body: &Bytes) -> Result<Vec<MessageExt>, MessageDecodeErr
     let mut at = 0usize;
     let mut names = SharedNames::new();
     while at < body.len() {
-        let (msg, len) = decode_record(body, at, &mut names)?;
-        at += len;
-        if msg.sys_flag & sys_flag::INNER_BATCH != 0 && msg.sys_flag & sys_flag::NEED_UNWRAP != 0 {
-            unwrap_inner_batch(msg, &mut out)?;
-        } else {
-            out.push(msg);
+        at += decode_record(body, at, &mut names, &mut out)?;
+        let last = out.last().map_or(0, |m| m.sys_flag);
+        if last & sys_flag::INNER_BATCH != 0 && last & sys_flag::NEED_UNWRAP != 0 {
+            let outer = out.pop().expect("just decoded");
+            unwrap_inner_batch(outer, &mut out)?;
         }
     }
     Ok(out)
@@ -622,7 +629,9 @@ pub fn decode_messages(body: &Bytes) -> Result<Vec<MessageExt>, MessageDecodeErr
 /// # Errors
 /// As [`decode_messages`].
 pub fn decode_message(body: &Bytes) -> Result<MessageExt, MessageDecodeError> {
-    decode_record(body, 0, &mut SharedNames::new()).map(|(m, _)| m)
+    let mut out = Vec::with_capacity(1);
+    decode_record(body, 0, &mut SharedNames::new(), &mut out)?;
+    Ok(out.pop().expect("one record decoded"))
 }
 
 #[cfg(test)]
