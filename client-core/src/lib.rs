@@ -39,6 +39,7 @@ mod properties;
 pub mod pull_kernel;
 pub mod route;
 mod send_back;
+mod shutdown_report;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
@@ -56,6 +57,7 @@ pub use filter::{ExpressionType, SubscriptionData};
 pub use message::{MessageExt, Properties};
 pub use route::{MessageQueue, TopicRouteData};
 pub use send_back::SendBack;
+pub use shutdown_report::ShutdownReport;
 
 /// Milliseconds since the Unix epoch (Java `System.currentTimeMillis()`).
 pub fn now_millis() -> i64 {

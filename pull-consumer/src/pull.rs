@@ -8,7 +8,7 @@ use std::time::Duration;
 use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{
     ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
-    PullKernel, PullResult, PullSpec, SendBack, SubscriptionData, Weakly,
+    PullKernel, PullResult, PullSpec, SendBack, ShutdownReport, SubscriptionData, Weakly,
 };
 use rmq_offset_store::{
     LocalFileOffsetStore, OffsetStore, ReadOffsetType, RemoteBrokerOffsetStore,
@@ -338,27 +338,34 @@ impl PullConsumer {
 
     /// Persists offsets, unregisters, and stops the client instance if no other consumer
     /// uses it (Java `shutdown`). Idempotent.
-    pub async fn shutdown(&self) {
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let mut report = ShutdownReport::default();
         let Some(s) = self.inner.started.get() else {
-            return;
+            return report;
         };
         if s.token.is_cancelled() {
-            return;
+            return report;
         }
-        rmq_remoting::task::stop_and_wait(&s.token, &s.tracker, Duration::from_secs(5)).await;
+        report.performed = true;
+        report.tasks_stopped =
+            rmq_remoting::task::stop_and_wait(&s.token, &s.tracker, Duration::from_secs(5)).await;
         let queues: Vec<MessageQueue> = s
             .offset_store
             .clone_offset_table(None)
             .into_keys()
             .collect();
+        report.queues = queues.len();
+        report.offsets_persisted = true;
         for mq in &queues {
             if let Err(e) = s.offset_store.persist(mq).await {
                 tracing::warn!(?mq, error = %e, "persisting offset at shutdown failed");
+                report.offsets_persisted = false;
             }
         }
         s.instance
             .release_consumer(&self.inner.group, Duration::from_secs(3))
             .await;
+        report
     }
 
     /// The readable queues of `topic` (Java `fetchSubscribeMessageQueues`).

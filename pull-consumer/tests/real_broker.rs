@@ -229,6 +229,12 @@ async fn lite_pull_seek_replays_and_stream_yields_messages() {
         "{err:?}"
     );
     assert_eq!(err.kind(), rmq_client_core::ErrorKind::InvalidArgument);
-    c.shutdown().await;
+    let report = c.shutdown().await;
+    assert!(
+        report.performed && report.offsets_persisted && report.tasks_stopped,
+        "{report}"
+    );
+    assert_eq!(report.queues, 1);
+    assert!(!c.shutdown().await.performed, "idempotent");
     producer.shutdown(Duration::from_secs(2)).await;
 }

@@ -8,7 +8,7 @@ use rmq_client_core::MessageQueue;
 
 use crate::core::Core;
 use crate::listener_factory::Service;
-use crate::shutdown::ShutdownReport;
+use rmq_client_core::ShutdownReport;
 
 /// How long a dropped consumer's unregistration from the brokers may take.
 const RELEASE_ON_DROP: Duration = Duration::from_secs(1);
@@ -134,15 +134,14 @@ impl PushConsumer {
         let tasks_stopped =
             rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, grace).await;
         core.instance.release_consumer(&core.group, grace).await;
-        let report = ShutdownReport {
-            performed: true,
-            queues,
-            messages_left,
-            drain_timed_out: messages_left > 0,
-            listener_calls_timed_out: !calls_done,
-            offsets_persisted,
-            tasks_stopped,
-        };
+        let mut report = ShutdownReport::default();
+        report.performed = true;
+        report.queues = queues;
+        report.messages_left = messages_left;
+        report.drain_timed_out = messages_left > 0;
+        report.listener_calls_timed_out = !calls_done;
+        report.offsets_persisted = offsets_persisted;
+        report.tasks_stopped = tasks_stopped;
         tracing::info!(group = %core.group, %report, "push consumer shut down");
         report
     }

@@ -39,7 +39,6 @@ mod error;
 mod listener_factory;
 mod pull_loop;
 mod rebalance_hook;
-mod shutdown;
 mod start;
 
 pub use builder::{PushConsumerBuilder, PushConsumerConfig};
@@ -49,6 +48,7 @@ pub use error::PushConsumerError;
 // the listeners and hooks, and what it takes to plug in an own allocation strategy or
 // offset store (the traits, their error types, `ReadOffsetType`, `BoxFuture`, and the six
 // Java strategies).
+pub use rmq_client_core::ShutdownReport;
 pub use rmq_client_core::{
     BoxError, ClientConfig, ClientError, ClientInstance, ConsumeFromWhere, Credentials, ErrorKind,
     MessageExt, MessageModel, MessageQueue, Properties,
@@ -69,4 +69,3 @@ pub use rmq_rebalance::{
     AllocateMessageQueueStrategy,
 };
 pub use rmq_remoting::BoxFuture;
-pub use shutdown::ShutdownReport;

@@ -34,7 +34,8 @@ impl Core {
     }
 
     /// Writes the polled offsets into the store; `sync` waits for each queue's commit.
-    pub(super) async fn commit(&self, sync: bool) {
+    /// Returns whether every commit succeeded.
+    pub(super) async fn commit(&self, sync: bool) -> bool {
         let polled: Vec<(MessageQueue, i64)> = lock(&self.consumed)
             .iter()
             .map(|(k, v)| (k.clone(), *v))
@@ -42,18 +43,22 @@ impl Core {
         for (mq, offset) in &polled {
             self.offset_store.update_offset(mq, *offset, true);
         }
+        let mut ok = true;
         if sync {
             for (mq, _) in &polled {
                 if let Err(e) = self.offset_store.persist(mq).await {
                     tracing::warn!(?mq, error = %e, "commit failed");
+                    ok = false;
                 }
             }
         } else {
             let queues: Vec<MessageQueue> = polled.into_iter().map(|(mq, _)| mq).collect();
             if let Err(e) = self.offset_store.persist_all(&queues).await {
                 tracing::warn!(error = %e, "auto-commit failed");
+                ok = false;
             }
         }
+        ok
     }
 
     pub(super) async fn pull_task(

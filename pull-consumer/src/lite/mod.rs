@@ -10,7 +10,7 @@ use futures::Stream;
 use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{
     ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
-    PullKernel, PullSpec, PullStatus, SubscriptionData, Weakly,
+    PullKernel, PullSpec, PullStatus, ShutdownReport, SubscriptionData, Weakly,
 };
 use rmq_consume_service::ProcessQueue;
 use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
@@ -555,17 +555,29 @@ impl LitePullConsumer {
 
     /// Commits (with auto-commit), stops the pull tasks, unregisters (Java `shutdown`).
     /// Idempotent.
-    pub async fn shutdown(&self) {
-        let Ok(core) = self.core() else { return };
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let mut report = ShutdownReport::default();
+        let Ok(core) = self.core() else {
+            return report;
+        };
         if core.token.is_cancelled() {
-            return;
+            return report;
+        }
+        report.performed = true;
+        {
+            let queues = lock(&core.queues);
+            report.queues = queues.len();
+            report.messages_left = queues.values().map(|q| q.pq.msg_count()).sum();
         }
         if core.config.auto_commit {
-            core.commit(true).await;
+            report.offsets_persisted = core.commit(true).await;
         }
-        rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, Duration::from_secs(5)).await;
+        report.tasks_stopped =
+            rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, Duration::from_secs(5))
+                .await;
         core.instance
             .release_consumer(&core.group, Duration::from_secs(3))
             .await;
+        report
     }
 }

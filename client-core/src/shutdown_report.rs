@@ -1,9 +1,10 @@
-//! [`ShutdownReport`]: what a push consumer's shutdown did.
+//! [`ShutdownReport`]: what a consumer's shutdown did.
 
 use std::fmt;
 
-/// What [`PushConsumer::shutdown`](crate::PushConsumer::shutdown) did, step by step. A
-/// clean stop has `messages_left == 0`, `offsets_persisted`, and nothing timed out.
+/// What a consumer's `shutdown()` did, step by step (the push consumer and both pull
+/// consumers return one). A clean stop has `messages_left == 0`, `offsets_persisted`, and
+/// nothing timed out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -11,15 +12,16 @@ pub struct ShutdownReport {
     pub performed: bool,
     /// Queues owned when the shutdown began.
     pub queues: usize,
-    /// Messages still cached (pulled, not consumed) when `drain_timeout` ran out; they are
-    /// delivered again to the next owner.
+    /// Messages still cached (pulled, not consumed — for the lite pull consumer: not yet
+    /// polled) when the consumer stopped; they are delivered again to the next owner.
     pub messages_left: usize,
     /// Whether the drain of cached messages ran out of time.
     pub drain_timed_out: bool,
     /// Whether listener calls were still running after `await_termination_when_shutdown`.
     pub listener_calls_timed_out: bool,
     /// Whether the offsets of every owned queue were persisted (committed to the broker, or
-    /// written to the local file).
+    /// written to the local file). A lite pull consumer without auto-commit persists nothing
+    /// at shutdown: `false`.
     pub offsets_persisted: bool,
     /// Whether the consumer's own tasks (pull loops, rebalance, locks) ended in time.
     pub tasks_stopped: bool,
