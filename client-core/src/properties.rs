@@ -83,10 +83,21 @@ impl Properties {
     /// The value of `name`. Allocates nothing.
     pub fn get(&self, name: &str) -> Option<&str> {
         match &self.repr {
-            Repr::Wire(w) => segments(w)
-                .filter(|(n, _)| *n == name)
-                .last()
-                .map(|(_, v)| v),
+            // Only segments that start with `name\x01` can match: checked with a compare
+            // before any search. With a non-empty name free of \x01 and a non-empty value,
+            // such a segment passes Java's rules (≥ 3 chars, first \x01 inside).
+            Repr::Wire(w) => {
+                if name.is_empty() || name.contains('\u{1}') {
+                    return None;
+                }
+                let n = name.len();
+                w.split('\u{2}')
+                    .filter(|seg| {
+                        seg.len() > n + 1 && seg.as_bytes()[n] == 1 && seg.starts_with(name)
+                    })
+                    .last()
+                    .map(|seg| &seg[n + 1..])
+            }
             Repr::Owned(v) => v.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
         }
     }
@@ -178,6 +189,9 @@ mod tests {
         assert_eq!(p.get("TAGS"), Some("TagB"), "last value wins");
         assert_eq!(p.get("KEYS"), Some("k1 k2"));
         assert_eq!(p.get("ab"), None);
+        assert_eq!(p.get(""), None);
+        assert_eq!(p.get("k"), None, "an empty value is no property");
+        assert_eq!(p.get("TAG"), None, "a prefix is not a name");
         assert_eq!(
             p.iter().collect::<Vec<_>>(),
             [("TAGS", "TagB"), ("KEYS", "k1 k2")],
@@ -185,6 +199,19 @@ mod tests {
         );
         assert_eq!(p.len(), 2);
         assert_eq!(Properties::parse(&p.to_wire()), p);
+    }
+
+    proptest::proptest! {
+        /// The fast `get` agrees with Java's parsing rules applied segment by segment.
+        #[test]
+        fn get_agrees_with_the_java_rules(
+            text in "[ab\u{1}\u{2}é]{0,40}",
+            name in "[ab\u{1}é]{0,3}",
+        ) {
+            let p = Properties::parse(&text);
+            let reference = segments(&text).filter(|(n, _)| *n == name).last().map(|(_, v)| v);
+            proptest::prop_assert_eq!(p.get(&name), reference);
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use rmq_remoting::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::call::{CallOutcome, guarded};
 use crate::listener::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
     ConsumeMessageHook, MessageListenerConcurrently,
@@ -339,21 +340,24 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 hook.consume_message_before(h, msgs);
             }
         }
-        let started = Instant::now();
-        let call = AssertUnwindSafe(self.listener.consume_message(msgs, ctx)).catch_unwind();
-        let (status, outcome) = match tokio::time::timeout(self.config.consume_timeout, call).await
+        let call = self.listener.consume_message(msgs, ctx);
+        let (status, outcome) = match guarded(
+            self.config.consume_timeout,
+            &self.metrics.latency,
+            call,
+        )
+        .await
         {
-            Ok(Ok(s)) => (s, status_name(s)),
-            Ok(Err(_)) => {
+            CallOutcome::Returned(s) => (s, status_name(s)),
+            CallOutcome::Panicked => {
                 tracing::warn!(queue = ?batch.mq, "listener panicked; the batch will be retried");
                 (ConsumeConcurrentlyStatus::ReconsumeLater, "EXCEPTION")
             }
-            Err(_) => {
+            CallOutcome::TimedOut => {
                 tracing::warn!(queue = ?batch.mq, timeout = ?self.config.consume_timeout, "listener timed out; the batch will be retried");
                 (ConsumeConcurrentlyStatus::ReconsumeLater, "TIME_OUT")
             }
         };
-        self.metrics.latency.record(started.elapsed().as_secs_f64());
         if let Some(h) = &mut hook_ctx {
             h.success = status == ConsumeConcurrentlyStatus::ConsumeSuccess;
             h.status = outcome;

@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+mod call;
 mod concurrent;
 mod listener;
 mod metrics;

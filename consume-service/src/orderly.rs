@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::call::{CallOutcome, guarded};
 use crate::listener::{
     ConsumeMessageContext, ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus,
     DynOrderly, MessageListenerOrderly,
@@ -216,20 +217,21 @@ impl ConsumeMessageOrderlyService {
             for h in &inner.hooks {
                 h.consume_message_before(&hook_ctx, &batch);
             }
-            let t0 = Instant::now();
-            let call = AssertUnwindSafe(inner.listener.consume(&batch, &mut ctx)).catch_unwind();
-            let (status, name) = match tokio::time::timeout(inner.config.consume_timeout, call)
-                .await
-            {
-                Ok(Ok(ConsumeOrderlyStatus::Success)) => (ConsumeOrderlyStatus::Success, "SUCCESS"),
-                Ok(Ok(s)) => (s, "SUSPEND_CURRENT_QUEUE_A_MOMENT"),
-                Ok(Err(_)) => (
-                    ConsumeOrderlyStatus::SuspendCurrentQueueAMoment,
-                    "EXCEPTION",
-                ),
-                Err(_) => (ConsumeOrderlyStatus::SuspendCurrentQueueAMoment, "TIME_OUT"),
-            };
-            inner.metrics.latency.record(t0.elapsed().as_secs_f64());
+            let call = inner.listener.consume(&batch, &mut ctx);
+            let (status, name) =
+                match guarded(inner.config.consume_timeout, &inner.metrics.latency, call).await {
+                    CallOutcome::Returned(ConsumeOrderlyStatus::Success) => {
+                        (ConsumeOrderlyStatus::Success, "SUCCESS")
+                    }
+                    CallOutcome::Returned(s) => (s, "SUSPEND_CURRENT_QUEUE_A_MOMENT"),
+                    CallOutcome::Panicked => (
+                        ConsumeOrderlyStatus::SuspendCurrentQueueAMoment,
+                        "EXCEPTION",
+                    ),
+                    CallOutcome::TimedOut => {
+                        (ConsumeOrderlyStatus::SuspendCurrentQueueAMoment, "TIME_OUT")
+                    }
+                };
             hook_ctx.success = status == ConsumeOrderlyStatus::Success;
             hook_ctx.status = name;
             for h in &inner.hooks {

@@ -1,0 +1,78 @@
+//! One guarded listener call: Java's consume timeout, a panic caught, the latency recorded.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+
+/// How a listener call ended.
+pub(crate) enum CallOutcome<T> {
+    /// It returned this.
+    Returned(T),
+    /// It panicked (Java: an exception thrown by the listener).
+    Panicked,
+    /// It ran past `consumeTimeout`.
+    TimedOut,
+}
+
+/// Runs `call` (a listener call), at most `timeout`, catching a panic, and records its
+/// latency in `latency`. A call that is done on its first poll (most in-memory handlers)
+/// never arms a timer: the timer wheel is touched only by calls that actually wait.
+pub(crate) async fn guarded<F: Future>(
+    timeout: Duration,
+    latency: &metrics::Histogram,
+    call: F,
+) -> CallOutcome<F::Output> {
+    let started = Instant::now();
+    let call = AssertUnwindSafe(call).catch_unwind();
+    tokio::pin!(call);
+    let result = match futures::poll!(call.as_mut()) {
+        Poll::Ready(r) => Some(r),
+        Poll::Pending => tokio::time::timeout(timeout, call).await.ok(),
+    };
+    latency.record(started.elapsed().as_secs_f64());
+    match result {
+        Some(Ok(v)) => CallOutcome::Returned(v),
+        Some(Err(_)) => CallOutcome::Panicked,
+        None => CallOutcome::TimedOut,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram() -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn returns_panics_and_timeouts_are_told_apart() {
+        let h = histogram();
+        let t = Duration::from_secs(60);
+        assert!(matches!(
+            guarded(t, &h, async { 7 }).await,
+            CallOutcome::Returned(7)
+        ));
+        let waits_then_returns = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            8
+        };
+        assert!(matches!(
+            guarded(t, &h, waits_then_returns).await,
+            CallOutcome::Returned(8)
+        ));
+        assert!(matches!(
+            guarded(t, &h, async { panic!("listener bug") }).await,
+            CallOutcome::<()>::Panicked
+        ));
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            guarded(t, &h, std::future::pending::<()>()).await,
+            CallOutcome::TimedOut
+        ));
+        assert_eq!(started.elapsed(), t, "timed out at the consume timeout");
+    }
+}
