@@ -91,11 +91,11 @@ impl Properties {
                     return None;
                 }
                 let n = name.len();
-                w.split('\u{2}')
-                    .filter(|seg| {
+                // The last one wins (Java's map put): search from the end.
+                w.rsplit('\u{2}')
+                    .find(|seg| {
                         seg.len() > n + 1 && seg.as_bytes()[n] == 1 && seg.starts_with(name)
                     })
-                    .last()
                     .map(|seg| &seg[n + 1..])
             }
             Repr::Owned(v) => v.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
