@@ -203,7 +203,7 @@ pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<
         _ => 0.0,
     };
     if o.format == Format::Summary || o.count.is_some() {
-        let summary = serde_json::json!({
+        let mut summary = serde_json::json!({
             "received": received,
             "unique": unique,
             "duplicates": received - unique,
@@ -211,8 +211,11 @@ pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<
             "last_timestamp": s.last_ms,
             "msgs_per_sec": if span_ms > 0.0 { (unique as f64 * 1000.0 / span_ms).round() } else { 0.0 },
             "per_queue": s.per_queue,
-            "allocations": allocations(),
         });
+        // Only in a build with the `alloc-stats` feature (`cargo xtask bench`).
+        if let Some(n) = allocations() {
+            summary["allocations"] = n.into();
+        }
         out(&summary.to_string())?;
     }
     if idle_stop {
