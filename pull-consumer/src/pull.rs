@@ -68,6 +68,7 @@ pub struct PullConsumerBuilder {
     listener: Option<Arc<dyn MessageQueueListener>>,
     strategy: Arc<dyn AllocateMessageQueueStrategy>,
     offset_store: Option<Arc<dyn OffsetStore>>,
+    instance: Option<ClientInstance>,
 }
 
 impl std::fmt::Debug for PullConsumerBuilder {
@@ -86,6 +87,13 @@ impl PullConsumerBuilder {
         self.client = self.client.namesrv_addr(addrs);
         self
     }
+    /// Runs on this client instance (shared with other consumers and producers) instead of
+    /// one looked up by client id; its configuration is the one used.
+    pub fn instance(mut self, instance: &ClientInstance) -> Self {
+        self.instance = Some(instance.clone());
+        self
+    }
+
     /// The whole client configuration.
     pub fn client_config(mut self, client: ClientConfig) -> Self {
         self.client = client;
@@ -142,7 +150,7 @@ impl PullConsumerBuilder {
                 "consumer group is empty".into(),
             ));
         }
-        if self.client.namesrv_addrs.is_empty() {
+        if self.client.namesrv_addrs.is_empty() && self.instance.is_none() {
             return Err(PullConsumerError::InvalidConfig(
                 "no name server address".into(),
             ));
@@ -165,6 +173,7 @@ impl PullConsumerBuilder {
                 listener: self.listener,
                 strategy: self.strategy,
                 offset_store: Mutex::new(self.offset_store),
+                instance: self.instance,
                 started: OnceLock::new(),
             }),
         })
@@ -192,6 +201,7 @@ struct Inner {
     listener: Option<Arc<dyn MessageQueueListener>>,
     strategy: Arc<dyn AllocateMessageQueueStrategy>,
     offset_store: Mutex<Option<Arc<dyn OffsetStore>>>,
+    instance: Option<ClientInstance>,
     started: OnceLock<Arc<Started>>,
 }
 
@@ -244,6 +254,7 @@ impl PullConsumer {
             listener: None,
             strategy: Arc::new(AllocateMessageQueueAveragely),
             offset_store: None,
+            instance: None,
         }
     }
 
@@ -259,7 +270,10 @@ impl PullConsumer {
         if i.started.get().is_some() {
             return Err(PullConsumerError::AlreadyStarted);
         }
-        let instance = ClientInstance::get_or_create(&i.client)?;
+        let instance = match &i.instance {
+            Some(inst) => inst.clone(),
+            None => ClientInstance::get_or_create(&i.client)?,
+        };
         let offset_store: Arc<dyn OffsetStore> = match i
             .offset_store
             .lock()

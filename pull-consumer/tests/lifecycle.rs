@@ -66,3 +66,35 @@ async fn a_bad_setting_is_refused_before_anything_starts() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_can_share_a_client_instance_handed_to_them() {
+    let instance = rmq_client_core::ClientInstance::get_or_create(
+        &client().instance_name("lifecycle_shared_pull"),
+    )
+    .unwrap();
+    let lite = LitePullConsumer::builder("shared_lite")
+        .instance(&instance)
+        .subscribe("TopicTest", "*")
+        .start()
+        .await
+        .unwrap();
+    let pull = PullConsumer::builder("shared_pull")
+        .instance(&instance)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        instance.consumer_count(),
+        2,
+        "both registered on the one instance"
+    );
+    let taken = PullConsumer::builder("shared_pull")
+        .instance(&instance)
+        .start()
+        .await
+        .expect_err("the group is taken in this instance");
+    assert_eq!(taken.kind(), rmq_client_core::ErrorKind::Config);
+    assert!(lite.shutdown().await.performed);
+    assert!(pull.shutdown().await.performed);
+}

@@ -27,6 +27,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The pieces, in the order a consumer lives: `builder` (the Java knobs, validation), `start`
+//! (a running consumer or an error with nothing running), `consumer` (the handle: drop stops
+//! it, `shutdown` drains and reports), `core` (what a started consumer owns; the queue table),
+//! `pull_loop` (one queue's pull loop and flow control), `listener_factory`, `rebalance_hook`
+//! (queues added and removed), `broker_requests` (offset reset, running info, consume
+//! directly), `error`.
+//!
 //! Metrics (`metrics` crate): `rmq_pulled_total`, `rmq_consumed_total{result=ok|failed}`,
 //! `rmq_pull_latency_seconds`, `rmq_consume_latency_seconds`, `rmq_cached_bytes`,
 //! `rmq_queue_lag{topic,queue}`, `rmq_flow_control_total`.

@@ -22,6 +22,7 @@ pub struct LitePullConsumerBuilder {
     config: LitePullConsumerConfig,
     strategy: Arc<dyn AllocateMessageQueueStrategy>,
     offset_store: Option<Arc<dyn OffsetStore>>,
+    instance: Option<ClientInstance>,
     subscriptions: Vec<(String, String)>,
 }
 
@@ -44,6 +45,7 @@ impl LitePullConsumer {
             config: LitePullConsumerConfig::default(),
             strategy: Arc::new(AllocateMessageQueueAveragely),
             offset_store: None,
+            instance: None,
             subscriptions: Vec::new(),
         }
     }
@@ -53,6 +55,13 @@ impl LitePullConsumerBuilder {
     /// Name servers, `host:port;host:port` (Java `namesrvAddr`; default env `NAMESRV_ADDR`).
     pub fn namesrv_addr(mut self, addrs: &str) -> Self {
         self.client = self.client.namesrv_addr(addrs);
+        self
+    }
+
+    /// Runs on this client instance (shared with other consumers and producers) instead of
+    /// one looked up by client id; its configuration is the one used.
+    pub fn instance(mut self, instance: &ClientInstance) -> Self {
+        self.instance = Some(instance.clone());
         self
     }
 
@@ -99,7 +108,13 @@ impl LitePullConsumerBuilder {
     /// timeout not above the long-poll hold, or a bad expression;
     /// [`PullConsumerError::Client`], [`PullConsumerError::OffsetStore`].
     pub async fn start(self) -> Result<LitePullConsumer, PullConsumerError> {
-        let c = LitePullConsumer::new(&self.group, self.client, self.config, self.strategy)?;
+        let c = LitePullConsumer::new(
+            &self.group,
+            self.client,
+            self.config,
+            self.strategy,
+            self.instance,
+        )?;
         if let Some(store) = self.offset_store {
             *lock(&c.shared.offset_store) = Some(store);
         }

@@ -89,6 +89,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Shared {
     group: String,
+    /// A client instance handed over by the builder.
+    instance: Option<ClientInstance>,
     client: ClientConfig,
     config: LitePullConsumerConfig,
     strategy: Arc<dyn AllocateMessageQueueStrategy>,
@@ -145,8 +147,11 @@ impl LitePullConsumer {
         client: ClientConfig,
         config: LitePullConsumerConfig,
         strategy: Arc<dyn AllocateMessageQueueStrategy>,
+        instance: Option<ClientInstance>,
     ) -> Result<Self, PullConsumerError> {
-        if consumer_group.trim().is_empty() || client.namesrv_addrs.is_empty() {
+        if consumer_group.trim().is_empty()
+            || (client.namesrv_addrs.is_empty() && instance.is_none())
+        {
             return Err(PullConsumerError::InvalidConfig(
                 "consumer group and name server address are required".into(),
             ));
@@ -166,6 +171,7 @@ impl LitePullConsumer {
                 client,
                 config,
                 strategy,
+                instance,
                 offset_store: Mutex::new(None),
                 mode: Mutex::new(Mode::Unset),
                 pending_subscriptions: Mutex::new(Vec::new()),
@@ -202,7 +208,10 @@ impl LitePullConsumer {
         if s.core.get().is_some() {
             return Err(PullConsumerError::AlreadyStarted);
         }
-        let instance = ClientInstance::get_or_create(&s.client)?;
+        let instance = match &s.instance {
+            Some(inst) => inst.clone(),
+            None => ClientInstance::get_or_create(&s.client)?,
+        };
         let offset_store: Arc<dyn OffsetStore> = match lock(&s.offset_store).take() {
             Some(st) => st,
             None => match s.config.message_model {
