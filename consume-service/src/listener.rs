@@ -124,6 +124,10 @@ impl<L: MessageListenerOrderly> MessageListenerOrderly for Arc<L> {
 /// it changed (`ack_index`, `delay_level_when_next_consume`), as the trait's `&mut` context
 /// allows.
 ///
+/// Convenience has a price: the closure owns its batch, so each call copies the message
+/// handles into a `Vec` (one allocation per call; bodies and properties are shared, not
+/// copied). Implement [`MessageListenerConcurrently`] for the path that allocates nothing.
+///
 /// ```
 /// use rmq_consume_service::{ConsumeConcurrentlyStatus, listener_fn};
 /// let plain = listener_fn(|msgs, _ctx| async move {
