@@ -101,10 +101,17 @@ struct Stopper {
     queue: Arc<WorkQueue<Work>>,
 }
 
-impl Drop for Stopper {
-    fn drop(&mut self) {
+impl Stopper {
+    /// Closes the work queue (waiting calls are dropped) and cancels the consume tasks.
+    fn stop(&self) {
         self.queue.close();
         self.token.cancel();
+    }
+}
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -126,7 +133,6 @@ pub struct ConsumeMessageConcurrentlyService {
 /// What a service handle holds; the consume tasks hold `Inner` instead, so the last
 /// handle's drop runs [`Stopper`].
 struct Handle {
-    queue: Arc<WorkQueue<Work>>,
     stopper: Stopper,
     tracker: TaskTracker,
     send_back: SendBack,
@@ -183,11 +189,7 @@ impl ConsumeMessageConcurrentlyService {
         }
         ConsumeMessageConcurrentlyService {
             handle: Arc::new(Handle {
-                stopper: Stopper {
-                    token,
-                    queue: Arc::clone(&queue),
-                },
-                queue,
+                stopper: Stopper { token, queue },
                 tracker,
                 send_back,
                 in_flight,
@@ -219,7 +221,7 @@ impl ConsumeMessageConcurrentlyService {
             mq: mq.clone(),
         });
         send_calls(
-            &self.handle.queue,
+            &self.handle.stopper.queue,
             &self.handle.stopper.token,
             batch,
             self.handle.config.consume_message_batch_max_size,
@@ -246,14 +248,13 @@ impl ConsumeMessageConcurrentlyService {
     /// Stops taking listener calls at once, without waiting (what dropping a consumer
     /// does); calls running finish, waiting ones are abandoned uncommitted.
     pub fn cancel(&self) {
-        self.handle.queue.close();
-        self.handle.stopper.token.cancel();
+        self.handle.stopper.stop();
     }
 
     /// Stops starting listener calls and waits up to `grace` for the ones running. Calls
     /// not started stay uncommitted. Idempotent. Returns `true` when every call ended in time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
-        self.handle.queue.close();
+        self.handle.stopper.stop();
         let done = rmq_remoting::task::stop_and_wait(
             &self.handle.stopper.token,
             &self.handle.tracker,

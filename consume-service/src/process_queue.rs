@@ -83,6 +83,23 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// Waits (at most `timeout`) until `done()` holds, re-checking it whenever `notify` wakes;
+/// the waiter is registered before each check, so a wake-up between the two is not lost.
+async fn wait_until(notify: &Notify, timeout: Duration, done: impl Fn() -> bool + Sync) -> bool {
+    let wait = async {
+        loop {
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if done() {
+                return;
+            }
+            woken.await;
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.is_ok()
+}
+
 /// A listener call running on a queue's messages (see [`ProcessQueue::begin_call`]).
 #[derive(Debug)]
 pub struct CallGuard(Arc<ProcessQueue>);
@@ -299,35 +316,16 @@ impl ProcessQueue {
     /// Waits until no listener call runs on this queue, at most `timeout`; returns whether
     /// none does. Woken by the calls' guards, never polled.
     pub async fn wait_calls_idle(&self, timeout: Duration) -> bool {
-        let wait = async {
-            loop {
-                let idle = self.calls_idle.notified();
-                tokio::pin!(idle);
-                idle.as_mut().enable();
-                if self.calls.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
+        wait_until(&self.calls_idle, timeout, || {
+            self.calls.load(Ordering::SeqCst) == 0
+        })
+        .await
     }
 
     /// Waits until nothing is cached, at most `timeout`; returns whether the cache is
     /// empty. Woken by the consume side, never polled.
     pub async fn wait_empty(&self, timeout: Duration) -> bool {
-        let wait = async {
-            loop {
-                let emptied = self.emptied.notified();
-                tokio::pin!(emptied);
-                emptied.as_mut().enable();
-                if self.msg_count() == 0 {
-                    return;
-                }
-                emptied.await;
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
+        wait_until(&self.emptied, timeout, || self.msg_count() == 0).await
     }
 
     /// Messages cached (including orderly ones being consumed).

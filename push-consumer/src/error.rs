@@ -13,9 +13,6 @@ pub enum PushConsumerError {
     /// The offset store could not be loaded.
     #[error("offset store error")]
     OffsetStore(#[from] rmq_offset_store::OffsetStoreError),
-    /// `start` was called twice, or after `shutdown`.
-    #[error("consumer already started or shut down")]
-    AlreadyStarted,
 }
 
 impl PushConsumerError {
@@ -23,9 +20,7 @@ impl PushConsumerError {
     /// timeout, decode, shut down…).
     pub fn kind(&self) -> rmq_client_core::ErrorKind {
         match self {
-            PushConsumerError::InvalidConfig(_) | PushConsumerError::AlreadyStarted => {
-                rmq_client_core::ErrorKind::Config
-            }
+            PushConsumerError::InvalidConfig(_) => rmq_client_core::ErrorKind::Config,
             PushConsumerError::Client(e) => e.kind(),
             PushConsumerError::OffsetStore(e) => e.kind(),
         }
