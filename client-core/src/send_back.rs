@@ -1,5 +1,6 @@
 //! Sending a failed message back for a retry (REMOTING.md §3.10, §7).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::header::ConsumerSendMsgBackRequestHeader;
@@ -59,18 +60,41 @@ impl SendBack {
     /// Restores the real topic of a retried message (Java `resetRetryAndNamespace`): when
     /// the message came from `%RETRY%<group>` and carries `RETRY_TOPIC`, that is its
     /// topic; then the namespace is stripped.
-    /// Allocates only for a retried or namespaced message.
     pub fn reset_retry_and_namespace(&self, msg: &mut MessageExt) {
-        if *msg.topic == *self.retry_topic
-            && let Some(t) = msg.property(property::RETRY_TOPIC)
-        {
-            msg.topic = t.into();
-        }
+        self.reset_retry_and_namespace_all(std::slice::from_mut(msg));
+    }
+
+    /// [`SendBack::reset_retry_and_namespace`] for a pull's messages. They share one topic
+    /// string, so its namespace-free form is made once and shared too: a namespaced
+    /// consumer allocates per batch, not per message (only retried messages, each with its
+    /// own `RETRY_TOPIC`, allocate for themselves).
+    pub fn reset_retry_and_namespace_all(&self, msgs: &mut [MessageExt]) {
         let ns = self.instance.config().namespace_str();
-        if !ns.is_empty() {
-            let plain = unwrap(ns, &msg.topic);
-            if *plain != *msg.topic {
-                msg.topic = plain.into();
+        // The last topic stripped of its namespace: (as received, as restored).
+        let mut last: Option<(Arc<str>, Arc<str>)> = None;
+        for msg in msgs {
+            let retried = *msg.topic == *self.retry_topic;
+            if retried && let Some(t) = msg.property(property::RETRY_TOPIC) {
+                msg.topic = t.into();
+            }
+            if ns.is_empty() {
+                continue;
+            }
+            match &last {
+                Some((from, to)) if Arc::ptr_eq(from, &msg.topic) => {
+                    msg.topic = Arc::clone(to);
+                }
+                _ => {
+                    let plain = unwrap(ns, &msg.topic);
+                    if *plain != *msg.topic {
+                        let to: Arc<str> = plain.into();
+                        // A retried message's topic is its own; the pull's is shared.
+                        if !retried {
+                            last = Some((Arc::clone(&msg.topic), Arc::clone(&to)));
+                        }
+                        msg.topic = to;
+                    }
+                }
             }
         }
     }

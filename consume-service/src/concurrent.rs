@@ -212,9 +212,9 @@ impl ConsumeMessageConcurrentlyService {
         if n == 0 {
             return true;
         }
-        for m in &mut msgs {
-            self.handle.send_back.reset_retry_and_namespace(m);
-        }
+        self.handle
+            .send_back
+            .reset_retry_and_namespace_all(&mut msgs);
         let batch = Arc::new(PullBatch {
             msgs,
             pq: Arc::clone(pq),

@@ -195,9 +195,7 @@ impl ConsumeMessageOrderlyService {
                 }
                 return;
             }
-            for m in &mut batch {
-                inner.send_back.reset_retry_and_namespace(m);
-            }
+            inner.send_back.reset_retry_and_namespace_all(&mut batch);
             let lock = self.consume_lock(&mq);
             let guard = lock.lock().await;
             let _call = pq.begin_call();
