@@ -31,8 +31,6 @@ pub struct PullSpec<'a> {
     /// Whether the broker filters with this request's subscription (FLAG_SUBSCRIPTION; the
     /// pull consumers) rather than the one registered by heartbeat (the push consumer).
     pub post_subscription: bool,
-    /// Lite pull (request code 361, FLAG_LITE_PULL).
-    pub lite: bool,
     /// RPC timeout; must exceed `suspend`.
     pub timeout: Duration,
 }
@@ -80,15 +78,12 @@ impl PullKernel {
         let sub = spec.subscription;
         let found = self.instance.pull_addr_of(mq, self.suggested(mq)).await?;
         let commit = spec.commit_offset.filter(|_| !found.slave);
-        let mut sys_flag = pull_sys_flag::build(
+        let sys_flag = pull_sys_flag::build(
             commit.is_some(),
             spec.suspend.is_some(),
             spec.post_subscription,
             false,
         );
-        if spec.lite {
-            sys_flag |= pull_sys_flag::LITE_PULL;
-        }
         let header = PullMessageRequestHeader {
             consumer_group: self.group.clone(),
             topic: mq.topic.clone(),

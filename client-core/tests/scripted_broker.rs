@@ -108,7 +108,6 @@ fn spec<'a>(
         commit_offset: None,
         suspend: None,
         post_subscription: true,
-        lite: false,
         timeout,
     }
 }

@@ -464,7 +464,6 @@ impl PullConsumer {
                 commit_offset: None,
                 suspend: block,
                 post_subscription: true,
-                lite: false,
                 timeout,
             })
             .await?)

@@ -138,7 +138,6 @@ impl Core {
                     commit_offset: commit,
                     suspend: Some(BROKER_SUSPEND_MAX_TIME),
                     post_subscription: false,
-                    lite: false,
                     timeout: PULL_TIMEOUT,
                 })
                 .instrument(tracing::trace_span!("pull_request", offset = next_offset));

@@ -130,7 +130,6 @@ impl Core {
                     commit_offset: None,
                     suspend: Some(c.broker_suspend_max_time),
                     post_subscription: true,
-                    lite: false,
                     timeout: c.consumer_timeout_when_suspend,
                 }) => r,
             };
