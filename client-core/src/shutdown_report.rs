@@ -4,7 +4,7 @@ use std::fmt;
 
 /// What a consumer's `shutdown()` did, step by step (the push consumer and both pull
 /// consumers return one). A clean stop has `messages_left == 0`, `offsets_persisted`, and
-/// nothing timed out.
+/// nothing timed out. Java's `shutdown()` returns nothing and logs what went wrong.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
