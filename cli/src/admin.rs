@@ -5,7 +5,10 @@ use super::*;
 pub(crate) async fn route(namesrv: &Option<String>, topic: &str) -> Result<(), Failure> {
     let client = client_config(namesrv, "route")?;
     let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
-    instance.update_topic_route(topic).await.map_err(fail)?;
+    instance
+        .update_topic_route(topic)
+        .await
+        .map_err(|e| preflight::namesrv_failure(&instance, &e))?;
     let r = instance
         .topic_route(topic)
         .ok_or_else(|| Failure(1, format!("no route for topic {topic}")))?;
@@ -18,13 +21,20 @@ pub(crate) async fn lag(namesrv: &Option<String>, group: &str, topic: &str) -> R
     let client = client_config(namesrv, "lag")?;
     let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
     let mut total = 0i64;
+    // The topic must exist; its retry topic exists only once the group has consumed.
+    instance
+        .update_topic_route(topic)
+        .await
+        .map_err(|e| preflight::namesrv_failure(&instance, &e))?;
     out(&format!(
         "{:<40} {:<16} {:>6} {:>14} {:>14} {:>10}",
         "TOPIC", "BROKER", "QUEUE", "MAX_OFFSET", "COMMITTED", "LAG"
     ))?;
     for t in [topic.to_owned(), format!("%RETRY%{group}")] {
-        if instance.update_topic_route(&t).await.is_err() {
-            continue;
+        match instance.update_topic_route(&t).await {
+            Ok(_) => {}
+            Err(rmq_client_core::ClientError::TopicRouteNotFound { .. }) => continue,
+            Err(e) => return Err(preflight::namesrv_failure(&instance, &e)),
         }
         let queues: Vec<MessageQueue> = instance.subscribe_queues(&t);
         for mq in queues {
@@ -32,11 +42,21 @@ pub(crate) async fn lag(namesrv: &Option<String>, group: &str, topic: &str) -> R
                 .find_broker_address_in_publish(&mq.broker_name)
                 .ok_or_else(|| Failure(1, format!("no master for broker {}", mq.broker_name)))?;
             let timeout = Duration::from_secs(3);
+            let unreachable = |e: rmq_client_core::ClientError| {
+                Failure(
+                    1,
+                    format!(
+                        "broker {} ({addr}) unreachable: {}",
+                        mq.broker_name,
+                        error_chain(&e)
+                    ),
+                )
+            };
             let max = instance
                 .api()
                 .get_max_offset(&addr, &mq, timeout)
                 .await
-                .map_err(fail)?;
+                .map_err(unreachable)?;
             let header = QueryConsumerOffsetRequestHeader {
                 consumer_group: group.to_owned(),
                 topic: mq.topic.clone(),
@@ -48,7 +68,7 @@ pub(crate) async fn lag(namesrv: &Option<String>, group: &str, topic: &str) -> R
                 .api()
                 .query_consumer_offset(&addr, &header, timeout)
                 .await
-                .map_err(fail)?;
+                .map_err(unreachable)?;
             let lag = max - committed.unwrap_or(0);
             total += lag;
             out(&format!(

@@ -10,6 +10,7 @@ pub(crate) struct ConsumeOpts {
     pub(crate) broadcast: bool,
     pub(crate) from: String,
     pub(crate) count: Option<u64>,
+    pub(crate) wait_for_topic: bool,
     pub(crate) idle_exit: Option<u64>,
     pub(crate) format: Format,
     pub(crate) quiet: bool,
@@ -34,9 +35,13 @@ fn id_key(id: &str) -> u128 {
 /// What the consume command counts.
 struct Stats {
     format: Format,
+    /// `--count`: messages to print in all.
+    limit: Option<u64>,
     inner: Mutex<StatsInner>,
     received: AtomicU64,
     last_ms: AtomicU64,
+    /// Woken when the `--count`th message was printed.
+    reached: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -46,36 +51,56 @@ struct StatsInner {
     /// Ids seen, hashed with foldhash (SipHash, std's default, was a tenth of the CLI's CPU).
     ids: HashSet<u128, foldhash::fast::RandomState>,
     per_queue: BTreeMap<i32, u64>,
+    /// Messages printed (or counted, with `--format summary`).
+    printed: u64,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
 }
 
 impl Stats {
-    fn record(&self, msgs: &[MessageExt]) {
+    /// Counts and prints `msgs`, at most up to `--count` in all; returns `false` when not
+    /// all of them fitted: that call must then never report success, so that no offset is
+    /// committed past the last message printed.
+    fn record(&self, msgs: &[MessageExt]) -> bool {
         let now = rmq_client_core::now_millis();
-        {
+        let taken = {
             let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            for m in msgs {
+            let room = self
+                .limit
+                .map_or(usize::MAX, |l| l.saturating_sub(s.printed) as usize);
+            let taken = &msgs[..msgs.len().min(room)];
+            for m in taken {
                 s.ids.insert(id_key(&m.msg_id()));
                 *s.per_queue.entry(m.queue_id).or_default() += 1;
             }
-            s.first_ms.get_or_insert(now);
-            s.last_ms = Some(now);
-        }
-        self.received
-            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
-        self.last_ms.store(now as u64, Ordering::Relaxed);
-        if self.format != Format::Summary {
-            let mut out = std::io::stdout().lock();
-            for m in msgs {
-                let line = if self.format == Format::Json {
-                    message_json(m)
-                } else {
-                    message_text(m)
-                };
-                let _ = writeln!(out, "{line}");
+            s.printed += taken.len() as u64;
+            if !taken.is_empty() {
+                s.first_ms.get_or_insert(now);
+                s.last_ms = Some(now);
             }
+            // Printed under the lock, so the output holds exactly `--count` messages.
+            if self.format != Format::Summary {
+                let mut out = std::io::stdout().lock();
+                for m in taken {
+                    let line = if self.format == Format::Json {
+                        message_json(m)
+                    } else {
+                        message_text(m)
+                    };
+                    let _ = writeln!(out, "{line}");
+                }
+                let _ = out.flush();
+            }
+            if self.limit.is_some_and(|l| s.printed >= l) {
+                self.reached.notify_one();
+            }
+            taken.len()
+        };
+        if taken > 0 {
+            self.received.fetch_add(taken as u64, Ordering::Relaxed);
+            self.last_ms.store(now as u64, Ordering::Relaxed);
         }
+        taken == msgs.len()
     }
 
     fn unique(&self) -> u64 {
@@ -95,7 +120,10 @@ impl MessageListenerConcurrently for StatsListener {
         msgs: &[MessageExt],
         _ctx: &mut ConsumeConcurrentlyContext,
     ) -> ConsumeConcurrentlyStatus {
-        self.0.record(msgs);
+        if !self.0.record(msgs) {
+            // Past --count: never returns; the command stops without committing it.
+            std::future::pending::<()>().await;
+        }
         ConsumeConcurrentlyStatus::ConsumeSuccess
     }
 }
@@ -106,7 +134,9 @@ impl MessageListenerOrderly for StatsListener {
         msgs: &[MessageExt],
         _ctx: &mut ConsumeOrderlyContext,
     ) -> ConsumeOrderlyStatus {
-        self.0.record(msgs);
+        if !self.0.record(msgs) {
+            std::future::pending::<()>().await;
+        }
         ConsumeOrderlyStatus::Success
     }
 }
@@ -133,8 +163,16 @@ pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<
             rmq_client_core::now_millis()
         )
     });
+    let mut signals = signal::StopSignals::install();
+    let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
+    if !preflight::topic_route(&instance, &o.topic, o.wait_for_topic, &mut signals).await? {
+        return Ok(());
+    }
+    preflight::brokers_reachable(&instance, &o.topic, o.quiet).await?;
     let stats = Arc::new(Stats {
         format: o.format,
+        limit: o.count,
+        reached: tokio::sync::Notify::new(),
         inner: Mutex::new(StatsInner {
             // Sized up front for --count, so the set never rehashes (and never doubles).
             ids: HashSet::with_capacity_and_hasher(
@@ -147,7 +185,7 @@ pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<
         last_ms: AtomicU64::new(rmq_client_core::now_millis() as u64),
     });
     let mut b = PushConsumer::builder(&group)
-        .client_config(client)
+        .instance(&instance)
         .subscribe(&o.topic, &o.expression)
         .consume_from_where(from);
     if let Some(ms) = ts {
@@ -166,9 +204,15 @@ pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut last_progress = Instant::now();
     let mut idle_stop = false;
+    let mut reached = false;
+    let mut went_idle = false;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = signals.recv() => break,
+            _ = stats.reached.notified() => {
+                reached = true;
+                break;
+            }
             _ = tick.tick() => {}
         }
         let unique = stats.unique();
@@ -183,18 +227,25 @@ pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<
                 unique as f64 / secs.max(1e-9)
             );
         }
-        if o.count.is_some_and(|c| unique >= c) {
-            break;
-        }
         if let Some(idle) = o.idle_exit {
             let last = stats.last_ms.load(Ordering::Relaxed) as i64;
             if rmq_client_core::now_millis() - last >= (idle as i64) * 1000 {
                 idle_stop = o.count.is_some();
+                went_idle = true;
                 break;
             }
         }
     }
-    consumer.shutdown().await;
+    let owned = consumer.assigned_queues().len();
+    if reached {
+        // Every message printed was consumed; calls holding messages past --count never
+        // return: stop at once, committing nothing past the last message printed.
+        consumer
+            .shutdown_within(Duration::ZERO, Duration::ZERO)
+            .await;
+    } else {
+        consumer.shutdown().await;
+    }
     let s = stats.inner.lock().unwrap_or_else(|e| e.into_inner());
     let received = stats.received.load(Ordering::Relaxed);
     let unique = s.ids.len() as u64;
@@ -226,6 +277,12 @@ pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<
                 o.count.unwrap_or(0)
             ),
         ));
+    }
+    if went_idle && received == 0 && !o.quiet {
+        eprintln!(
+            "rmq: no message arrived within --idle-exit {} s (queues owned at the end: {owned})",
+            o.idle_exit.unwrap_or(0)
+        );
     }
     Ok(())
 }

@@ -22,8 +22,10 @@ fn allocations() -> Option<usize> {
 mod admin;
 mod consume;
 mod message_format;
+mod preflight;
 mod produce;
 mod pull;
+mod signal;
 
 use admin::{lag, route};
 use consume::{ConsumeOpts, consume};
@@ -43,9 +45,13 @@ use rmq_push_consumer::{
 
 const EXIT_HELP: &str = "Exit codes:
   0  success
-  1  the cluster could not be reached or refused a request (the message says which)
-  2  bad command-line usage
-  3  consume stopped by --idle-exit before --count messages arrived";
+  1  the cluster could not be reached or refused a request, or the topic has no route
+     (the message says which)
+  2  bad command-line usage (a topic or group name the broker would refuse, say)
+  3  consume stopped by --idle-exit before --count messages arrived
+
+SIGINT (Ctrl-C) and SIGTERM both stop cleanly: consumed offsets are committed and the
+group is left, so the next member takes over without waiting.";
 
 #[derive(Parser)]
 #[command(name = "rmq", version, about = "A RocketMQ client for the command line (Remoting protocol, 4.x/5.x).", after_help = EXIT_HELP)]
@@ -90,9 +96,13 @@ enum Command {
         /// Where a new group starts: `first`, `last`, or a time in ms since the epoch.
         #[arg(long, default_value = "last")]
         from: String,
-        /// Stop after this many unique messages.
-        #[arg(long)]
+        /// Print exactly this many messages, then stop; no offset is committed past the
+        /// last one printed (the rest of a batch is left for the next run).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
+        /// Wait for a topic that has no route yet instead of failing with exit code 1.
+        #[arg(long)]
+        wait_for_topic: bool,
         /// Stop after this many seconds without a message.
         #[arg(long)]
         idle_exit: Option<u64>,
@@ -127,8 +137,8 @@ enum Command {
         /// Messages per send request (SEND_BATCH_MESSAGE); 1 sends them one by one.
         #[arg(long, default_value_t = 32)]
         batch: usize,
-        /// Create the topic first with this many queues on every broker.
-        #[arg(long)]
+        /// Create the topic first with this many queues (1..=1024) on every broker.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]
         create_queues: Option<i32>,
     },
     /// Pull one queue from an offset and print the messages.
@@ -148,7 +158,7 @@ enum Command {
         /// Most messages to print.
         #[arg(long, default_value_t = 32)]
         count: usize,
-        /// Output format (text or json).
+        /// Output format: text, json, or summary (one JSON line: messages, offsets).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -248,7 +258,28 @@ fn client_config(namesrv: &Option<String>, name: &str) -> Result<ClientConfig, F
         )))
 }
 
+/// A topic or group name the broker would refuse is a usage error (exit 2), said before
+/// anything is sent.
+fn check_names(command: &Command) -> Result<(), Failure> {
+    let usage = |e: rmq_client_core::NameError| Failure(2, e.to_string());
+    let (topic, group) = match command {
+        Command::Consume { topic, group, .. } => (Some(topic), group.as_ref()),
+        Command::Produce { topic, .. } | Command::Pull { topic, .. } | Command::Route { topic } => {
+            (Some(topic), None)
+        }
+        Command::Lag { group, topic } => (Some(topic), Some(group)),
+    };
+    if let Some(t) = topic {
+        rmq_client_core::check_topic(t).map_err(usage)?;
+    }
+    if let Some(g) = group {
+        rmq_client_core::check_group(g).map_err(usage)?;
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
+    check_names(&cli.command)?;
     match cli.command {
         Command::Consume {
             topic,
@@ -258,6 +289,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             broadcast,
             from,
             count,
+            wait_for_topic,
             idle_exit,
             format,
             quiet,
@@ -270,6 +302,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 broadcast,
                 from,
                 count,
+                wait_for_topic,
                 idle_exit,
                 format,
                 quiet,

@@ -37,25 +37,65 @@ pub(crate) async fn pull(
         })?;
     let mut next = offset;
     let mut printed = 0;
+    let mut first_offset = None;
+    let mut last = None;
     while printed < count {
         let r = consumer
             .pull(&mq, "*", next, (count - printed).min(32) as i32)
             .await
             .map_err(fail)?;
+        let (min, max) = (r.min_offset, r.max_offset);
+        last = Some((min, max));
+        match r.status {
+            rmq_client_core::PullStatus::OffsetIllegal => {
+                consumer.shutdown().await;
+                return Err(Failure(
+                    1,
+                    format!(
+                        "offset {next} is outside queue {queue_id} of {topic} on {}: its messages are at offsets {min}..{max}",
+                        mq.broker_name
+                    ),
+                ));
+            }
+            rmq_client_core::PullStatus::NoNewMsg | rmq_client_core::PullStatus::NoMatchedMsg
+                if printed == 0 =>
+            {
+                eprintln!(
+                    "rmq: no message at offset {next}: queue {queue_id} of {topic} on {} ends at offset {max}",
+                    mq.broker_name
+                );
+                break;
+            }
+            _ => {}
+        }
         if r.messages.is_empty() {
             break;
         }
         for m in &r.messages {
             if printed < count {
-                out(&if format == Format::Json {
-                    message_json(m)
-                } else {
-                    message_text(m)
-                })?;
+                first_offset.get_or_insert(m.queue_offset);
+                match format {
+                    Format::Json => out(&message_json(m))?,
+                    Format::Text => out(&message_text(m))?,
+                    Format::Summary => {}
+                }
                 printed += 1;
+                next = m.queue_offset + 1;
             }
         }
-        next = r.next_begin_offset;
+    }
+    if format == Format::Summary {
+        out(&serde_json::json!({
+            "topic": topic,
+            "broker": mq.broker_name,
+            "queue_id": queue_id,
+            "messages": printed,
+            "first_offset": first_offset,
+            "next_offset": next,
+            "min_offset": last.map(|l| l.0),
+            "max_offset": last.map(|l| l.1),
+        })
+        .to_string())?;
     }
     consumer.shutdown().await;
     Ok(())

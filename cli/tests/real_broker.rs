@@ -201,3 +201,182 @@ fn idle_exit_before_count_is_exit_code_3() {
     let summary: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     assert_eq!(summary["unique"], 3);
 }
+
+/// Committed offsets of `group` on `topic` summed over its queues, from `rmq lag`.
+fn committed(group: &str, topic: &str) -> i64 {
+    let out = rmq()
+        .args(["lag", "--group", group, "--topic", topic])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(topic))
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols[4].parse::<i64>().unwrap_or(0)
+        })
+        .sum()
+}
+
+fn produce(topic: &str, count: u32, queues: u32) {
+    let p = rmq()
+        .args([
+            "produce",
+            "--topic",
+            topic,
+            "--count",
+            &count.to_string(),
+            "--size",
+            "16",
+            "--batch",
+            "1",
+            "--create-queues",
+            &queues.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn count_prints_exactly_n_and_commits_nothing_past_them() {
+    let topic = topic();
+    let group = format!("g_{topic}");
+    produce(&topic, 200, 4);
+    let mut ids = std::collections::HashSet::new();
+    for run in 1..=3 {
+        let out = rmq()
+            .args([
+                "consume", "--topic", &topic, "--group", &group, "--from", "first", "--count", "5",
+                "--format", "json", "--quiet",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            6,
+            "run {run}: 5 messages and the summary:\n{text}"
+        );
+        for m in &lines[..5] {
+            assert!(
+                ids.insert(m["msgId"].as_str().unwrap().to_owned()),
+                "run {run} printed {m} again"
+            );
+        }
+        // Everything printed is committed, and nothing else: the offsets sum to what
+        // the runs printed (the queues start at 0).
+        assert_eq!(committed(&group, &topic), 5 * run, "after run {run}");
+    }
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn a_missing_topic_fails_and_pull_past_the_end_says_so() {
+    let topic = topic();
+    let missing = rmq()
+        .args(["consume", "--topic", &topic, "--count", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr).trim(),
+        format!("rmq: no route for topic {topic}")
+    );
+    let lag = rmq()
+        .args(["lag", "--group", "g", "--topic", &topic])
+        .output()
+        .unwrap();
+    assert_eq!(lag.status.code(), Some(1), "lag of a missing topic");
+
+    produce(&topic, 3, 1);
+    let pull = |offset: &str, format: &str| {
+        rmq()
+            .args([
+                "pull",
+                "--topic",
+                &topic,
+                "--queue-id",
+                "0",
+                "--offset",
+                offset,
+                "--format",
+                format,
+            ])
+            .output()
+            .unwrap()
+    };
+    let at_end = pull("3", "text");
+    assert!(at_end.status.success());
+    assert!(at_end.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&at_end.stderr).contains("no message at offset 3"),
+        "{}",
+        String::from_utf8_lossy(&at_end.stderr)
+    );
+    let past = pull("50", "text");
+    assert_eq!(past.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&past.stderr).contains("offset 50 is outside"),
+        "{}",
+        String::from_utf8_lossy(&past.stderr)
+    );
+    let summary = pull("1", "summary");
+    assert!(summary.status.success());
+    let s: serde_json::Value = serde_json::from_slice(summary.stdout.trim_ascii()).unwrap();
+    assert_eq!(s["messages"], 2);
+    assert_eq!(s["first_offset"], 1);
+    assert_eq!(s["next_offset"], 3);
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn sigterm_stops_cleanly_and_commits_what_was_printed() {
+    use std::io::BufRead;
+    let topic = topic();
+    let group = format!("g_{topic}");
+    produce(&topic, 50, 2);
+    let mut child = rmq()
+        .args([
+            "consume", "--topic", &topic, "--group", &group, "--from", "first", "--format", "json",
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = 0;
+    while printed < 50 {
+        lines.next().expect("a message line").unwrap();
+        printed += 1;
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM ran the clean shutdown");
+    assert_eq!(lines.count(), 0, "nothing printed after the 50");
+    assert_eq!(
+        committed(&group, &topic),
+        50,
+        "every printed message committed"
+    );
+}

@@ -18,6 +18,7 @@
 //! - [`SendBack`]: failed messages back to the broker for a retry (CONSUMER_SEND_MSG_BACK,
 //!   with the `%RETRY%` producer fallback), used by the push and pull consumers.
 //! - [`producer`]: a small [`Producer`] for retries, tests and the CLI.
+//! - [`validators`]: Java's topic and group name rules.
 //!
 //! Java counterparts: `MessageExt`, `MessageDecoder`, `FilterAPI`, `SubscriptionData`,
 //! `TopicRouteData`, `MQClientInstance`, `MQClientAPIImpl`.
@@ -43,6 +44,7 @@ mod shutdown_report;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+pub mod validators;
 
 pub use api::{ClientApi, PullResult, PullStatus, SendResult};
 pub use config::{ClientConfig, Credentials};
@@ -58,6 +60,7 @@ pub use message::{MessageExt, Properties};
 pub use route::{MessageQueue, TopicRouteData};
 pub use send_back::SendBack;
 pub use shutdown_report::ShutdownReport;
+pub use validators::{NameError, check_group, check_topic};
 
 /// Milliseconds since the Unix epoch (Java `System.currentTimeMillis()`).
 pub fn now_millis() -> i64 {

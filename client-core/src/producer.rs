@@ -23,6 +23,20 @@ use crate::route::MessageQueue;
 pub const CLIENT_INNER_PRODUCER_GROUP: &str = "CLIENT_INNER_PRODUCER";
 pub use crate::route::AUTO_CREATE_TOPIC;
 
+/// A random first queue index, so that short-lived producers (a CLI run, a test) do not
+/// all start on queue 0 (Java `ThreadLocalIndex` starts at a random value too).
+fn random_start() -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() >> 1) as usize
+}
+
 /// A message to send (Java `Message`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -173,7 +187,7 @@ impl Producer {
         Ok(Producer {
             instance: instance.clone(),
             group,
-            next_queue: Default::default(),
+            next_queue: std::sync::Arc::new(AtomicUsize::new(random_start())),
             compress_over: 4096,
             send_timeout: Duration::from_millis(3000),
             retry_times: 2,
@@ -186,7 +200,7 @@ impl Producer {
         Producer {
             instance: instance.clone(),
             group: instance.config().with_namespace(group),
-            next_queue: Default::default(),
+            next_queue: std::sync::Arc::new(AtomicUsize::new(random_start())),
             compress_over: 4096,
             send_timeout: Duration::from_millis(3000),
             retry_times: 2,
@@ -205,7 +219,17 @@ impl Producer {
                 Ok(_) => {}
                 Err(ClientError::TopicRouteNotFound { .. }) => {
                     if self.instance.topic_route(AUTO_CREATE_TOPIC).is_none() {
-                        self.instance.update_topic_route(AUTO_CREATE_TOPIC).await?;
+                        // The user's topic is what has no route; the template is how it
+                        // would have been created.
+                        match self.instance.update_topic_route(AUTO_CREATE_TOPIC).await {
+                            Ok(_) => {}
+                            Err(ClientError::TopicRouteNotFound { .. }) => {
+                                return Err(ClientError::TopicRouteNotFound {
+                                    topic: topic.to_owned(),
+                                });
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                     let route = self
                         .instance

@@ -198,9 +198,9 @@ pub fn reply_to(
 }
 
 /// An in-process name server and broker on 127.0.0.1, for the faults a real broker cannot
-/// be made to produce on demand. Routes: every topic has `queues` queues on broker
-/// `broker_name` at this address. Every other request goes to the handler; `None` answers
-/// SUCCESS with nothing. Each request is answered on its own task (a slow answer holds up
+/// be made to produce on demand. Every request goes to the handler first; when it
+/// returns `None`, a route request is answered with `queues` queues on broker
+/// `broker_name` at this address and any other request with SUCCESS and nothing. Each request is answered on its own task (a slow answer holds up
 /// no other). Stops with the test's runtime.
 #[derive(Debug, Clone)]
 pub struct ScriptedBroker {
@@ -248,23 +248,14 @@ async fn serve(sock: tokio::net::TcpStream, handler: std::sync::Arc<Handler>, ro
         }
     });
     while let Some(Ok(req)) = stream.next().await {
-        let reply = if req.request_code() == RequestCode::GET_ROUTEINFO_BY_TOPIC {
-            Reply::Answer(reply_to(
-                &req,
-                ResponseCode::SUCCESS,
-                &[],
-                bytes::Bytes::from(route.clone()),
-            ))
-        } else {
-            handler(&req).unwrap_or_else(|| {
-                Reply::Answer(reply_to(
-                    &req,
-                    ResponseCode::SUCCESS,
-                    &[],
-                    bytes::Bytes::new(),
-                ))
-            })
-        };
+        let reply = handler(&req).unwrap_or_else(|| {
+            let body = if req.request_code() == RequestCode::GET_ROUTEINFO_BY_TOPIC {
+                bytes::Bytes::from(route.clone())
+            } else {
+                bytes::Bytes::new()
+            };
+            Reply::Answer(reply_to(&req, ResponseCode::SUCCESS, &[], body))
+        });
         let (resp, delay) = match reply {
             Reply::Answer(r) => (r, Duration::ZERO),
             Reply::Later(d, r) => (r, d),

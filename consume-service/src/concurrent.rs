@@ -366,6 +366,13 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 hook.consume_message_after(h, msgs);
             }
         }
+        if batch.pq.is_dropped() {
+            // Released (or reset) while the call ran: the queue's next owner consumes these
+            // again, so neither a commit nor a send-back happens here (Java
+            // `ConsumeRequest.run`: "processQueue is dropped without process consume result").
+            tracing::debug!(queue = ?batch.mq, "queue dropped during the call; result not processed");
+            return;
+        }
         self.process_result(status, ctx, msgs, batch).await;
     }
 

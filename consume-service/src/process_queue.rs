@@ -38,6 +38,8 @@ struct State {
     bytes: usize,
     /// Highest offset ever put.
     queue_offset_max: i64,
+    /// A drain began: nothing more may be put (see [`ProcessQueue::seal`]).
+    sealed: bool,
 }
 
 /// The cache of one owned queue (Java `ProcessQueue`): what was pulled and not yet
@@ -147,11 +149,17 @@ impl ProcessQueue {
     }
 
     /// Concurrent mode: records pulled messages (offsets and body sizes; a duplicate offset
-    /// is ignored). The messages themselves go to the consume service.
-    pub fn put_messages(&self, msgs: &[MessageExt]) {
+    /// is ignored). The messages themselves go to the consume service. Returns `false`, and
+    /// records nothing, once the queue is [sealed](ProcessQueue::seal): the caller must
+    /// not hand the messages to the consume service then.
+    #[must_use = "sealed queues refuse messages, which must then not be consumed"]
+    pub fn put_messages(&self, msgs: &[MessageExt]) -> bool {
         let mut added = 0usize;
         {
             let mut s = self.state();
+            if s.sealed {
+                return false;
+            }
             for m in msgs {
                 let e = Entry {
                     offset: m.queue_offset,
@@ -172,6 +180,24 @@ impl ProcessQueue {
             }
         }
         self.shared_bytes.fetch_add(added, Ordering::Relaxed);
+        true
+    }
+
+    /// Refuses every later put (a drain began). Taken under the same lock as the puts, so
+    /// a drain that seals and then waits for the queue to empty cannot miss a batch that
+    /// arrives meanwhile (the race that made a clean stop wait out its drain timeout).
+    pub fn seal(&self) {
+        self.state().sealed = true;
+    }
+
+    /// Takes puts again (a release that was refused: the queue stays with its owner).
+    pub fn unseal(&self) {
+        self.state().sealed = false;
+    }
+
+    /// Whether the queue is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.state().sealed
     }
 
     /// Concurrent mode: marks consumed messages (by queue offset) and returns the offset
@@ -214,12 +240,15 @@ impl ProcessQueue {
 
     /// Orderly mode: caches pulled messages, moved in (a duplicate offset is ignored).
     /// Returns `true` when a consume task should be started (messages were added and none
-    /// is running).
-    pub fn put_messages_orderly(&self, msgs: Vec<MessageExt>) -> bool {
+    /// is running); `None`, caching nothing, once the queue is [sealed](ProcessQueue::seal).
+    pub fn put_messages_orderly(&self, msgs: Vec<MessageExt>) -> Option<bool> {
         let mut added = 0usize;
         let any = !msgs.is_empty();
         {
             let mut s = self.state();
+            if s.sealed {
+                return None;
+            }
             for m in msgs {
                 if s.msgs.contains_key(&m.queue_offset)
                     || s.consuming.iter().any(|(o, _)| *o == m.queue_offset)
@@ -233,7 +262,7 @@ impl ProcessQueue {
             }
         }
         self.shared_bytes.fetch_add(added, Ordering::Relaxed);
-        any && !self.consuming.swap(true, Ordering::AcqRel)
+        Some(any && !self.consuming.swap(true, Ordering::AcqRel))
     }
 
     /// Orderly: hands out up to `n` messages in offset order (Java `takeMessages`), moved
@@ -461,8 +490,8 @@ mod tests {
         let shared = Arc::new(AtomicUsize::new(0));
         let pq = ProcessQueue::new(Arc::clone(&shared));
         let msgs: Vec<_> = (10..15).map(|o| msg(o, 100)).collect();
-        pq.put_messages(&msgs);
-        pq.put_messages(&msgs[..2]);
+        assert!(pq.put_messages(&msgs));
+        assert!(pq.put_messages(&msgs[..2]));
         assert_eq!(pq.msg_count(), 5, "duplicates ignored");
         assert_eq!(shared.load(Ordering::Relaxed), 500);
         assert_eq!(pq.max_span(), 4);
@@ -484,9 +513,13 @@ mod tests {
     fn orderly_take_commit_and_retry() {
         let shared = Arc::new(AtomicUsize::new(0));
         let pq = ProcessQueue::new(Arc::clone(&shared));
-        assert!(pq.put_messages_orderly((0..4).map(|o| msg(o, 10)).collect::<Vec<_>>()));
-        assert!(
-            !pq.put_messages_orderly(vec![msg(4, 10)]),
+        assert_eq!(
+            pq.put_messages_orderly((0..4).map(|o| msg(o, 10)).collect::<Vec<_>>()),
+            Some(true)
+        );
+        assert_eq!(
+            pq.put_messages_orderly(vec![msg(4, 10)]),
+            Some(false),
             "a consume task is already running"
         );
         let taken = pq.take_messages(2);
@@ -505,8 +538,9 @@ mod tests {
         assert_eq!(pq.take_messages(5).len(), 2);
         assert_eq!(pq.commit(), Some(5));
         assert!(pq.take_messages(1).is_empty());
-        assert!(
+        assert_eq!(
             pq.put_messages_orderly(vec![msg(5, 1)]),
+            Some(true),
             "flag cleared once empty"
         );
     }
@@ -514,18 +548,39 @@ mod tests {
     #[test]
     fn out_of_order_puts_keep_the_commit_offset_exact() {
         let pq = ProcessQueue::new(Arc::new(AtomicUsize::new(0)));
-        pq.put_messages(&[msg(20, 1), msg(22, 1)]);
+        assert!(pq.put_messages(&[msg(20, 1), msg(22, 1)]));
         // A message older than the last one put (a local retry re-put, say) slots in.
-        pq.put_messages(&[msg(21, 1)]);
+        assert!(pq.put_messages(&[msg(21, 1)]));
         assert_eq!(pq.remove_messages([20, 22]), Some(21));
         assert_eq!(pq.offset_range(), Some((21, 22)));
         assert_eq!(pq.remove_messages([21]), Some(23));
     }
 
+    #[test]
+    fn a_sealed_queue_refuses_puts_and_keeps_what_it_has() {
+        let shared = Arc::new(AtomicUsize::new(0));
+        let pq = ProcessQueue::new(Arc::clone(&shared));
+        assert!(pq.put_messages(&[msg(1, 10)]));
+        pq.seal();
+        assert!(pq.is_sealed());
+        assert!(!pq.put_messages(&[msg(2, 10)]), "a drain began");
+        assert_eq!(pq.msg_count(), 1);
+        assert_eq!(shared.load(Ordering::Relaxed), 10);
+        assert_eq!(
+            pq.remove_messages([1]),
+            Some(2),
+            "what it had is still consumed"
+        );
+        let orderly = ProcessQueue::new(Arc::new(AtomicUsize::new(0)));
+        orderly.seal();
+        assert_eq!(orderly.put_messages_orderly(vec![msg(1, 1)]), None);
+        assert_eq!(orderly.msg_count(), 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_drain_is_woken_when_the_last_message_is_consumed() {
         let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
-        pq.put_messages(&[msg(1, 1), msg(2, 1)]);
+        assert!(pq.put_messages(&[msg(1, 1), msg(2, 1)]));
         let waiter = tokio::spawn({
             let pq = Arc::clone(&pq);
             async move { pq.wait_empty(Duration::from_secs(60)).await }

@@ -80,7 +80,7 @@ async fn one_pull(
     drop(resp);
     r.process(mq, None);
     let msgs = std::mem::take(&mut r.messages);
-    pq.put_messages(&msgs);
+    assert!(pq.put_messages(&msgs));
     assert!(service.submit(msgs, pq, mq).await);
     assert!(pq.wait_empty(Duration::from_secs(10)).await);
 }

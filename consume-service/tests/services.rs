@@ -96,7 +96,7 @@ async fn orderly_consumes_in_order_and_redelivers_a_suspended_message_before_the
     );
     let mq = MessageQueue::new(TOPIC, BROKER, 1);
     let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
-    let dispatch = pq.put_messages_orderly(messages(5));
+    let dispatch = pq.put_messages_orderly(messages(5)).expect("not sealed");
     assert!(dispatch, "the first put starts the queue's task");
     service.submit(&pq, &mq, dispatch);
     assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
@@ -171,7 +171,7 @@ async fn concurrent_sends_a_failed_message_back_and_commits_past_it() {
     let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
     let msgs = messages(4);
     let failed_commit_log_offset = msgs[2].commit_log_offset.to_string();
-    pq.put_messages(&msgs);
+    assert!(pq.put_messages(&msgs));
     assert!(service.submit(msgs, &pq, &mq).await);
     assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
     assert_eq!(

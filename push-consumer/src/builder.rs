@@ -333,7 +333,7 @@ impl PushConsumerBuilder {
     /// consumer, or an error with nothing left running.
     ///
     /// # Errors
-    /// [`PushConsumerError::InvalidConfig`] naming the setting (no group, no name server,
+    /// [`PushConsumerError::InvalidConfig`] naming the setting (a group or topic name Java refuses, no name server,
     /// no subscription, no listener, a bad expression, or a value out of Java's range);
     /// [`PushConsumerError::Client`] when the group is already used in the client instance
     /// or a shared instance's configuration differs; [`PushConsumerError::OffsetStore`]
@@ -345,9 +345,8 @@ impl PushConsumerBuilder {
 
     fn validate(&self) -> Result<(), PushConsumerError> {
         let bad = |m: String| Err(PushConsumerError::InvalidConfig(m));
-        if self.group.trim().is_empty() {
-            return bad("consumer group is empty".into());
-        }
+        rmq_client_core::check_group(&self.group)
+            .map_err(|e| PushConsumerError::InvalidConfig(e.to_string()))?;
         if self.client.namesrv_addrs.is_empty() && self.instance.is_none() {
             return bad("no name server address (namesrv_addr, or NAMESRV_ADDR)".into());
         }
@@ -381,6 +380,8 @@ impl PushConsumerBuilder {
             return bad("pullThresholdForQueue and memory_budget must be above 0".into());
         }
         for s in &self.subscriptions {
+            rmq_client_core::check_topic(&s.topic)
+                .map_err(|e| PushConsumerError::InvalidConfig(e.to_string()))?;
             rmq_client_core::SubscriptionData::build(
                 &s.topic,
                 Some(&s.expression),

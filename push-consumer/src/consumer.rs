@@ -110,6 +110,23 @@ impl PushConsumer {
     /// nothing that was consumed. Returns what it did; a second call reports
     /// `performed: false`.
     pub async fn shutdown(&self) -> ShutdownReport {
+        let c = &self.handle.core.config;
+        self.shutdown_within(c.drain_timeout, c.await_termination_when_shutdown)
+            .await
+    }
+
+    /// [`PushConsumer::shutdown`] with other limits than the configured ones: cached
+    /// messages are consumed for at most `drain_timeout`, listener calls then running are
+    /// awaited for at most `await_calls`. What is not consumed by then stays uncommitted
+    /// (a call that finishes later commits nothing and sends nothing back), so the next
+    /// owner gets it again. `Duration::ZERO` for both stops at once, with the offsets of
+    /// everything consumed so far persisted: what a command that wants exactly N messages
+    /// does after the Nth (Java `shutdown(awaitTerminateMillis)` has the second limit only).
+    pub async fn shutdown_within(
+        &self,
+        drain_timeout: Duration,
+        await_calls: Duration,
+    ) -> ShutdownReport {
         if self.handle.stopped.swap(true, Ordering::SeqCst) {
             return ShutdownReport::default();
         }
@@ -117,10 +134,10 @@ impl PushConsumer {
         let grace = core.config.await_termination_when_shutdown;
         core.token.cancel();
         let queues = core.queues().len();
-        let messages_left = core.drain_all(core.config.drain_timeout).await;
+        let messages_left = core.drain_all(drain_timeout).await;
         let calls_done = match &core.service {
-            Service::Concurrent(s) => s.shutdown(grace).await,
-            Service::Orderly(s) => s.shutdown(grace).await,
+            Service::Concurrent(s) => s.shutdown(await_calls).await,
+            Service::Orderly(s) => s.shutdown(await_calls).await,
         };
         let owned = core.rebalance.owned_queues();
         let offsets_persisted = match core.offset_store.persist_all(&owned).await {

@@ -67,11 +67,15 @@ impl Core {
         self.paused.load(Ordering::Relaxed) || self.resetting.load(Ordering::Relaxed) > 0
     }
 
-    /// Waits until every cached message was consumed, at most `timeout` in all (woken by
-    /// the consume side, never polled); returns how many are still cached.
+    /// Seals every queue (no pulled batch enters one after this) and waits until every
+    /// cached message was consumed, at most `timeout` in all (woken by the consume side,
+    /// never polled); returns how many are still cached.
     pub(crate) async fn drain_all(&self, timeout: Duration) -> usize {
         let pqs: Vec<Arc<ProcessQueue>> =
             self.queues().values().map(|e| Arc::clone(&e.pq)).collect();
+        for pq in &pqs {
+            pq.seal();
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         for pq in &pqs {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -121,9 +125,11 @@ impl Core {
             return true;
         };
         entry.token.cancel();
-        // A queue already dropped (offset reset, OFFSET_ILLEGAL) consumes nothing more:
+        entry.pq.seal();
+        // A queue already dropped (offset reset, OFFSET_ILLEGAL) consumes nothing more, and
+        // during shutdown the drain already happened and the consume service has stopped:
         // there is nothing to wait for.
-        if !entry.pq.is_dropped() {
+        if !entry.pq.is_dropped() && !self.token.is_cancelled() {
             entry.pq.wait_empty(self.config.drain_timeout).await;
         }
         let left = entry.pq.msg_count();
@@ -133,6 +139,7 @@ impl Core {
         {
             // A listener call is still running: keep the queue and try next round (Java).
             entry.pq.set_dropped(false);
+            entry.pq.unseal();
             entry.pq.inc_try_unlock_times();
             self.queue_readd(mq, entry.pq);
             return false;

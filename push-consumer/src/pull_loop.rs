@@ -142,6 +142,7 @@ impl Core {
                 })
                 .instrument(tracing::trace_span!("pull_request", offset = next_offset));
             let result = tokio::select! {
+                biased;
                 _ = token.cancelled() => return,
                 r = pull => r,
             };
@@ -163,14 +164,17 @@ impl Core {
                             }
                             m_pulled.increment(msgs.len() as u64);
                             match &self.service {
+                                // A sealed queue is draining: these messages stay
+                                // unconsumed and uncommitted, for the next owner.
                                 Service::Concurrent(s) => {
-                                    pq.put_messages(&msgs);
-                                    if !s.submit(msgs, &pq, &mq).await {
+                                    if !pq.put_messages(&msgs) || !s.submit(msgs, &pq, &mq).await {
                                         return;
                                     }
                                 }
                                 Service::Orderly(s) => {
-                                    let dispatch = pq.put_messages_orderly(msgs);
+                                    let Some(dispatch) = pq.put_messages_orderly(msgs) else {
+                                        return;
+                                    };
                                     s.submit(&pq, &mq, dispatch);
                                 }
                             }

@@ -142,7 +142,9 @@ impl Core {
                     match r.status {
                         PullStatus::Found if !r.messages.is_empty() => {
                             let msgs = std::mem::take(&mut r.messages);
-                            pq.put_messages(&msgs);
+                            if !pq.put_messages(&msgs) {
+                                return; // draining: these stay unconsumed and uncommitted
+                            }
                             let batch = Batch {
                                 mq: mq.clone(),
                                 epoch: my_epoch,

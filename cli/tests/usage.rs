@@ -1,0 +1,86 @@
+//! The `rmq` binary without a cluster: usage errors are exit 2, an unreachable name server
+//! is exit 1 with a one-line reason, at once (not a silent wait).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A loopback address where nothing listens.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    drop(l);
+    addr
+}
+
+fn rmq(args: &[&str]) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .arg("--namesrv")
+        .arg(closed_port())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn an_unreachable_name_server_is_exit_1_at_once_for_every_command() {
+    for args in [
+        &["consume", "--topic", "T", "--count", "1"][..],
+        &["consume", "--topic", "T", "--idle-exit", "1"],
+        &["lag", "--group", "g", "--topic", "T"],
+        &["route", "T"],
+        &["pull", "--topic", "T", "--queue-id", "0"],
+        &["produce", "--topic", "T", "--count", "1"],
+    ] {
+        let (code, err, took) = rmq(args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains("Connection refused"), "{args:?}: {err}");
+        // Well inside the 3 s connect timeout: a refused connection is known at once.
+        assert!(took < Duration::from_secs(3), "{args:?} took {took:?}");
+    }
+    let (_, err, _) = rmq(&["consume", "--topic", "T", "--count", "1"]);
+    assert!(err.starts_with("rmq: name server 127.0.0.1:"), "{err}");
+}
+
+#[test]
+fn names_java_refuses_are_usage_errors() {
+    let long_group = "g".repeat(256);
+    for (args, says) in [
+        (&["consume", "--topic", "a.b"][..], "'.'"),
+        (&["consume", "--topic", "T", "--group", "my group"], "' '"),
+        (&["consume", "--topic", "T", "--group", ""], "empty"),
+        (&["consume", "--topic", "T", "--group", &long_group], "256"),
+        (&["lag", "--group", "g:1", "--topic", "T"], "':'"),
+        (&["produce", "--topic", "tópico", "--count", "1"], "'ó'"),
+        (&["route", &"t".repeat(128)], "at most 127"),
+    ] {
+        let (code, err, _) = rmq(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn out_of_range_numbers_are_usage_errors() {
+    for args in [
+        &[
+            "produce",
+            "--topic",
+            "T",
+            "--count",
+            "1",
+            "--create-queues",
+            "0",
+        ][..],
+        &["consume", "--topic", "T", "--count", "0"],
+    ] {
+        let (code, err, _) = rmq(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+    }
+}
