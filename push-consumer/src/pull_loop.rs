@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rmq_client_core::{MessageExt, MessageQueue, PullSpec, PullStatus};
+use rmq_client_core::{ErrorKind, MessageExt, MessageQueue, PullSpec, PullStatus};
 use rmq_consume_service::ProcessQueue;
 use rmq_offset_store::ReadOffsetType;
 use rmq_rebalance::MessageModel;
@@ -26,6 +26,12 @@ const FLOW_CONTROL_DELAY: Duration = Duration::from_millis(50);
 const BROKER_FLOW_CONTROL_DELAY: Duration = Duration::from_millis(20);
 /// Delay while suspended (Java `PULL_TIME_DELAY_MILLS_WHEN_SUSPEND`).
 const SUSPEND_DELAY: Duration = Duration::from_millis(1000);
+/// Longest delay before a pull is tried again after a connection fault (refused, reset,
+/// closed): the broker is reconnected within this long after the fault ends. Java waits
+/// `pullTimeDelayMillsWhenException` (3 s) for every kind of failure.
+const UNREACHABLE_RETRY_DELAY: Duration = Duration::from_millis(1000);
+/// Longest wait for the heartbeat asked for after SUBSCRIPTION_NOT_EXIST.
+const HEARTBEAT_WAIT: Duration = Duration::from_millis(3000);
 
 impl Core {
     /// Java's flow-control checks; `true` when this queue must wait.
@@ -89,6 +95,8 @@ impl Core {
             "topic" => mq.topic.clone(),
             "queue" => mq.queue_id.to_string()
         );
+        // A heartbeat was asked for after the last pull's SUBSCRIPTION_NOT_EXIST.
+        let mut heartbeat_sent = false;
         loop {
             if token.is_cancelled() || pq.is_dropped() {
                 return;
@@ -147,6 +155,9 @@ impl Core {
                 r = pull => r,
             };
             m_pull_latency.record(started.elapsed().as_secs_f64());
+            if result.is_ok() {
+                heartbeat_sent = false;
+            }
             match result {
                 Ok(mut r) => {
                     let lag = (r.max_offset - r.next_begin_offset).max(0) as f64;
@@ -222,11 +233,33 @@ impl Core {
                     }
                 }
                 Err(e) => {
-                    let delay = if e.response_code() == Some(ResponseCode::FLOW_CONTROL) {
+                    let code = e.response_code();
+                    let delay = if code == Some(ResponseCode::FLOW_CONTROL) {
                         BROKER_FLOW_CONTROL_DELAY
+                    } else if matches!(
+                        code,
+                        Some(ResponseCode::SUBSCRIPTION_NOT_EXIST)
+                            | Some(ResponseCode::SUBSCRIPTION_NOT_LATEST)
+                    ) && !heartbeat_sent
+                    {
+                        // The broker lost (restart, dropped connection) or lags behind the
+                        // group's registration: tell it now and pull again at once, instead
+                        // of waiting for the next scheduled heartbeat (Java: up to 30 s).
+                        tracing::info!(?mq, error = %e, "broker does not know the subscription; heartbeat now");
+                        heartbeat_sent = true;
+                        let hb = self.instance.heartbeat_now(HEARTBEAT_WAIT);
+                        tokio::select! {
+                            _ = token.cancelled() => return,
+                            _ = hb => {}
+                        }
+                        continue;
                     } else {
                         tracing::warn!(?mq, error = %e, "pull failed");
-                        exception_delay
+                        if matches!(e.kind(), ErrorKind::Network) {
+                            exception_delay.min(UNREACHABLE_RETRY_DELAY)
+                        } else {
+                            exception_delay
+                        }
                     };
                     if !Self::pause(&token, delay).await {
                         return;

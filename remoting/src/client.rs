@@ -131,10 +131,15 @@ impl RemotingConfig {
 
 type Slot = Arc<OnceCell<Connection>>;
 
+/// Called with the address of every connection opened (see
+/// [`RemotingClient::set_connect_hook`]).
+pub type ConnectHook = dyn Fn(&str) + Send + Sync;
+
 struct Inner {
     config: RemotingConfig,
     slots: Mutex<HashMap<String, Slot>>,
     handler: RwLock<Option<Arc<dyn RequestHandler>>>,
+    connect_hook: RwLock<Option<Arc<ConnectHook>>>,
     inbound_tx: mpsc::Sender<Inbound>,
     token: CancellationToken,
     tracker: TaskTracker,
@@ -186,6 +191,7 @@ impl RemotingClient {
         let inner = Arc::new(Inner {
             slots: Mutex::new(HashMap::new()),
             handler: RwLock::new(None),
+            connect_hook: RwLock::new(None),
             inbound_tx,
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -214,6 +220,21 @@ impl RemotingClient {
             .handler
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    /// Installs `hook`, called with the address of every connection this client opens
+    /// from now on (the first one to an address and every reconnect), right after the TCP
+    /// connect and before the request that caused it is sent. It runs on the caller's task:
+    /// it must return at once (signal a task, never block). Java has no counterpart; rmq
+    /// uses it to send heartbeats as soon as a broker is reachable again, so that a broker
+    /// that lost the client's registration (restart, dropped connection) knows the group
+    /// before the next scheduled heartbeat.
+    pub fn set_connect_hook(&self, hook: Arc<ConnectHook>) {
+        *self
+            .inner
+            .connect_hook
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(hook);
     }
 
     async fn connection(&self, addr: &str) -> Result<Connection, RemotingError> {
@@ -261,6 +282,15 @@ impl RemotingClient {
             }
         };
         tracing::debug!(addr, "connected");
+        let hook = self
+            .inner
+            .connect_hook
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            hook(addr);
+        }
         let opts = ConnectionOptions {
             max_frame_len: self.inner.config.max_frame_len,
             write_queue_capacity: self.inner.config.write_queue_capacity,

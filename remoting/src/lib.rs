@@ -35,7 +35,9 @@ mod error;
 pub mod protocol;
 pub mod task;
 
-pub use client::{BoxFuture, InboundContext, RemotingClient, RemotingConfig, RequestHandler};
+pub use client::{
+    BoxFuture, ConnectHook, InboundContext, RemotingClient, RemotingConfig, RequestHandler,
+};
 pub use codec::{CodecError, RemotingCodec};
 pub use error::{CloseReason, RemotingError};
 pub use protocol::{

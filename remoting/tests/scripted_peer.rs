@@ -103,6 +103,11 @@ async fn hang_up_fails_requests_in_flight_at_once_and_next_use_reconnects() {
             let _ = io.next().await; // wait for the client to go away
         });
         let client = RemotingClient::new(RemotingConfig::default());
+        let connects: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = Arc::clone(&connects);
+        client.set_connect_hook(Arc::new(move |a: &str| {
+            seen.lock().unwrap().push(a.to_owned())
+        }));
         let started = Instant::now();
         let (a, b) = tokio::join!(
             client.invoke(&addr, tagged(1), Duration::from_secs(30)),
@@ -128,6 +133,11 @@ async fn hang_up_fails_requests_in_flight_at_once_and_next_use_reconnects() {
             .await
             .unwrap();
         assert_eq!(&r.body[..], b"again");
+        assert_eq!(
+            *connects.lock().unwrap(),
+            [addr.clone(), addr.clone()],
+            "the connect hook saw the first connection and the reconnect"
+        );
         client.shutdown(Duration::from_secs(2)).await;
         peer.await.unwrap();
     })

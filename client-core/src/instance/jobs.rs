@@ -19,17 +19,7 @@ impl ClientInstance {
             c.poll_name_server_interval,
             |i| Box::pin(async move { i.refresh_all_routes().await }),
         );
-        self.spawn_job(
-            "heartbeat",
-            Duration::from_millis(1000),
-            c.heartbeat_broker_interval,
-            |i| {
-                Box::pin(async move {
-                    i.clean_offline_brokers();
-                    i.send_heartbeat_to_all_brokers().await;
-                })
-            },
-        );
+        self.spawn_heartbeat_job(Duration::from_millis(1000), c.heartbeat_broker_interval);
         self.spawn_job(
             "persist offsets",
             Duration::from_millis(10_000),
@@ -66,6 +56,56 @@ impl ClientInstance {
                 }
             }
         });
+    }
+
+    /// The heartbeat job: every `period` (first after `first`), and at once when
+    /// [`ClientInstance::heartbeat_now`] or a new broker connection asks for it. Rounds
+    /// asked for while one runs are coalesced into the next one.
+    fn spawn_heartbeat_job(&self, first: Duration, period: Duration) {
+        let weak = Arc::downgrade(&self.inner);
+        let token = self.inner.token.clone();
+        // Held apart from the instance, so that waiting keeps no instance alive.
+        let wanted = Arc::clone(&self.inner.heartbeat_wanted);
+        self.inner.tracker.spawn(async move {
+            let mut ticks = tokio::time::interval_at(
+                tokio::time::Instant::now() + first,
+                period.max(Duration::from_millis(1)),
+            );
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = ticks.tick() => {}
+                    _ = wanted.notified() => {}
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let round = inner.heartbeat_started.fetch_add(1, Ordering::SeqCst) + 1;
+                let i = ClientInstance { inner };
+                tracing::trace!(round, "heartbeat round");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = async {
+                        i.clean_offline_brokers();
+                        i.send_heartbeat_to_all_brokers().await;
+                    } => {}
+                }
+                i.inner.heartbeat_finished.send_replace(round);
+            }
+        });
+    }
+
+    /// Asks for a heartbeat round now and waits (at most `timeout`) until one that began
+    /// after this call has finished; returns whether it did. Concurrent callers share one
+    /// round. Used when a broker answers a pull with SUBSCRIPTION_NOT_EXIST ("the
+    /// consumer's group info not exist") or SUBSCRIPTION_NOT_LATEST: Java waits for the
+    /// next scheduled heartbeat (up to 30 s). Needs [`ClientInstance::start`].
+    pub async fn heartbeat_now(&self, timeout: Duration) -> bool {
+        let mut finished = self.inner.heartbeat_finished.subscribe();
+        let after = self.inner.heartbeat_started.load(Ordering::SeqCst);
+        self.inner.heartbeat_wanted.notify_one();
+        tokio::time::timeout(timeout, finished.wait_for(|r| *r > after))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The heartbeat body of this instance now.

@@ -47,6 +47,13 @@ struct Inner {
     broker_versions: Mutex<HashMap<String, i32>>,
     namesrv_index: AtomicUsize,
     started: AtomicBool,
+    /// Wakes the heartbeat job before its next tick (a broker connection was opened, or a
+    /// broker said it does not know the group).
+    heartbeat_wanted: Arc<tokio::sync::Notify>,
+    /// Heartbeat rounds started / finished, numbered from 1 (see
+    /// [`ClientInstance::heartbeat_now`]).
+    heartbeat_started: std::sync::atomic::AtomicU64,
+    heartbeat_finished: tokio::sync::watch::Sender<u64>,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -128,10 +135,24 @@ impl ClientInstance {
             broker_versions: Mutex::new(HashMap::new()),
             namesrv_index: AtomicUsize::new(0),
             started: AtomicBool::new(false),
+            heartbeat_wanted: Arc::new(tokio::sync::Notify::new()),
+            heartbeat_started: std::sync::atomic::AtomicU64::new(0),
+            heartbeat_finished: tokio::sync::watch::Sender::new(0),
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
         remoting.set_request_handler(Arc::new(BrokerRequestHandler(Arc::downgrade(&inner))));
+        // A new connection to a broker (first or after a fault) gets a heartbeat at once: a
+        // restarted broker, or one that dropped the connection, has forgotten the group
+        // and answers pulls "group info not exist" until it hears from the client.
+        let weak = Arc::downgrade(&inner);
+        remoting.set_connect_hook(Arc::new(move |addr: &str| {
+            if let Some(inner) = weak.upgrade()
+                && !inner.config.namesrv_addrs.iter().any(|a| a == addr)
+            {
+                inner.heartbeat_wanted.notify_one();
+            }
+        }));
         reg.retain(|_, w| w.strong_count() > 0);
         reg.insert(client_id, Arc::downgrade(&inner));
         Ok(ClientInstance { inner })
