@@ -105,13 +105,19 @@ pub struct RebalanceConfig {
     /// young queue (REMOTING.md §3.7). See [`RebalanceImpl::compute_pull_from_where`].
     pub strict_last_offset: bool,
     /// Clean hand-off for concurrent clustering consumers: a queue is locked at the broker
-    /// while owned, released only after its offset is committed, and a new owner waits (at
-    /// most `handoff_timeout`) for the lock before it reads the offset. Java has no such
-    /// step, so a queue changing owners is consumed twice from the old owner's last
-    /// periodic commit. Orderly consumers always lock.
+    /// while owned, released only after its offset is committed, and a new owner waits
+    /// for the lock before it reads the offset — but only while the queue's previous owner
+    /// is still a member of the group. The previous owner is the member the strategy gave
+    /// the queue to in the previous allocation this client saw (in its first round: the
+    /// allocation over the other current members). A member that leaves cleanly releases
+    /// its locks before it unregisters, so a lock whose owner has left the group belongs
+    /// to a crashed process and the queue is taken at once, without waiting for the
+    /// broker's 60 s lock expiry. Java has no such step, so a queue changing owners is
+    /// consumed twice from the old owner's last periodic commit. Orderly consumers always
+    /// lock and always wait for it (order needs the lock).
     pub handoff_lock: bool,
-    /// Longest wait for a previous owner to release a queue before taking it anyway (a
-    /// crashed owner never releases; the broker lock expires after 60 s). Default 15 s.
+    /// Longest wait for a previous owner that is still a member to release a queue before
+    /// taking it anyway (a hung owner; the broker lock expires after 60 s). Default 15 s.
     pub handoff_timeout: Duration,
 }
 
@@ -143,6 +149,18 @@ pub struct RebalanceImpl {
     owned: Mutex<BTreeSet<MessageQueue>>,
     /// Queues assigned to us but not yet locked, and since when.
     waiting_lock: Mutex<HashMap<MessageQueue, std::time::Instant>>,
+    /// Per topic, the group's members (sorted) and queues (sorted) at the last round in
+    /// which every assigned queue was taken: who owned a queue before, for the crashed-owner rule of [`RebalanceConfig::handoff_lock`].
+    last_round: Mutex<HashMap<String, (Vec<String>, Vec<MessageQueue>)>>,
+}
+
+/// Who owned the queues of one topic before this round, as far as this client can tell.
+struct PreviousOwners<'a> {
+    /// The members and queues the previous allocation was computed over.
+    members: Vec<String>,
+    queues: Vec<MessageQueue>,
+    /// The members now.
+    now: &'a [String],
 }
 
 impl std::fmt::Debug for RebalanceImpl {
@@ -177,7 +195,26 @@ impl RebalanceImpl {
             topic_queues: Mutex::new(HashMap::new()),
             owned: Mutex::new(BTreeSet::new()),
             waiting_lock: Mutex::new(HashMap::new()),
+            last_round: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether the previous owner of `mq` is still a member of the group: the member that
+    /// the strategy gave `mq` to in the previous round's allocation (this client's last
+    /// round, or — in its first round — the current members but itself). A previous owner
+    /// that left cleanly released its lock before leaving, so a lock held by one that is
+    /// gone is a crashed owner's, which only expires at the broker after 60 s.
+    fn previous_owner_alive(&self, mq: &MessageQueue, prev: &PreviousOwners<'_>) -> bool {
+        let me = self.instance.client_id();
+        prev.members
+            .iter()
+            .filter(|m| m.as_str() != me)
+            .find(|m| {
+                self.strategy
+                    .allocate(&self.config.group, m, &prev.queues, &prev.members)
+                    .is_ok_and(|qs| qs.contains(mq))
+            })
+            .is_some_and(|owner| prev.now.contains(owner))
     }
 
     fn locks_queues(&self) -> bool {
@@ -256,6 +293,10 @@ impl RebalanceImpl {
                 topic: topic.to_owned(),
             });
         }
+        let mut previous = None;
+        let mut cids_now = Vec::new();
+        // This round's members and queues, remembered once every assigned queue is taken.
+        let mut settled = None;
         let mine: Vec<MessageQueue> = match self.config.message_model {
             MessageModel::Broadcasting => all.clone(),
             MessageModel::Clustering => {
@@ -286,10 +327,33 @@ impl RebalanceImpl {
                     })?;
                 let mut seen = HashSet::new();
                 mine.retain(|q| seen.insert(q.clone()));
+                if self.locks_queues() {
+                    let last = lock(&self.last_round).get(topic).cloned();
+                    let me = self.instance.client_id();
+                    previous = Some(match last {
+                        Some((members, queues)) => (members, queues),
+                        None => (
+                            cids.iter().filter(|c| c.as_str() != me).cloned().collect(),
+                            sorted.clone(),
+                        ),
+                    });
+                    settled = Some((cids.clone(), sorted));
+                }
+                cids_now = cids;
                 mine
             }
         };
-        let (changed, complete) = self.update_owned(topic, &mine).await;
+        let previous = previous.map(|(members, queues)| PreviousOwners {
+            members,
+            queues,
+            now: &cids_now,
+        });
+        let (changed, complete) = self.update_owned(topic, &mine, previous.as_ref()).await;
+        if complete && let Some(settled) = settled {
+            // Only a settled allocation says who owns what: while a queue still waits
+            // for its previous owner, that owner stays the one to wait for.
+            lock(&self.last_round).insert(topic.to_owned(), settled);
+        }
         if changed {
             self.listener.queues_changed(topic, &all, &mine);
         }
@@ -305,7 +369,12 @@ impl RebalanceImpl {
     /// Releases queues of `topic` not in `mine` and takes the new ones (Java
     /// `updateProcessQueueTableInRebalance`); returns whether anything changed and whether
     /// every assigned queue was taken.
-    async fn update_owned(&self, topic: &str, mine: &[MessageQueue]) -> (bool, bool) {
+    async fn update_owned(
+        &self,
+        topic: &str,
+        mine: &[MessageQueue],
+        previous: Option<&PreviousOwners<'_>>,
+    ) -> (bool, bool) {
         let current: Vec<MessageQueue> = lock(&self.owned)
             .iter()
             .filter(|q| q.topic == topic)
@@ -322,15 +391,23 @@ impl RebalanceImpl {
                 let since = *lock(&self.waiting_lock)
                     .entry(mq.clone())
                     .or_insert_with(std::time::Instant::now);
-                if self.config.orderly || since.elapsed() < self.config.handoff_timeout {
+                let owner_gone = !self.config.orderly
+                    && previous.is_some_and(|p| !self.previous_owner_alive(mq, p));
+                if owner_gone {
+                    tracing::info!(
+                        ?mq,
+                        "previous owner left the group without releasing the queue (crashed); taking it without the lock"
+                    );
+                } else if self.config.orderly || since.elapsed() < self.config.handoff_timeout {
                     tracing::debug!(
                         ?mq,
                         "queue still locked by its previous owner; not taken this round"
                     );
                     complete = false;
                     continue;
+                } else {
+                    tracing::warn!(?mq, waited = ?since.elapsed(), "previous owner never released the queue; taking it without the lock");
                 }
-                tracing::warn!(?mq, waited = ?since.elapsed(), "previous owner never released the queue; taking it without the lock");
             }
             lock(&self.waiting_lock).remove(mq);
             // A stale offset of a previous ownership must not be used.

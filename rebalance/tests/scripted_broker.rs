@@ -138,3 +138,88 @@ async fn members_joining_leaving_and_a_busy_broker() {
     assert_eq!(removed, expect);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Clean hand-off: a queue locked by a member that is still in the group is waited for;
+/// once that member is gone from the group (crashed: it never unlocked), its queues are
+/// taken at once instead of after `handoff_timeout` (15 s).
+#[tokio::test]
+async fn a_crashed_owners_queues_are_taken_at_once_a_live_owners_are_waited_for() {
+    let members: Members = Arc::new(Mutex::new(Ok(Vec::new())));
+    // Every queue is locked by someone else: LOCK_BATCH_MQ grants nothing.
+    let b = ScriptedBroker::start(BROKER, 4, {
+        let members = Arc::clone(&members);
+        move |req| match req.request_code() {
+            RequestCode::GET_CONSUMER_LIST_BY_GROUP => {
+                let ids = members.lock().unwrap().clone().unwrap();
+                Some(Reply::Answer(reply_to(
+                    req,
+                    ResponseCode::SUCCESS,
+                    &[],
+                    Bytes::from(serde_json::json!({ "consumerIdList": ids }).to_string()),
+                )))
+            }
+            RequestCode::LOCK_BATCH_MQ => Some(Reply::Answer(reply_to(
+                req,
+                ResponseCode::SUCCESS,
+                &[],
+                Bytes::from(r#"{"lockOKMQSet":[]}"#),
+            ))),
+            RequestCode::GET_MAX_OFFSET => Some(Reply::Answer(reply_to(
+                req,
+                ResponseCode::SUCCESS,
+                &[("offset", "100")],
+                Bytes::new(),
+            ))),
+            RequestCode::QUERY_CONSUMER_OFFSET => Some(Reply::Answer(reply_to(
+                req,
+                ResponseCode::QUERY_NOT_FOUND,
+                &[],
+                Bytes::new(),
+            ))),
+            _ => None,
+        }
+    })
+    .await;
+    let instance = ClientInstance::get_or_create(
+        &ClientConfig::default()
+            .namesrv_addr(&b.addr)
+            .client_ip("127.0.0.1")
+            .instance_name("rebalance_handoff"),
+    )
+    .unwrap();
+    instance.update_topic_route(TOPIC).await.unwrap();
+    let all = instance.subscribe_queues(TOPIC);
+    let me = instance.client_id().to_owned();
+    let other = format!("{me}-other");
+    let dir = std::env::temp_dir().join(format!("rmq-rebalance-handoff-{}", std::process::id()));
+    let store: Arc<dyn OffsetStore> = Arc::new(LocalFileOffsetStore::new(Some(&dir), &me, GROUP));
+    let seen = Arc::new(Seen::default());
+    let mut config = RebalanceConfig::new(GROUP);
+    config.handoff_lock = true;
+    let rb = RebalanceImpl::new(
+        config,
+        instance.clone(),
+        Arc::new(AllocateMessageQueueAveragely),
+        store,
+        Arc::clone(&seen) as Arc<dyn RebalanceListener>,
+    );
+    rb.subscribe(SubscriptionData::build(TOPIC, Some("*"), ExpressionType::Tag).unwrap());
+    rb.set_topic_queues(TOPIC, &all);
+
+    // This client joins a group whose other member owns (and locks) every queue: the
+    // queues assigned to it are waited for, round after round.
+    *members.lock().unwrap() = Ok(vec![me.clone(), other.clone()]);
+    for _ in 0..3 {
+        assert!(!rb.do_rebalance().await, "a live owner's queue was taken");
+        assert!(rb.owned_queues().is_empty());
+    }
+
+    // The other member crashes and the broker drops it from the group; its locks stay
+    // until they expire. Its queues are taken in this very round.
+    *members.lock().unwrap() = Ok(vec![me.clone()]);
+    let started = std::time::Instant::now();
+    assert!(rb.do_rebalance().await);
+    assert_eq!(sorted(rb.owned_queues()), sorted(all.clone()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
+}
