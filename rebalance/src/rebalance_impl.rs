@@ -151,8 +151,11 @@ pub struct RebalanceImpl {
     waiting_lock: Mutex<HashMap<MessageQueue, std::time::Instant>>,
     /// Per topic, the group's members (sorted) and queues (sorted) at the last round in
     /// which every assigned queue was taken: who owned a queue before, for the crashed-owner rule of [`RebalanceConfig::handoff_lock`].
-    last_round: Mutex<HashMap<String, (Vec<String>, Vec<MessageQueue>)>>,
+    last_round: Mutex<HashMap<String, Allocation>>,
 }
+
+/// A topic's members and queues, both sorted: the input of one allocation.
+type Allocation = (Vec<String>, Vec<MessageQueue>);
 
 /// Who owned the queues of one topic before this round, as far as this client can tell.
 struct PreviousOwners<'a> {
