@@ -2,8 +2,8 @@
 
 use super::*;
 
-pub(crate) async fn route(namesrv: &Option<String>, topic: &str) -> Result<(), Failure> {
-    let client = client_config(namesrv, "route")?;
+pub(crate) async fn route(cluster: &Cluster, topic: &str) -> Result<(), Failure> {
+    let client = client_config(cluster, "route")?;
     let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
     instance
         .update_topic_route(topic)
@@ -17,8 +17,8 @@ pub(crate) async fn route(namesrv: &Option<String>, topic: &str) -> Result<(), F
     Ok(())
 }
 
-pub(crate) async fn lag(namesrv: &Option<String>, group: &str, topic: &str) -> Result<(), Failure> {
-    let client = client_config(namesrv, "lag")?;
+pub(crate) async fn lag(cluster: &Cluster, group: &str, topic: &str) -> Result<(), Failure> {
+    let client = client_config(cluster, "lag")?;
     let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
     let mut total = 0i64;
     // The topic must exist; its retry topic exists only once the group has consumed.

@@ -141,8 +141,8 @@ impl MessageListenerOrderly for StatsListener {
     }
 }
 
-pub(crate) async fn consume(namesrv: &Option<String>, o: ConsumeOpts) -> Result<(), Failure> {
-    let client = client_config(namesrv, "consume")?;
+pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Failure> {
+    let client = client_config(cluster, "consume")?;
     let (from, ts) = match o.from.as_str() {
         "first" => (ConsumeFromWhere::FirstOffset, None),
         "last" => (ConsumeFromWhere::LastOffset, None),

@@ -59,6 +59,11 @@ struct Cli {
     /// Name server(s), `host:port;host:port`. Default: $NAMESRV_ADDR.
     #[arg(long, global = true, env = "NAMESRV_ADDR")]
     namesrv: Option<String>,
+    /// Dial a broker at another address than the name server advertises:
+    /// `ADVERTISED=DIAL`, both `host:port` (repeatable). For brokers in Docker, Kubernetes
+    /// or behind NAT that register internal addresses.
+    #[arg(long = "broker-addr-map", global = true, value_name = "ADVERTISED=DIAL", value_parser = parse_addr_map)]
+    broker_addr_map: Vec<(String, String)>,
     #[command(subcommand)]
     command: Command,
 }
@@ -242,20 +247,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn client_config(namesrv: &Option<String>, name: &str) -> Result<ClientConfig, Failure> {
-    let ns = namesrv.clone().ok_or_else(|| {
+/// Where the cluster is: the global options.
+struct Cluster {
+    namesrv: Option<String>,
+    broker_addr_map: Vec<(String, String)>,
+}
+
+fn parse_addr_map(v: &str) -> Result<(String, String), String> {
+    match v.split_once('=') {
+        Some((a, d)) if !a.trim().is_empty() && !d.trim().is_empty() => {
+            Ok((a.trim().to_owned(), d.trim().to_owned()))
+        }
+        _ => Err(format!("{v:?}: expected ADVERTISED=DIAL, both host:port")),
+    }
+}
+
+fn client_config(cluster: &Cluster, name: &str) -> Result<ClientConfig, Failure> {
+    let ns = cluster.namesrv.clone().ok_or_else(|| {
         Failure(
             2,
             "no name server: pass --namesrv host:port or set NAMESRV_ADDR".into(),
         )
     })?;
-    Ok(ClientConfig::default()
+    let mut config = ClientConfig::default()
         .namesrv_addr(&ns)
         .instance_name(format!(
             "rmq-cli-{name}-{}-{}",
             std::process::id(),
             rmq_client_core::now_millis()
-        )))
+        ));
+    for (advertised, dial) in &cluster.broker_addr_map {
+        config = config.map_broker_addr(advertised, dial);
+    }
+    Ok(config)
 }
 
 /// A topic or group name the broker would refuse is a usage error (exit 2), said before
@@ -280,6 +304,10 @@ fn check_names(command: &Command) -> Result<(), Failure> {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     check_names(&cli.command)?;
+    let cluster = Cluster {
+        namesrv: cli.namesrv,
+        broker_addr_map: cli.broker_addr_map,
+    };
     match cli.command {
         Command::Consume {
             topic,
@@ -307,7 +335,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 format,
                 quiet,
             };
-            consume(&cli.namesrv, opts).await
+            consume(&cluster, opts).await
         }
         Command::Produce {
             topic,
@@ -320,7 +348,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             create_queues,
         } => {
             produce(
-                &cli.namesrv,
+                &cluster,
                 &topic,
                 count,
                 size,
@@ -339,19 +367,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             offset,
             count,
             format,
-        } => {
-            pull(
-                &cli.namesrv,
-                &topic,
-                queue_id,
-                broker,
-                offset,
-                count,
-                format,
-            )
-            .await
-        }
-        Command::Route { topic } => route(&cli.namesrv, &topic).await,
-        Command::Lag { group, topic } => lag(&cli.namesrv, &group, &topic).await,
+        } => pull(&cluster, &topic, queue_id, broker, offset, count, format).await,
+        Command::Route { topic } => route(&cluster, &topic).await,
+        Command::Lag { group, topic } => lag(&cluster, &group, &topic).await,
     }
 }

@@ -4,7 +4,7 @@ use super::*;
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn produce(
-    namesrv: &Option<String>,
+    cluster: &Cluster,
     topic: &str,
     count: Option<u64>,
     size: usize,
@@ -14,7 +14,7 @@ pub(crate) async fn produce(
     batch: usize,
     create_queues: Option<i32>,
 ) -> Result<(), Failure> {
-    let client = client_config(namesrv, "produce")?;
+    let client = client_config(cluster, "produce")?;
     let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
     if let Some(queues) = create_queues {
         instance.create_topic(topic, queues).await.map_err(fail)?;

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(crate) async fn pull(
-    namesrv: &Option<String>,
+    cluster: &Cluster,
     topic: &str,
     queue_id: i32,
     broker: Option<String>,
@@ -11,7 +11,7 @@ pub(crate) async fn pull(
     count: usize,
     format: Format,
 ) -> Result<(), Failure> {
-    let client = client_config(namesrv, "pull")?;
+    let client = client_config(cluster, "pull")?;
     let consumer =
         rmq_pull_consumer::PullConsumer::builder(&format!("rmq-cli-pull-{}", std::process::id()))
             .client_config(client)

@@ -380,3 +380,37 @@ fn sigterm_stops_cleanly_and_commits_what_was_printed() {
         "every printed message committed"
     );
 }
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn broker_addr_map_decides_what_is_dialed() {
+    let topic = topic();
+    produce(&topic, 1, 1);
+    let broker = env("RMQ_BROKER_ADDR");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let consume = |map: &str| {
+        rmq()
+            .args(["--broker-addr-map", map])
+            .args([
+                "consume", "--topic", &topic, "--from", "first", "--count", "1", "--quiet",
+                "--format", "summary",
+            ])
+            .output()
+            .unwrap()
+    };
+    // Mapped to a port where nothing listens: the one broker is unreachable, exit 1.
+    let away = consume(&format!("{broker}={closed}"));
+    assert_eq!(away.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&away.stderr);
+    assert!(err.contains(&closed), "{err}");
+    // Mapped to itself: consumed.
+    let same = consume(&format!("{broker}={broker}"));
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+}

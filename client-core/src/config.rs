@@ -80,6 +80,15 @@ pub struct ClientConfig {
     pub credentials: Option<Credentials>,
     /// Transport settings (language, version, frame limit, connect timeout).
     pub remoting: RemotingConfig,
+    /// Broker address mapping: a broker address as the name server advertises it
+    /// (`host:port`, exactly as in the route) → the address to dial instead. Empty by
+    /// default. For clients outside the network the brokers live in: brokers in Docker,
+    /// Kubernetes or behind NAT register their internal addresses (`172.17.0.3:10911`),
+    /// which an outside client cannot reach; map each to its published address
+    /// (`broker-a.example.com:30911`). Applied to every route as it arrives, so heartbeats,
+    /// pulls, offsets and locks all dial the mapped address; unmapped addresses are dialed
+    /// as advertised. Java has no such setting (users patch `brokerIP1` on the broker).
+    pub broker_addr_map: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ClientConfig {
@@ -99,6 +108,7 @@ impl Default for ClientConfig {
             mq_client_api_timeout: Duration::from_millis(3_000),
             credentials: None,
             remoting: RemotingConfig::default(),
+            broker_addr_map: Default::default(),
         }
     }
 }
@@ -112,6 +122,17 @@ fn split_addrs(v: &str) -> Vec<String> {
 }
 
 impl ClientConfig {
+    /// Dials `dial` wherever a route advertises the broker address `advertised` (see
+    /// [`ClientConfig::broker_addr_map`]).
+    pub fn map_broker_addr(
+        mut self,
+        advertised: impl Into<String>,
+        dial: impl Into<String>,
+    ) -> Self {
+        self.broker_addr_map.insert(advertised.into(), dial.into());
+        self
+    }
+
     /// Sets the name servers from `a:9876;b:9876`.
     pub fn namesrv_addr(mut self, addrs: &str) -> Self {
         self.namesrv_addrs = split_addrs(addrs);
@@ -208,7 +229,11 @@ impl ClientConfig {
     /// those a shared client instance applies to every user: name servers, namespace,
     /// credentials and the instance's periods and timeouts. `None` when they agree.
     pub fn instance_setting_differing_from(&self, other: &ClientConfig) -> Option<&'static str> {
-        let checks: [(&'static str, bool); 8] = [
+        let checks: [(&'static str, bool); 9] = [
+            (
+                "brokerAddrMap",
+                self.broker_addr_map == other.broker_addr_map,
+            ),
             ("namesrvAddr", self.namesrv_addrs == other.namesrv_addrs),
             ("namespace", self.namespace == other.namespace),
             ("credentials", self.credentials == other.credentials),

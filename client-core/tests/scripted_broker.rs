@@ -200,3 +200,60 @@ async fn a_pull_cancelled_in_flight_leaves_the_kernel_usable() {
     assert_eq!(r.messages[0].queue_offset, 7);
     assert_eq!(*script.lock().unwrap(), [5, 7]);
 }
+
+#[tokio::test]
+async fn advertised_broker_addresses_are_dialed_as_mapped() {
+    // A name server that advertises the broker at an internal address nobody can dial
+    // (a broker in Docker, say); the client maps it to where the broker really listens.
+    let advertised = "10.255.255.1:10911";
+    let broker = ScriptedBroker::start(BROKER, 1, move |req| match req.request_code() {
+        RequestCode::GET_ROUTEINFO_BY_TOPIC => {
+            let route = format!(
+                r#"{{"brokerDatas":[{{"brokerAddrs":{{"0":"{advertised}"}},"brokerName":"{BROKER}","cluster":"c"}}],"queueDatas":[{{"brokerName":"{BROKER}","perm":6,"readQueueNums":1,"writeQueueNums":1,"topicSysFlag":0}}]}}"#
+            );
+            Some(Reply::Answer(reply_to(
+                req,
+                ResponseCode::SUCCESS,
+                &[],
+                Bytes::from(route),
+            )))
+        }
+        RequestCode::PULL_MESSAGE => Some(Reply::Answer(pull_response(
+            req,
+            ResponseCode::PULL_NOT_FOUND,
+            0,
+            Bytes::new(),
+        ))),
+        _ => None,
+    })
+    .await;
+    let instance = ClientInstance::get_or_create(
+        &ClientConfig::default()
+            .namesrv_addr(&broker.addr)
+            .client_ip("127.0.0.1")
+            .instance_name("scripted_addr_map")
+            .map_broker_addr(advertised, &broker.addr),
+    )
+    .unwrap();
+    instance.update_topic_route(TOPIC).await.unwrap();
+    let mq = MessageQueue::new(TOPIC, BROKER, 0);
+    assert_eq!(instance.master_addr_of(&mq).await.unwrap(), broker.addr);
+    let kernel = PullKernel::new(&instance, "scripted_group");
+    let sub = SubscriptionData::build(TOPIC, Some("*"), ExpressionType::Tag).unwrap();
+    // The pull reaches the broker through the mapped address, where the advertised one
+    // would time out.
+    let r = kernel
+        .pull(spec(&mq, &sub, 0, Duration::from_secs(3)))
+        .await
+        .unwrap();
+    assert_eq!(r.status, PullStatus::NoNewMsg);
+    // Any other setting of the same instance must agree on the mapping.
+    let err = ClientInstance::get_or_create(
+        &ClientConfig::default()
+            .namesrv_addr(&broker.addr)
+            .client_ip("127.0.0.1")
+            .instance_name("scripted_addr_map"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("brokerAddrMap"), "{err}");
+}

@@ -57,15 +57,26 @@ impl ClientInstance {
         }))
     }
 
-    /// Fetches `topic`'s route from the name servers and installs it; returns whether it
-    /// changed (Java `updateTopicRouteInfoFromNameServer`). Consumers subscribed to the
+    /// Fetches `topic`'s route from the name servers and installs it, its broker addresses
+    /// mapped by [`ClientConfig::broker_addr_map`]; returns whether it changed (Java
+    /// `updateTopicRouteInfoFromNameServer`). Consumers subscribed to the
     /// topic get its queues when it changed.
     ///
     /// # Errors
     /// [`ClientError::TopicRouteNotFound`] when the topic does not exist; transport errors
     /// when no name server answered.
     pub async fn update_topic_route(&self, topic: &str) -> Result<bool, ClientError> {
-        let route = self.get_route_from_namesrv(topic).await?;
+        let mut route = self.get_route_from_namesrv(topic).await?;
+        let map = &self.inner.config.broker_addr_map;
+        if !map.is_empty() {
+            for b in &mut route.broker_datas {
+                for addr in b.broker_addrs.values_mut() {
+                    if let Some(dial) = map.get(addr.as_str()) {
+                        addr.clone_from(dial);
+                    }
+                }
+            }
+        }
         let old = self.inner.routes.load().topic_routes.get(topic).cloned();
         let changed = old.as_deref() != Some(&route);
         if changed {
