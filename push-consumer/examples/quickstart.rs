@@ -93,9 +93,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let consumer = builder.start().await?;
-    let finished = tokio::time::timeout(Duration::from_secs(300), done.notified())
-        .await
-        .is_ok();
+    // Stop when everything arrived, after 300 s, or on Ctrl-C / SIGTERM: all run the clean
+    // shutdown below.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let finished = tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(300), done.notified()) => r.is_ok(),
+        _ = tokio::signal::ctrl_c() => false,
+        _ = term.recv() => false,
+    };
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let report = consumer.shutdown().await;

@@ -21,7 +21,12 @@
 //!     }))
 //!     .start()
 //!     .await?;
-//! tokio::signal::ctrl_c().await?;
+//! // A service stops cleanly on Ctrl-C (SIGINT) and on SIGTERM (docker, systemd, Kubernetes).
+//! let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+//! tokio::select! {
+//!     _ = tokio::signal::ctrl_c() => {}
+//!     _ = term.recv() => {}
+//! }
 //! let report = consumer.shutdown().await;
 //! println!("{report}");
 //! # Ok(()) }
