@@ -15,6 +15,21 @@ fn rmq() -> Command {
     c
 }
 
+/// A successful run's stdout, one JSON value per line, and the text itself.
+fn json_lines(out: std::process::Output) -> (Vec<serde_json::Value>, String) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, text)
+}
+
 fn topic() -> String {
     format!(
         "rmq_cli_{}",
@@ -73,16 +88,7 @@ fn produce_from_stdin_then_consume_as_json_with_a_summary() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (lines, text) = json_lines(out);
     assert_eq!(lines.len(), 12, "11 messages and the summary:\n{text}");
     let (msgs, summary) = lines.split_at(11);
     let mut bodies: Vec<String> = Vec::new();
@@ -259,16 +265,7 @@ fn count_prints_exactly_n_and_commits_nothing_past_them() {
             ])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let (lines, text) = json_lines(out);
         assert_eq!(
             lines.len(),
             6,

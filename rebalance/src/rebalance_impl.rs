@@ -105,19 +105,20 @@ pub struct RebalanceConfig {
     /// young queue (REMOTING.md §3.7). See [`RebalanceImpl::compute_pull_from_where`].
     pub strict_last_offset: bool,
     /// Clean hand-off for concurrent clustering consumers: a queue is locked at the broker
-    /// while owned, released only after its offset is committed, and a new owner waits
-    /// for the lock before it reads the offset — but only while the queue's previous owner
-    /// is still a member of the group. The previous owner is the member the strategy gave
-    /// the queue to in the previous allocation this client saw (in its first round: the
-    /// allocation over the other current members). A member that leaves cleanly releases
-    /// its locks before it unregisters, so a lock whose owner has left the group belongs
-    /// to a crashed process and the queue is taken at once, without waiting for the
-    /// broker's 60 s lock expiry. Java has no such step, so a queue changing owners is
-    /// consumed twice from the old owner's last periodic commit. Orderly consumers always
-    /// lock and always wait for it (order needs the lock).
+    /// while owned, released only after its offset is committed, and a new owner waits (at
+    /// most `handoff_timeout`) for the lock before it reads the offset. Java has no such
+    /// step, so a queue changing owners is consumed twice from the old owner's last
+    /// periodic commit. Orderly consumers always lock.
+    ///
+    /// A lock held while this client is the group's only member is a crashed member's (a
+    /// live holder is a member: it registers before it locks and unregisters only after it
+    /// unlocks), so the queue is taken at once instead of after `handoff_timeout`. With
+    /// other members present the holder may be one of them, still draining, so the wait
+    /// stays: a rule from the strategy's previous allocation is not sound while hand-offs
+    /// are under way (the allocated owner need not be the one holding the lock).
     pub handoff_lock: bool,
-    /// Longest wait for a previous owner that is still a member to release a queue before
-    /// taking it anyway (a hung owner; the broker lock expires after 60 s). Default 15 s.
+    /// Longest wait for a previous owner to release a queue before taking it anyway (a
+    /// crashed owner never releases; the broker lock expires after 60 s). Default 15 s.
     pub handoff_timeout: Duration,
 }
 
@@ -149,21 +150,6 @@ pub struct RebalanceImpl {
     owned: Mutex<BTreeSet<MessageQueue>>,
     /// Queues assigned to us but not yet locked, and since when.
     waiting_lock: Mutex<HashMap<MessageQueue, std::time::Instant>>,
-    /// Per topic, the group's members (sorted) and queues (sorted) at the last round in
-    /// which every assigned queue was taken: who owned a queue before, for the crashed-owner rule of [`RebalanceConfig::handoff_lock`].
-    last_round: Mutex<HashMap<String, Allocation>>,
-}
-
-/// A topic's members and queues, both sorted: the input of one allocation.
-type Allocation = (Vec<String>, Vec<MessageQueue>);
-
-/// Who owned the queues of one topic before this round, as far as this client can tell.
-struct PreviousOwners<'a> {
-    /// The members and queues the previous allocation was computed over.
-    members: Vec<String>,
-    queues: Vec<MessageQueue>,
-    /// The members now.
-    now: &'a [String],
 }
 
 impl std::fmt::Debug for RebalanceImpl {
@@ -198,26 +184,7 @@ impl RebalanceImpl {
             topic_queues: Mutex::new(HashMap::new()),
             owned: Mutex::new(BTreeSet::new()),
             waiting_lock: Mutex::new(HashMap::new()),
-            last_round: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Whether the previous owner of `mq` is still a member of the group: the member that
-    /// the strategy gave `mq` to in the previous round's allocation (this client's last
-    /// round, or — in its first round — the current members but itself). A previous owner
-    /// that left cleanly released its lock before leaving, so a lock held by one that is
-    /// gone is a crashed owner's, which only expires at the broker after 60 s.
-    fn previous_owner_alive(&self, mq: &MessageQueue, prev: &PreviousOwners<'_>) -> bool {
-        let me = self.instance.client_id();
-        prev.members
-            .iter()
-            .filter(|m| m.as_str() != me)
-            .find(|m| {
-                self.strategy
-                    .allocate(&self.config.group, m, &prev.queues, &prev.members)
-                    .is_ok_and(|qs| qs.contains(mq))
-            })
-            .is_some_and(|owner| prev.now.contains(owner))
     }
 
     fn locks_queues(&self) -> bool {
@@ -296,10 +263,8 @@ impl RebalanceImpl {
                 topic: topic.to_owned(),
             });
         }
-        let mut previous = None;
-        let mut cids_now = Vec::new();
-        // This round's members and queues, remembered once every assigned queue is taken.
-        let mut settled = None;
+        // This client is the group's only member: no live member can hold a lock.
+        let mut alone = false;
         let mine: Vec<MessageQueue> = match self.config.message_model {
             MessageModel::Broadcasting => all.clone(),
             MessageModel::Clustering => {
@@ -313,6 +278,7 @@ impl RebalanceImpl {
                         source,
                     })?;
                 cids.sort();
+                alone = cids.iter().all(|c| c == self.instance.client_id());
                 let mut sorted = all.clone();
                 sorted.sort();
                 let mut mine = self
@@ -330,33 +296,10 @@ impl RebalanceImpl {
                     })?;
                 let mut seen = HashSet::new();
                 mine.retain(|q| seen.insert(q.clone()));
-                if self.locks_queues() {
-                    let last = lock(&self.last_round).get(topic).cloned();
-                    let me = self.instance.client_id();
-                    previous = Some(match last {
-                        Some((members, queues)) => (members, queues),
-                        None => (
-                            cids.iter().filter(|c| c.as_str() != me).cloned().collect(),
-                            sorted.clone(),
-                        ),
-                    });
-                    settled = Some((cids.clone(), sorted));
-                }
-                cids_now = cids;
                 mine
             }
         };
-        let previous = previous.map(|(members, queues)| PreviousOwners {
-            members,
-            queues,
-            now: &cids_now,
-        });
-        let (changed, complete) = self.update_owned(topic, &mine, previous.as_ref()).await;
-        if complete && let Some(settled) = settled {
-            // Only a settled allocation says who owns what: while a queue still waits
-            // for its previous owner, that owner stays the one to wait for.
-            lock(&self.last_round).insert(topic.to_owned(), settled);
-        }
+        let (changed, complete) = self.update_owned(topic, &mine, alone).await;
         if changed {
             self.listener.queues_changed(topic, &all, &mine);
         }
@@ -372,12 +315,7 @@ impl RebalanceImpl {
     /// Releases queues of `topic` not in `mine` and takes the new ones (Java
     /// `updateProcessQueueTableInRebalance`); returns whether anything changed and whether
     /// every assigned queue was taken.
-    async fn update_owned(
-        &self,
-        topic: &str,
-        mine: &[MessageQueue],
-        previous: Option<&PreviousOwners<'_>>,
-    ) -> (bool, bool) {
+    async fn update_owned(&self, topic: &str, mine: &[MessageQueue], alone: bool) -> (bool, bool) {
         let current: Vec<MessageQueue> = lock(&self.owned)
             .iter()
             .filter(|q| q.topic == topic)
@@ -394,12 +332,10 @@ impl RebalanceImpl {
                 let since = *lock(&self.waiting_lock)
                     .entry(mq.clone())
                     .or_insert_with(std::time::Instant::now);
-                let owner_gone = !self.config.orderly
-                    && previous.is_some_and(|p| !self.previous_owner_alive(mq, p));
-                if owner_gone {
+                if alone && !self.config.orderly {
                     tracing::info!(
                         ?mq,
-                        "previous owner left the group without releasing the queue (crashed); taking it without the lock"
+                        "queue locked by a member that left the group without releasing it (crashed); taking it without the lock"
                     );
                 } else if self.config.orderly || since.elapsed() < self.config.handoff_timeout {
                     tracing::debug!(

@@ -139,47 +139,15 @@ async fn members_joining_leaving_and_a_busy_broker() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Clean hand-off: a queue locked by a member that is still in the group is waited for;
-/// once that member is gone from the group (crashed: it never unlocked), its queues are
-/// taken at once instead of after `handoff_timeout` (15 s).
+/// Clean hand-off: a queue locked by someone while other members are in the group is
+/// waited for; once this client is the only member, a lock still held is a crashed
+/// member's, and the queues are taken at once instead of after `handoff_timeout` (15 s).
 #[tokio::test]
 async fn a_crashed_owners_queues_are_taken_at_once_a_live_owners_are_waited_for() {
     let members: Members = Arc::new(Mutex::new(Ok(Vec::new())));
-    // Every queue is locked by someone else: LOCK_BATCH_MQ grants nothing.
-    let b = ScriptedBroker::start(BROKER, 4, {
-        let members = Arc::clone(&members);
-        move |req| match req.request_code() {
-            RequestCode::GET_CONSUMER_LIST_BY_GROUP => {
-                let ids = members.lock().unwrap().clone().unwrap();
-                Some(Reply::Answer(reply_to(
-                    req,
-                    ResponseCode::SUCCESS,
-                    &[],
-                    Bytes::from(serde_json::json!({ "consumerIdList": ids }).to_string()),
-                )))
-            }
-            RequestCode::LOCK_BATCH_MQ => Some(Reply::Answer(reply_to(
-                req,
-                ResponseCode::SUCCESS,
-                &[],
-                Bytes::from(r#"{"lockOKMQSet":[]}"#),
-            ))),
-            RequestCode::GET_MAX_OFFSET => Some(Reply::Answer(reply_to(
-                req,
-                ResponseCode::SUCCESS,
-                &[("offset", "100")],
-                Bytes::new(),
-            ))),
-            RequestCode::QUERY_CONSUMER_OFFSET => Some(Reply::Answer(reply_to(
-                req,
-                ResponseCode::QUERY_NOT_FOUND,
-                &[],
-                Bytes::new(),
-            ))),
-            _ => None,
-        }
-    })
-    .await;
+    // Every queue is locked by someone else: `broker` answers LOCK_BATCH_MQ with an empty
+    // SUCCESS, which grants nothing.
+    let b = broker(Arc::clone(&members)).await;
     let instance = ClientInstance::get_or_create(
         &ClientConfig::default()
             .namesrv_addr(&b.addr)

@@ -17,22 +17,43 @@ impl ClientInstance {
             "route refresh",
             Duration::from_millis(10),
             c.poll_name_server_interval,
+            None,
             |i| Box::pin(async move { i.refresh_all_routes().await }),
         );
-        self.spawn_heartbeat_job(Duration::from_millis(1000), c.heartbeat_broker_interval);
+        // Also at once when `heartbeat_now` or a new broker connection asks; rounds asked
+        // for while one runs are coalesced into the next one.
+        self.spawn_job(
+            "heartbeat",
+            Duration::from_millis(1000),
+            c.heartbeat_broker_interval,
+            Some(Arc::clone(&self.inner.heartbeat_wanted)),
+            |i| {
+                Box::pin(async move {
+                    let round = i.inner.heartbeat_started.fetch_add(1, Ordering::SeqCst) + 1;
+                    i.clean_offline_brokers();
+                    i.send_heartbeat_to_all_brokers().await;
+                    i.inner.heartbeat_finished.send_replace(round);
+                })
+            },
+        );
         self.spawn_job(
             "persist offsets",
             Duration::from_millis(10_000),
             c.persist_consumer_offset_interval,
+            None,
             |i| Box::pin(async move { i.persist_all_consumer_offsets().await }),
         );
     }
 
+    /// Runs `job` every `period` (first after `first`) and whenever `wake` is notified,
+    /// until the instance is dropped or shut down. `wake` is held apart from the instance,
+    /// so that waiting keeps no instance alive.
     pub(super) fn spawn_job(
         &self,
         name: &'static str,
         first: Duration,
         period: Duration,
+        wake: Option<Arc<tokio::sync::Notify>>,
         job: impl Fn(ClientInstance) -> BoxFuture<'static, ()> + Send + 'static,
     ) {
         let weak = Arc::downgrade(&self.inner);
@@ -44,9 +65,16 @@ impl ClientInstance {
             );
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
+                let woken = async {
+                    match &wake {
+                        Some(w) => w.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = token.cancelled() => return,
                     _ = ticks.tick() => {}
+                    _ = woken => {}
                 }
                 let Some(inner) = weak.upgrade() else { return };
                 tracing::trace!(job = name, "scheduled job");
@@ -54,42 +82,6 @@ impl ClientInstance {
                     _ = token.cancelled() => return,
                     _ = job(ClientInstance { inner }) => {}
                 }
-            }
-        });
-    }
-
-    /// The heartbeat job: every `period` (first after `first`), and at once when
-    /// [`ClientInstance::heartbeat_now`] or a new broker connection asks for it. Rounds
-    /// asked for while one runs are coalesced into the next one.
-    fn spawn_heartbeat_job(&self, first: Duration, period: Duration) {
-        let weak = Arc::downgrade(&self.inner);
-        let token = self.inner.token.clone();
-        // Held apart from the instance, so that waiting keeps no instance alive.
-        let wanted = Arc::clone(&self.inner.heartbeat_wanted);
-        self.inner.tracker.spawn(async move {
-            let mut ticks = tokio::time::interval_at(
-                tokio::time::Instant::now() + first,
-                period.max(Duration::from_millis(1)),
-            );
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = ticks.tick() => {}
-                    _ = wanted.notified() => {}
-                }
-                let Some(inner) = weak.upgrade() else { return };
-                let round = inner.heartbeat_started.fetch_add(1, Ordering::SeqCst) + 1;
-                let i = ClientInstance { inner };
-                tracing::trace!(round, "heartbeat round");
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = async {
-                        i.clean_offline_brokers();
-                        i.send_heartbeat_to_all_brokers().await;
-                    } => {}
-                }
-                i.inner.heartbeat_finished.send_replace(round);
             }
         });
     }
