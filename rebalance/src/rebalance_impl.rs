@@ -109,13 +109,6 @@ pub struct RebalanceConfig {
     /// most `handoff_timeout`) for the lock before it reads the offset. Java has no such
     /// step, so a queue changing owners is consumed twice from the old owner's last
     /// periodic commit. Orderly consumers always lock.
-    ///
-    /// A lock held while this client is the group's only member is a crashed member's (a
-    /// live holder is a member: it registers before it locks and unregisters only after it
-    /// unlocks), so the queue is taken at once instead of after `handoff_timeout`. With
-    /// other members present the holder may be one of them, still draining, so the wait
-    /// stays: a rule from the strategy's previous allocation is not sound while hand-offs
-    /// are under way (the allocated owner need not be the one holding the lock).
     pub handoff_lock: bool,
     /// Longest wait for a previous owner to release a queue before taking it anyway (a
     /// crashed owner never releases; the broker lock expires after 60 s). Default 15 s.
@@ -263,8 +256,6 @@ impl RebalanceImpl {
                 topic: topic.to_owned(),
             });
         }
-        // This client is the group's only member: no live member can hold a lock.
-        let mut alone = false;
         let mine: Vec<MessageQueue> = match self.config.message_model {
             MessageModel::Broadcasting => all.clone(),
             MessageModel::Clustering => {
@@ -278,7 +269,6 @@ impl RebalanceImpl {
                         source,
                     })?;
                 cids.sort();
-                alone = cids.iter().all(|c| c == self.instance.client_id());
                 let mut sorted = all.clone();
                 sorted.sort();
                 let mut mine = self
@@ -299,7 +289,7 @@ impl RebalanceImpl {
                 mine
             }
         };
-        let (changed, complete) = self.update_owned(topic, &mine, alone).await;
+        let (changed, complete) = self.update_owned(topic, &mine).await;
         if changed {
             self.listener.queues_changed(topic, &all, &mine);
         }
@@ -315,7 +305,7 @@ impl RebalanceImpl {
     /// Releases queues of `topic` not in `mine` and takes the new ones (Java
     /// `updateProcessQueueTableInRebalance`); returns whether anything changed and whether
     /// every assigned queue was taken.
-    async fn update_owned(&self, topic: &str, mine: &[MessageQueue], alone: bool) -> (bool, bool) {
+    async fn update_owned(&self, topic: &str, mine: &[MessageQueue]) -> (bool, bool) {
         let current: Vec<MessageQueue> = lock(&self.owned)
             .iter()
             .filter(|q| q.topic == topic)
@@ -332,21 +322,15 @@ impl RebalanceImpl {
                 let since = *lock(&self.waiting_lock)
                     .entry(mq.clone())
                     .or_insert_with(std::time::Instant::now);
-                if alone && !self.config.orderly {
-                    tracing::info!(
-                        ?mq,
-                        "queue locked by a member that left the group without releasing it (crashed); taking it without the lock"
-                    );
-                } else if self.config.orderly || since.elapsed() < self.config.handoff_timeout {
+                if self.config.orderly || since.elapsed() < self.config.handoff_timeout {
                     tracing::debug!(
                         ?mq,
                         "queue still locked by its previous owner; not taken this round"
                     );
                     complete = false;
                     continue;
-                } else {
-                    tracing::warn!(?mq, waited = ?since.elapsed(), "previous owner never released the queue; taking it without the lock");
                 }
+                tracing::warn!(?mq, waited = ?since.elapsed(), "previous owner never released the queue; taking it without the lock");
             }
             lock(&self.waiting_lock).remove(mq);
             // A stale offset of a previous ownership must not be used.
