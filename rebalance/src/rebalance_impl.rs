@@ -109,6 +109,16 @@ pub struct RebalanceConfig {
     /// most `handoff_timeout`) for the lock before it reads the offset. Java has no such
     /// step, so a queue changing owners is consumed twice from the old owner's last
     /// periodic commit. Orderly consumers always lock.
+    ///
+    /// A crashed owner never unlocks (the broker's lock expires after 60 s). When a lock
+    /// is refused, the group's members are asked for again: if this client is the only
+    /// one, the holder is dead — a live holder registers (heartbeat) before it locks and
+    /// unregisters only after it unlocks, so it is in any member list fetched after its
+    /// lock — and the queue is taken at once. With other members present the holder may
+    /// be one of them, still draining its cache, so the wait stays. (A rule from the
+    /// strategy's previous allocation is not sound: mid-hand-off the allocated owner need
+    /// not be the holder. Neither is a member list fetched before the refused lock:
+    /// members starting together each see themselves alone.)
     pub handoff_lock: bool,
     /// Longest wait for a previous owner to release a queue before taking it anyway (a
     /// crashed owner never releases; the broker lock expires after 60 s). Default 15 s.
@@ -313,6 +323,8 @@ impl RebalanceImpl {
             .collect();
         let mut changed = false;
         let mut complete = true;
+        // Whether this client is the group's only member, asked after a refused lock.
+        let mut alone: Option<bool> = None;
         lock(&self.waiting_lock).retain(|q, _| q.topic != topic || mine.contains(q));
         for mq in current.iter().filter(|q| !mine.contains(q)) {
             changed |= self.release(mq).await;
@@ -322,15 +334,27 @@ impl RebalanceImpl {
                 let since = *lock(&self.waiting_lock)
                     .entry(mq.clone())
                     .or_insert_with(std::time::Instant::now);
-                if self.config.orderly || since.elapsed() < self.config.handoff_timeout {
+                let holder_dead = !self.config.orderly
+                    && self.config.message_model == MessageModel::Clustering
+                    && match alone {
+                        Some(a) => a,
+                        None => *alone.insert(self.only_member(topic).await),
+                    };
+                if holder_dead {
+                    tracing::info!(
+                        ?mq,
+                        "queue locked by a member no longer in the group (crashed); taking it without the lock"
+                    );
+                } else if self.config.orderly || since.elapsed() < self.config.handoff_timeout {
                     tracing::debug!(
                         ?mq,
                         "queue still locked by its previous owner; not taken this round"
                     );
                     complete = false;
                     continue;
+                } else {
+                    tracing::warn!(?mq, waited = ?since.elapsed(), "previous owner never released the queue; taking it without the lock");
                 }
-                tracing::warn!(?mq, waited = ?since.elapsed(), "previous owner never released the queue; taking it without the lock");
             }
             lock(&self.waiting_lock).remove(mq);
             // A stale offset of a previous ownership must not be used.
@@ -349,6 +373,15 @@ impl RebalanceImpl {
             }
         }
         (changed, complete)
+    }
+
+    /// Whether this client is the only member of the group now (a fresh member list; an
+    /// error counts as "no").
+    async fn only_member(&self, topic: &str) -> bool {
+        self.instance
+            .find_consumer_id_list(topic, &self.config.group)
+            .await
+            .is_ok_and(|ids| ids.iter().all(|id| id == self.instance.client_id()))
     }
 
     /// Gives `mq` up: the listener drains it (bounded), then its offset is persisted and

@@ -20,8 +20,14 @@ const TOPIC: &str = "TopicTest";
 const BROKER: &str = "broker-a";
 const GROUP: &str = "rebalance_scripted";
 
-/// What the broker answers GET_CONSUMER_LIST_BY_GROUP with.
-type Members = Arc<Mutex<Result<Vec<String>, ResponseCode>>>;
+/// What the broker answers GET_CONSUMER_LIST_BY_GROUP with, in order; the last answer
+/// repeats.
+type Members = Arc<Mutex<Vec<Result<Vec<String>, ResponseCode>>>>;
+
+/// From now on the broker answers the member list with `answer`.
+fn answer(members: &Members, answer: Result<Vec<String>, ResponseCode>) {
+    *members.lock().unwrap() = vec![answer];
+}
 
 #[derive(Default)]
 struct Seen {
@@ -42,7 +48,15 @@ impl RebalanceListener for Seen {
 async fn broker(members: Members) -> ScriptedBroker {
     ScriptedBroker::start(BROKER, 4, move |req| match req.request_code() {
         RequestCode::GET_CONSUMER_LIST_BY_GROUP => {
-            Some(Reply::Answer(match &*members.lock().unwrap() {
+            let next = {
+                let mut m = members.lock().unwrap();
+                if m.len() > 1 {
+                    m.remove(0)
+                } else {
+                    m[0].clone()
+                }
+            };
+            Some(Reply::Answer(match &next {
                 Ok(ids) => reply_to(
                     req,
                     ResponseCode::SUCCESS,
@@ -71,7 +85,7 @@ fn sorted(mut v: Vec<MessageQueue>) -> Vec<MessageQueue> {
 
 #[tokio::test]
 async fn members_joining_leaving_and_a_busy_broker() {
-    let members: Members = Arc::new(Mutex::new(Ok(Vec::new())));
+    let members: Members = Arc::new(Mutex::new(vec![Ok(Vec::new())]));
     let b = broker(Arc::clone(&members)).await;
     let instance = ClientInstance::get_or_create(
         &ClientConfig::default()
@@ -100,7 +114,7 @@ async fn members_joining_leaving_and_a_busy_broker() {
     rb.set_topic_queues(TOPIC, &all);
 
     // Two members: this client owns what AVG gives it, each starting at the max offset.
-    *members.lock().unwrap() = Ok(vec![me.clone(), other.clone()]);
+    answer(&members, Ok(vec![me.clone(), other.clone()]));
     assert!(rb.do_rebalance().await);
     let half = AllocateMessageQueueAveragely
         .allocate(
@@ -118,23 +132,83 @@ async fn members_joining_leaving_and_a_busy_broker() {
     );
 
     // The other member leaves: this one takes every queue.
-    *members.lock().unwrap() = Ok(vec![me.clone()]);
+    answer(&members, Ok(vec![me.clone()]));
     assert!(rb.do_rebalance().await);
     assert_eq!(sorted(rb.owned_queues()), sorted(all.clone()));
     assert_eq!(seen.added.lock().unwrap().len(), 4);
 
     // SYSTEM_BUSY on the member list: nothing changes (Java keeps its queues too).
-    *members.lock().unwrap() = Err(ResponseCode::SYSTEM_BUSY);
+    answer(&members, Err(ResponseCode::SYSTEM_BUSY));
     rb.do_rebalance().await;
     assert_eq!(sorted(rb.owned_queues()), sorted(all.clone()));
     assert!(seen.removed.lock().unwrap().is_empty());
 
     // It comes back: the queues AVG now gives the other member are released.
-    *members.lock().unwrap() = Ok(vec![other.clone(), me.clone()]);
+    answer(&members, Ok(vec![other.clone(), me.clone()]));
     assert!(rb.do_rebalance().await);
     assert_eq!(sorted(rb.owned_queues()), sorted(half.clone()));
     let removed = sorted(seen.removed.lock().unwrap().clone());
     let expect: Vec<MessageQueue> = sorted(all.into_iter().filter(|q| !half.contains(q)).collect());
     assert_eq!(removed, expect);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Clean hand-off and a crashed holder: a refused lock is waited for while the group has
+/// other members — also when the member list fetched before the lock showed this client
+/// alone (members starting together) — and taken at once when a list fetched after the
+/// refusal shows this client alone (the holder crashed and the broker dropped it).
+#[tokio::test]
+async fn a_lock_held_by_a_crashed_member_is_taken_once_this_client_is_alone() {
+    let members: Members = Arc::new(Mutex::new(vec![Ok(Vec::new())]));
+    // `broker` answers LOCK_BATCH_MQ with an empty SUCCESS: every lock is refused, as when
+    // another client holds them all.
+    let b = broker(Arc::clone(&members)).await;
+    let instance = ClientInstance::get_or_create(
+        &ClientConfig::default()
+            .namesrv_addr(&b.addr)
+            .client_ip("127.0.0.1")
+            .instance_name("rebalance_handoff"),
+    )
+    .unwrap();
+    instance.update_topic_route(TOPIC).await.unwrap();
+    let all = instance.subscribe_queues(TOPIC);
+    let me = instance.client_id().to_owned();
+    let other = format!("{me}-other");
+    let dir = std::env::temp_dir().join(format!("rmq-rebalance-handoff-{}", std::process::id()));
+    let store: Arc<dyn OffsetStore> = Arc::new(LocalFileOffsetStore::new(Some(&dir), &me, GROUP));
+    let mut config = RebalanceConfig::new(GROUP);
+    config.handoff_lock = true;
+    let rb = RebalanceImpl::new(
+        config,
+        instance.clone(),
+        Arc::new(AllocateMessageQueueAveragely),
+        store,
+        Arc::new(Seen::default()) as Arc<dyn RebalanceListener>,
+    );
+    rb.subscribe(SubscriptionData::build(TOPIC, Some("*"), ExpressionType::Tag).unwrap());
+    rb.set_topic_queues(TOPIC, &all);
+
+    // Another member holds every lock: nothing is taken, round after round.
+    answer(&members, Ok(vec![me.clone(), other.clone()]));
+    for _ in 0..3 {
+        assert!(!rb.do_rebalance().await, "a live member's queue was taken");
+        assert!(rb.owned_queues().is_empty());
+    }
+    // The list fetched before the locks shows this client alone, the one fetched after the
+    // refusal shows the other member (it registered and locked meanwhile): still waited for.
+    *members.lock().unwrap() = vec![Ok(vec![me.clone()]), Ok(vec![me.clone(), other.clone()])];
+    assert!(
+        !rb.do_rebalance().await,
+        "taken on a member list older than the lock"
+    );
+    assert!(rb.owned_queues().is_empty());
+
+    // The other member crashes and the broker drops it; its locks stay until they expire.
+    // Its queues are taken in this very round, not after handoff_timeout (15 s).
+    answer(&members, Ok(vec![me.clone()]));
+    let started = std::time::Instant::now();
+    assert!(rb.do_rebalance().await);
+    assert_eq!(sorted(rb.owned_queues()), sorted(all.clone()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&dir);
 }
