@@ -418,6 +418,38 @@ impl ClientApi {
         Ok(body.consumer_id_list)
     }
 
+    /// GET_CONSUMER_RUNNING_INFO (307) through the broker at `addr` to the member
+    /// `client_id` of `group`: the queues in that member's process-queue table (Java
+    /// `ConsumerRunningInfo.mqTable`, fastjson with object keys) — the queues it owns or
+    /// is still draining.
+    ///
+    /// # Errors
+    /// Transport errors, non-SUCCESS codes (the broker does not know the member, or the
+    /// member did not answer), a malformed body.
+    pub async fn get_consumer_running_queues(
+        &self,
+        addr: &str,
+        group: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Vec<MessageQueue>, ClientError> {
+        let header = crate::header::GetConsumerRunningInfoRequestHeader {
+            consumer_group: group.to_owned(),
+            client_id: client_id.to_owned(),
+            jstack_enable: false,
+        };
+        let resp = self.invoke_ok(addr, &header, Bytes::new(), timeout).await?;
+        let text = String::from_utf8_lossy(&resp.body);
+        let table: std::collections::HashMap<MessageQueue, serde_json::Value> =
+            crate::fastjson::parse_mq_map_field(&text, "mqTable").map_err(|e| {
+                ClientError::Body {
+                    request: RequestCode::GET_CONSUMER_RUNNING_INFO,
+                    source: Box::new(e),
+                }
+            })?;
+        Ok(table.into_keys().collect())
+    }
+
     /// LOCK_BATCH_MQ (41): the queues now held by this client.
     ///
     /// # Errors

@@ -171,6 +171,24 @@ request_header!(
     EmptyHeader
 );
 
+/// GET_CONSUMER_RUNNING_INFO (307) request, client → broker, forwarded by the broker to
+/// the member `client_id` (Java `GetConsumerRunningInfoRequestHeader`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetConsumerRunningInfoRequestHeader {
+    /// Consumer group.
+    pub consumer_group: String,
+    /// The member asked.
+    pub client_id: String,
+    /// Whether the member adds its thread dump (Java only).
+    pub jstack_enable: bool,
+}
+request_header!(
+    GetConsumerRunningInfoRequestHeader,
+    GET_CONSUMER_RUNNING_INFO,
+    EmptyHeader
+);
+
 /// GET_CONSUMER_LIST_BY_GROUP response body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

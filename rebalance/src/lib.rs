@@ -49,8 +49,8 @@ mod rebalance_impl;
 pub mod strategy;
 
 pub use rebalance_impl::{
-    REBALANCE_INTERVAL, REBALANCE_MIN_INTERVAL, RebalanceConfig, RebalanceError, RebalanceImpl,
-    RebalanceListener, RebalanceService,
+    MEMBERSHIP_CHECK_INTERVAL, REBALANCE_INTERVAL, REBALANCE_MIN_INTERVAL, RebalanceConfig,
+    RebalanceError, RebalanceImpl, RebalanceListener, RebalanceService,
 };
 /// Defined in `rmq-client-core` (the heartbeat carries them), re-exported for users.
 pub use rmq_client_core::{ConsumeFromWhere, MessageModel};

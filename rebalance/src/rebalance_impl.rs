@@ -24,6 +24,13 @@ const LOCK_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const REBALANCE_INTERVAL: Duration = Duration::from_millis(20_000);
 /// Smallest gap between two rebalances (Java `rocketmq.client.rebalance.minInterval`, 1 s).
 pub const REBALANCE_MIN_INTERVAL: Duration = Duration::from_millis(1000);
+/// How often a balanced clustering consumer asks a broker for its group's members between
+/// rebalances, and rebalances at once when they changed. Java waits for the broker's
+/// NOTIFY_CONSUMER_IDS_CHANGED or the 20 s period; the rocketmq-rust 1.0 broker does not
+/// notify when a member leaves (cleanly or not), so without this check the remaining
+/// members took a leaver's queues only up to 20 s later (`cargo xtask chaos`). One
+/// GET_CONSUMER_LIST_BY_GROUP per group every 2 s.
+pub const MEMBERSHIP_CHECK_INTERVAL: Duration = Duration::from_millis(2000);
 
 /// Why a rebalance of a topic failed (it is retried at the next round; other topics go on).
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +94,10 @@ pub trait RebalanceListener: Send + Sync + 'static {
     fn lock_state(&self, _mq: &MessageQueue, _locked: bool) {}
 }
 
+/// After a refused lock: whether this client is the group's only member, and the queues
+/// the other members hold; `None` when that could not be learned.
+type Holders = Option<(bool, HashSet<MessageQueue>)>;
+
 /// Settings of a [`RebalanceImpl`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -111,14 +122,18 @@ pub struct RebalanceConfig {
     /// periodic commit. Orderly consumers always lock.
     ///
     /// A crashed owner never unlocks (the broker's lock expires after 60 s). When a lock
-    /// is refused, the group's members are asked for again: if this client is the only
-    /// one, the holder is dead — a live holder registers (heartbeat) before it locks and
-    /// unregisters only after it unlocks, so it is in any member list fetched after its
-    /// lock — and the queue is taken at once. With other members present the holder may
-    /// be one of them, still draining its cache, so the wait stays. (A rule from the
-    /// strategy's previous allocation is not sound: mid-hand-off the allocated owner need
-    /// not be the holder. Neither is a member list fetched before the refused lock:
-    /// members starting together each see themselves alone.)
+    /// is refused, the group's members are asked for again and each other member for the
+    /// queues in its process-queue table (GET_CONSUMER_RUNNING_INFO through the broker;
+    /// Java members answer it too). A live holder is a member (it registers before it
+    /// locks and unregisters only after it unlocks) and keeps the queue in its table while
+    /// it owns or drains it. So: if this client is the only member, the holder is dead and
+    /// the queue is taken at once; if no other member has the queue in its table on two
+    /// rounds at least 1 s apart (a member that just locked it enters it in its table
+    /// after reading its offset), likewise. Otherwise — the holder is alive, or a member
+    /// did not answer — the wait stays. (Rules from the strategy's previous allocation are
+    /// not sound: mid-hand-off the allocated owner need not be the holder; nor is a member
+    /// list fetched before the refusal: members starting together each see themselves
+    /// alone.)
     pub handoff_lock: bool,
     /// Longest wait for a previous owner to release a queue before taking it anyway (a
     /// crashed owner never releases; the broker lock expires after 60 s). Default 15 s.
@@ -153,6 +168,11 @@ pub struct RebalanceImpl {
     owned: Mutex<BTreeSet<MessageQueue>>,
     /// Queues assigned to us but not yet locked, and since when.
     waiting_lock: Mutex<HashMap<MessageQueue, std::time::Instant>>,
+    /// The group's members (sorted) at the last rebalance, for
+    /// [`RebalanceImpl::members_changed`].
+    last_members: Mutex<Option<Vec<String>>>,
+    /// Refused queues no live member holds, and since when (the crashed-holder rule).
+    orphaned: Mutex<HashMap<MessageQueue, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for RebalanceImpl {
@@ -187,6 +207,34 @@ impl RebalanceImpl {
             topic_queues: Mutex::new(HashMap::new()),
             owned: Mutex::new(BTreeSet::new()),
             waiting_lock: Mutex::new(HashMap::new()),
+            last_members: Mutex::new(None),
+            orphaned: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the group's members differ from those of the last rebalance (a clustering
+    /// consumer; asked of a broker serving the first subscribed topic). `false` when that
+    /// cannot be told (no rebalance yet, no route, the broker did not answer).
+    pub async fn members_changed(&self) -> bool {
+        if self.config.message_model != MessageModel::Clustering {
+            return false;
+        }
+        let Some(last) = lock(&self.last_members).clone() else {
+            return false;
+        };
+        let Some(topic) = lock(&self.subscriptions).keys().min().cloned() else {
+            return false;
+        };
+        match self
+            .instance
+            .find_consumer_id_list(&topic, &self.config.group)
+            .await
+        {
+            Ok(mut ids) => {
+                ids.sort();
+                ids != last
+            }
+            Err(_) => false,
         }
     }
 
@@ -279,6 +327,7 @@ impl RebalanceImpl {
                         source,
                     })?;
                 cids.sort();
+                *lock(&self.last_members) = Some(cids.clone());
                 let mut sorted = all.clone();
                 sorted.sort();
                 let mut mine = self
@@ -323,9 +372,10 @@ impl RebalanceImpl {
             .collect();
         let mut changed = false;
         let mut complete = true;
-        // Whether this client is the group's only member, asked after a refused lock.
-        let mut alone: Option<bool> = None;
+        // Who could hold a refused lock: asked once per round, after the first refusal.
+        let mut holders: Option<Holders> = None;
         lock(&self.waiting_lock).retain(|q, _| q.topic != topic || mine.contains(q));
+        lock(&self.orphaned).retain(|q, _| q.topic != topic || mine.contains(q));
         for mq in current.iter().filter(|q| !mine.contains(q)) {
             changed |= self.release(mq).await;
         }
@@ -336,9 +386,11 @@ impl RebalanceImpl {
                     .or_insert_with(std::time::Instant::now);
                 let holder_dead = !self.config.orderly
                     && self.config.message_model == MessageModel::Clustering
-                    && match alone {
-                        Some(a) => a,
-                        None => *alone.insert(self.only_member(topic).await),
+                    && {
+                        if holders.is_none() {
+                            holders = Some(self.holders(topic).await);
+                        }
+                        self.holder_dead(mq, holders.as_ref().expect("just set"))
                     };
                 if holder_dead {
                     tracing::info!(
@@ -357,6 +409,7 @@ impl RebalanceImpl {
                 }
             }
             lock(&self.waiting_lock).remove(mq);
+            lock(&self.orphaned).remove(mq);
             // A stale offset of a previous ownership must not be used.
             self.offset_store.remove_offset(mq);
             match self.compute_pull_from_where(mq).await {
@@ -375,13 +428,60 @@ impl RebalanceImpl {
         (changed, complete)
     }
 
-    /// Whether this client is the only member of the group now (a fresh member list; an
-    /// error counts as "no").
-    async fn only_member(&self, topic: &str) -> bool {
-        self.instance
+    /// Who could hold a lock refused to this client: the queues in the process-queue
+    /// tables of the group's other members now (a member list fetched after the refusal;
+    /// GET_CONSUMER_RUNNING_INFO through the broker). `None` when any of that could not be
+    /// learned.
+    async fn holders(&self, topic: &str) -> Holders {
+        let me = self.instance.client_id();
+        let Ok(ids) = self
+            .instance
             .find_consumer_id_list(topic, &self.config.group)
             .await
-            .is_ok_and(|ids| ids.iter().all(|id| id == self.instance.client_id()))
+        else {
+            return None;
+        };
+        let addr = self.instance.find_broker_addr_by_topic(topic)?;
+        let mut held = HashSet::new();
+        for id in ids.iter().filter(|id| id.as_str() != me) {
+            match self
+                .instance
+                .api()
+                .get_consumer_running_queues(&addr, &self.config.group, id, LOCK_TIMEOUT)
+                .await
+            {
+                Ok(queues) => held.extend(queues),
+                Err(e) => {
+                    tracing::debug!(member = %id, error = %e, "running info unavailable; a refused lock is waited for");
+                    return None;
+                }
+            }
+        }
+        Some((ids.iter().all(|id| id == me), held))
+    }
+
+    /// Whether the holder of `mq`'s refused lock is dead: no live member has the queue in
+    /// its table. Certain at once when this client is the only member (a live holder
+    /// registers before it locks, so it is in a list fetched after the refusal). With other
+    /// members it must hold on two rounds at least [`REBALANCE_MIN_INTERVAL`] apart: a
+    /// member that has just locked the queue enters it in its table only after reading its
+    /// offset.
+    fn holder_dead(&self, mq: &MessageQueue, holders: &Holders) -> bool {
+        let Some((alone, held)) = holders else {
+            lock(&self.orphaned).remove(mq);
+            return false;
+        };
+        if *alone {
+            return true;
+        }
+        if held.contains(mq) {
+            lock(&self.orphaned).remove(mq);
+            return false;
+        }
+        let since = *lock(&self.orphaned)
+            .entry(mq.clone())
+            .or_insert_with(std::time::Instant::now);
+        since.elapsed() >= REBALANCE_MIN_INTERVAL
     }
 
     /// Gives `mq` up: the listener drains it (bounded), then its offset is persisted and
@@ -603,10 +703,22 @@ impl RebalanceService {
     pub async fn run(&self, rebalance: Arc<RebalanceImpl>, token: CancellationToken) {
         let mut wait = Duration::ZERO;
         loop {
+            let next = tokio::time::Instant::now() + wait;
+            // Until the next round: woken by a notification, or by a membership change seen
+            // every MEMBERSHIP_CHECK_INTERVAL.
+            let membership = async {
+                loop {
+                    let tick = (tokio::time::Instant::now() + MEMBERSHIP_CHECK_INTERVAL).min(next);
+                    tokio::time::sleep_until(tick).await;
+                    if tick >= next || rebalance.members_changed().await {
+                        return;
+                    }
+                }
+            };
             tokio::select! {
                 _ = token.cancelled() => return,
                 _ = self.notify.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = membership => {}
             }
             let balanced = tokio::select! {
                 _ = token.cancelled() => return,

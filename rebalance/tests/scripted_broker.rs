@@ -45,8 +45,22 @@ impl RebalanceListener for Seen {
     }
 }
 
+/// What the broker answers GET_CONSUMER_RUNNING_INFO with (the forwarded member's
+/// `ConsumerRunningInfo`); empty: an unreadable answer.
+type RunningInfo = Arc<Mutex<String>>;
+
 async fn broker(members: Members) -> ScriptedBroker {
+    broker_with_running_info(members, RunningInfo::default()).await
+}
+
+async fn broker_with_running_info(members: Members, info: RunningInfo) -> ScriptedBroker {
     ScriptedBroker::start(BROKER, 4, move |req| match req.request_code() {
+        RequestCode::GET_CONSUMER_RUNNING_INFO => Some(Reply::Answer(reply_to(
+            req,
+            ResponseCode::SUCCESS,
+            &[],
+            Bytes::from(info.lock().unwrap().clone()),
+        ))),
         RequestCode::GET_CONSUMER_LIST_BY_GROUP => {
             let next = {
                 let mut m = members.lock().unwrap();
@@ -162,7 +176,8 @@ async fn a_lock_held_by_a_crashed_member_is_taken_once_this_client_is_alone() {
     let members: Members = Arc::new(Mutex::new(vec![Ok(Vec::new())]));
     // `broker` answers LOCK_BATCH_MQ with an empty SUCCESS: every lock is refused, as when
     // another client holds them all.
-    let b = broker(Arc::clone(&members)).await;
+    let info = RunningInfo::default();
+    let b = broker_with_running_info(Arc::clone(&members), Arc::clone(&info)).await;
     let instance = ClientInstance::get_or_create(
         &ClientConfig::default()
             .namesrv_addr(&b.addr)
@@ -203,8 +218,47 @@ async fn a_lock_held_by_a_crashed_member_is_taken_once_this_client_is_alone() {
     );
     assert!(rb.owned_queues().is_empty());
 
-    // The other member crashes and the broker drops it; its locks stay until they expire.
-    // Its queues are taken in this very round, not after handoff_timeout (15 s).
+    // The other member answers that it has every queue in its table (it owns them, or
+    // drains them): waited for, however long.
+    answer(&members, Ok(vec![me.clone(), other.clone()]));
+    let table: Vec<String> = all
+        .iter()
+        .map(|q| {
+            format!(
+                r#"{{"brokerName":"{}","queueId":{},"topic":"{}"}}:{{"locked":true}}"#,
+                q.broker_name, q.queue_id, q.topic
+            )
+        })
+        .collect();
+    *info.lock().unwrap() = format!(r#"{{"jstack":"","mqTable":{{{}}}}}"#, table.join(","));
+    for _ in 0..2 {
+        assert!(
+            !rb.do_rebalance().await,
+            "a queue in a live member's table was taken"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    }
+    assert!(rb.owned_queues().is_empty());
+
+    // A third member crashed holding them: the live one's table no longer has them. Not
+    // taken on the first sight (the live member may have just locked them), taken on a
+    // round at least 1 s later.
+    *info.lock().unwrap() = r#"{"jstack":"","mqTable":{}}"#.to_owned();
+    assert!(!rb.do_rebalance().await, "taken on the first sight");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(rb.do_rebalance().await);
+    let mine = AllocateMessageQueueAveragely
+        .allocate(GROUP, &me, &sorted(all.clone()), &{
+            let mut ids = vec![me.clone(), other.clone()];
+            ids.sort();
+            ids
+        })
+        .unwrap();
+    assert_eq!(sorted(rb.owned_queues()), sorted(mine));
+
+    // The other member crashes too and the broker drops it; its locks stay until they
+    // expire. This client, alone, takes the rest in this very round, not after
+    // handoff_timeout (15 s).
     answer(&members, Ok(vec![me.clone()]));
     let started = std::time::Instant::now();
     assert!(rb.do_rebalance().await);
