@@ -143,7 +143,12 @@ fn log_tail(path: &Path) -> String {
 /// A command with the environment cleaned of anything that would steer the servers
 /// elsewhere (REMOTING setups often export NAMESRV_ADDR / ROCKETMQ_HOME).
 fn server_command(bin: &Path, home: &Path, log: &Path) -> Result<Command> {
-    let out = fs::File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
+    // Appended to: a restarted server keeps its earlier log.
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("open {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars_os() {
@@ -198,8 +203,8 @@ fn wait_until(
 }
 
 /// Asks the name server for the cluster (GET_BROKER_CLUSTER_INFO, code 106) and reports
-/// whether `broker_addr` is registered.
-fn registered(namesrv: &str, broker_addr: &str) -> bool {
+/// whether `broker_addr` is registered as `broker_name`.
+fn registered(namesrv: &str, broker_name: &str, broker_addr: &str) -> bool {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -216,11 +221,152 @@ fn registered(namesrv: &str, broker_addr: &str) -> bool {
         match result {
             Ok(resp) if resp.response_code().is_success() => {
                 let body = String::from_utf8_lossy(&resp.body);
-                body.contains(BROKER_NAME) && body.contains(broker_addr)
+                body.contains(broker_name) && body.contains(broker_addr)
             }
             _ => false,
         }
     })
+}
+
+/// Starts a name server under `dir` (logs in `dir/namesrv.log`) on `port` or a free one,
+/// and waits until it listens; returns its address and PID.
+pub(crate) fn spawn_namesrv(bin: &Path, dir: &Path, port: Option<u16>) -> Result<(String, u32)> {
+    let home = dir.join("home");
+    fs::create_dir_all(&home).map_err(|e| format!("create {}: {e}", home.display()))?;
+    let ns_port = match port {
+        Some(p) => p,
+        None => free_port()?,
+    };
+    let namesrv_addr = format!("127.0.0.1:{ns_port}");
+    let ns_log = dir.join("namesrv.log");
+    let namesrv = server_command(&bin.join(NAMESRV_BIN), &home, &ns_log)?
+        .args([
+            "--listenPort",
+            &ns_port.to_string(),
+            "--bindAddress",
+            "127.0.0.1",
+            "--rocketmqHome",
+        ])
+        .arg(&home)
+        .spawn()
+        .map_err(|e| format!("start name server: {e}"))?;
+    let namesrv_pid = namesrv.id();
+    let ns_sock: SocketAddr = namesrv_addr.parse().expect("valid address");
+    wait_until(
+        "name server listening",
+        Duration::from_secs(60),
+        namesrv_pid,
+        &ns_log,
+        || TcpStream::connect_timeout(&ns_sock, Duration::from_millis(200)).is_ok(),
+    )?;
+    Ok((namesrv_addr, namesrv_pid))
+}
+
+/// One broker (master) of its own broker group: name, ports, store and config under a
+/// folder of its own, so that it can be stopped and started again on the same store.
+#[derive(Debug, Clone)]
+pub(crate) struct BrokerSpec {
+    pub(crate) name: String,
+    pub(crate) addr: String,
+    pub(crate) namesrv_addr: String,
+    pub(crate) log: PathBuf,
+    home: PathBuf,
+    config_path: PathBuf,
+}
+
+impl BrokerSpec {
+    /// Picks ports (avoiding `avoid`), writes the config under `dir` (`dir/<name>/…` for a
+    /// named broker other than the default one).
+    pub(crate) fn new(dir: &Path, name: &str, namesrv_addr: &str, avoid: &[u16]) -> Result<Self> {
+        let dir = if name == BROKER_NAME {
+            dir.to_path_buf()
+        } else {
+            dir.join(name)
+        };
+        let home = dir.join("home");
+        for d in [&home, &dir.join("store"), &dir.join("auth")] {
+            fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+        }
+        let port = broker_port(avoid)?;
+        let ha_port = loop {
+            let p = free_port()?;
+            if p != port && p != port - 2 && !avoid.contains(&p) {
+                break p;
+            }
+        };
+        let config = format!(
+            r#"[broker]
+listenPort = {port}
+brokerIp1 = "127.0.0.1"
+brokerIp2 = "127.0.0.1"
+namesrvAddr = "{namesrv_addr}"
+storePathRootDir = "{store}"
+autoCreateTopicEnable = true
+authConfigPath = "{auth}"
+
+[broker.brokerIdentity]
+brokerName = "{name}"
+brokerClusterName = "{CLUSTER_NAME}"
+brokerId = 0
+
+[broker.brokerServerConfig]
+bindAddress = "127.0.0.1"
+
+[store]
+storePathRootDir = "{store}"
+haListenAddress = "127.0.0.1"
+haListenPort = {ha_port}
+"#,
+            store = dir.join("store").display(),
+            auth = dir.join("auth").display(),
+        );
+        let config_path = dir.join("broker.toml");
+        fs::write(&config_path, config)
+            .map_err(|e| format!("write {}: {e}", config_path.display()))?;
+        Ok(BrokerSpec {
+            name: name.to_owned(),
+            addr: format!("127.0.0.1:{port}"),
+            namesrv_addr: namesrv_addr.to_owned(),
+            log: dir.join("broker.log"),
+            home,
+            config_path,
+        })
+    }
+
+    /// Starts the broker (appending to its log); returns its PID.
+    pub(crate) fn spawn(&self, bin: &Path) -> Result<u32> {
+        let child = server_command(&bin.join(BROKER_BIN), &self.home, &self.log)?
+            .env("NAMESRV_ADDR", &self.namesrv_addr)
+            .arg("-c")
+            .arg(&self.config_path)
+            .spawn()
+            .map_err(|e| format!("start broker {}: {e}", self.name))?;
+        Ok(child.id())
+    }
+
+    /// Waits (at most 180 s) until the name server lists this broker.
+    pub(crate) fn wait_registered(&self, pid: u32) -> Result<()> {
+        wait_until(
+            &format!("{} registered", self.name),
+            Duration::from_secs(180),
+            pid,
+            &self.log,
+            || registered(&self.namesrv_addr, &self.name, &self.addr),
+        )
+    }
+}
+
+/// Stops `pid` (SIGTERM, SIGKILL after 15 s).
+pub(crate) fn stop_process(name: &str, pid: u32) {
+    stop_pid(name, pid);
+}
+
+/// Sends SIGKILL to `pid` and waits until it is gone.
+pub(crate) fn kill_process(pid: u32) {
+    signal(pid, "-KILL");
+    while alive(pid) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The servers recorded in the state file, if both still run.
@@ -255,83 +401,19 @@ pub(crate) fn start() -> Result<BrokerEnv> {
     let bin = install()?;
     let dir = run_dir();
     let _ = fs::remove_dir_all(&dir);
-    let home = dir.join("home");
-    for d in [&home, &dir.join("store"), &dir.join("auth")] {
-        fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
-    }
-
-    let ns_port = free_port()?;
-    let namesrv_addr = format!("127.0.0.1:{ns_port}");
-    let ns_log = dir.join("namesrv.log");
-    let namesrv = server_command(&bin.join(NAMESRV_BIN), &home, &ns_log)?
-        .args([
-            "--listenPort",
-            &ns_port.to_string(),
-            "--bindAddress",
-            "127.0.0.1",
-            "--rocketmqHome",
-        ])
-        .arg(&home)
-        .spawn()
-        .map_err(|e| format!("start name server: {e}"))?;
-    let namesrv_pid = namesrv.id();
-    let ns_sock: SocketAddr = namesrv_addr.parse().expect("valid address");
-    wait_until(
-        "name server listening",
-        Duration::from_secs(60),
-        namesrv_pid,
-        &ns_log,
-        || TcpStream::connect_timeout(&ns_sock, Duration::from_millis(200)).is_ok(),
-    )?;
-
-    let port = broker_port(&[ns_port])?;
-    let ha_port = loop {
-        let p = free_port()?;
-        if p != port && p != port - 2 && p != ns_port {
-            break p;
-        }
-    };
-    let broker_addr = format!("127.0.0.1:{port}");
-    let config = format!(
-        r#"[broker]
-listenPort = {port}
-brokerIp1 = "127.0.0.1"
-brokerIp2 = "127.0.0.1"
-namesrvAddr = "{namesrv_addr}"
-storePathRootDir = "{store}"
-autoCreateTopicEnable = true
-authConfigPath = "{auth}"
-
-[broker.brokerIdentity]
-brokerName = "{BROKER_NAME}"
-brokerClusterName = "{CLUSTER_NAME}"
-brokerId = 0
-
-[broker.brokerServerConfig]
-bindAddress = "127.0.0.1"
-
-[store]
-storePathRootDir = "{store}"
-haListenAddress = "127.0.0.1"
-haListenPort = {ha_port}
-"#,
-        store = dir.join("store").display(),
-        auth = dir.join("auth").display(),
-    );
-    let config_path = dir.join("broker.toml");
-    fs::write(&config_path, config).map_err(|e| format!("write {}: {e}", config_path.display()))?;
-    let br_log = dir.join("broker.log");
-    let broker = server_command(&bin.join(BROKER_BIN), &home, &br_log)?
-        .env("NAMESRV_ADDR", &namesrv_addr)
-        .arg("-c")
-        .arg(&config_path)
-        .spawn()
-        .map_err(|e| format!("start broker: {e}"))?;
+    let (namesrv_addr, namesrv_pid) = spawn_namesrv(&bin, &dir, None)?;
+    let ns_port: u16 = namesrv_addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("own address");
+    let broker = BrokerSpec::new(&dir, BROKER_NAME, &namesrv_addr, &[ns_port])?;
+    let broker_addr = broker.addr.clone();
+    let broker_pid = broker.spawn(&bin)?;
     let env = BrokerEnv {
         namesrv_addr,
         broker_addr,
         namesrv_pid,
-        broker_pid: broker.id(),
+        broker_pid,
         dir: dir.clone(),
     };
     // Record the PIDs first, so `stop` works even if the wait below fails.
@@ -340,14 +422,7 @@ haListenPort = {ha_port}
         serde_json::to_string_pretty(&env).expect("serializable"),
     )
     .map_err(|e| format!("write state: {e}"))?;
-    let result = wait_until(
-        "broker registered",
-        Duration::from_secs(180),
-        env.broker_pid,
-        &br_log,
-        || registered(&env.namesrv_addr, &env.broker_addr),
-    );
-    if let Err(e) = result {
+    if let Err(e) = broker.wait_registered(env.broker_pid) {
         let _ = stop();
         return Err(e);
     }

@@ -1,7 +1,10 @@
 //! `cargo xtask`: developer tasks for rmq.
 //!
 //! - `cargo xtask ci`: fmt check, clippy, unit tests, then a real name server and broker,
-//!   the integration tests against them, and the broker stopped again whatever happened.
+//!   the integration tests against them, and the broker stopped again whatever happened;
+//!   then `chaos --short`.
+//! - `cargo xtask chaos [--short]`: faults on a real name server and two broker groups,
+//!   consumers behind a loopback fault proxy; a table of loss, duplicates and recovery.
 //! - `cargo xtask broker start|stop|status|install`: a real RocketMQ name server and broker
 //!   (crates.io `rocketmq-namesrv` / `rocketmq-broker` 1.0.0) on 127.0.0.1.
 //!
@@ -11,6 +14,7 @@
 
 mod bench;
 mod broker;
+mod chaos;
 
 use std::process::{Command, ExitCode};
 
@@ -23,7 +27,11 @@ commands:
                          rmq vs rocketmq-client-rust 1.0.0 consuming 100 000 messages (msgs/s, CPU s per
                          1M messages, peak RSS), then a 1 000 000-message backlog run; --quick: 20 000, no backlog;
                          --backlog: only the backlog run
-  ci                     fmt --check, clippy -D warnings, unit tests, real-broker integration tests
+  chaos [--short]        faults on a real name server + two broker groups, consumers behind a fault proxy:
+                         a table of produced / consumed / lost / duplicates / recovery per scenario;
+                         fails on loss or a missed recovery target (--short: two scenarios)
+  ci                     fmt --check, clippy -D warnings, unit tests, real-broker integration tests,
+                         chaos --short
   broker install         install rocketmq-namesrv/rocketmq-broker 1.0.0 into the cache (once)
   broker start           start a name server and a broker on 127.0.0.1; prints the name-server address
   broker stop            stop them (by PID)
@@ -45,6 +53,8 @@ fn main() -> ExitCode {
         ["bench"] => bench::bench(300_000, 1_000_000),
         ["bench", "--quick"] => bench::bench(20_000, 0),
         ["bench", "--backlog"] => bench::bench(0, 1_000_000),
+        ["chaos"] => chaos::chaos(false).map(drop),
+        ["chaos", "--short"] => chaos::chaos(true).map(drop),
         ["broker", "install"] => broker::install().map(|_| ()),
         ["broker", "start"] => broker::start().map(|env| {
             println!("{}", env.namesrv_addr);
@@ -171,16 +181,19 @@ fn ci() -> Result<()> {
     let stopped = broker::stop();
     let integration = tests?;
     stopped?;
+    // The short fault run: two broker groups behind a fault proxy.
+    let chaos = chaos::chaos(true)?;
     eprintln!(
-        "==> ci passed in {:.0} s: {} unit tests, {} real-broker tests",
+        "==> ci passed in {:.0} s: {} unit tests, {} real-broker tests, {} chaos scenarios",
         started.elapsed().as_secs_f64(),
         unit.passed,
-        integration.passed
+        integration.passed,
+        chaos
     );
-    // The closing line CI reads: every test run in both stages.
+    // The closing line CI reads: every test run in the three stages.
     println!(
         "ci: {} passed, {} failed, {} skipped",
-        unit.passed + integration.passed,
+        unit.passed + integration.passed + chaos as u64,
         unit.failed + integration.failed,
         unit.ignored.saturating_sub(integration.passed)
     );
