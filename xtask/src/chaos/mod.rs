@@ -5,7 +5,8 @@
 //! messages straight to the brokers and records which were stored, when, and on which
 //! queue. Each scenario injects one fault, bounded in time, and is scored:
 //!
-//! - lost: stored messages never printed by any consumer;
+//! - lost: stored messages never printed by any consumer (those stored on a broker group
+//!   a scenario takes away for good are counted apart, as unavailable);
 //! - duplicates: printed more than once (allowed only after a crash: at-least-once);
 //! - recovery: from the end of the fault until every queue that received messages after
 //!   it delivered one of them, in seconds.
@@ -266,6 +267,9 @@ struct Scenario {
     members: usize,
     target: Duration,
     duplicates_ok: bool,
+    /// A broker group that the scenario takes away for good: what it stored and nobody
+    /// consumed is unavailable, not lost.
+    gone: Option<&'static str>,
     act: fn(&mut Ctx<'_>) -> Result<Instant>,
 }
 
@@ -276,6 +280,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 2,
             target: Duration::from_secs(3),
             duplicates_ok: true,
+            gone: None,
             act: |c| Ok(c.kill9(0)),
         },
         Scenario {
@@ -283,6 +288,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 1,
             target: Duration::from_secs(3),
             duplicates_ok: true,
+            gone: None,
             act: |c| {
                 let at = c.kill9(0);
                 c.start_member()?;
@@ -294,6 +300,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 3,
             target: Duration::from_secs(3),
             duplicates_ok: true,
+            gone: None,
             act: |c| Ok(c.kill9(0)),
         },
         Scenario {
@@ -301,6 +308,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 2,
             target: Duration::from_secs(3),
             duplicates_ok: false,
+            gone: None,
             act: |c| c.sigterm(0),
         },
         Scenario {
@@ -308,6 +316,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 4,
             target: Duration::from_secs(5),
             duplicates_ok: false,
+            gone: None,
             act: |c| {
                 let mut at = Instant::now();
                 for i in 0..3 {
@@ -323,6 +332,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 2,
             target: Duration::from_secs(2),
             duplicates_ok: true,
+            gone: None,
             act: |c| c.cluster.restart_broker(0, Duration::from_secs(3)),
         },
         Scenario {
@@ -330,6 +340,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 2,
             target: Duration::from_secs(2),
             duplicates_ok: false,
+            gone: None,
             act: |c| {
                 c.cluster.restart_namesrv(Duration::from_secs(10))?;
                 Ok(Instant::now())
@@ -340,6 +351,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 2,
             target: Duration::from_secs(2),
             duplicates_ok: true,
+            gone: None,
             act: |c| {
                 c.set_fault(Fault::Reset);
                 std::thread::sleep(Duration::from_secs(10));
@@ -352,6 +364,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 2,
             target: Duration::from_secs(2),
             duplicates_ok: true,
+            gone: None,
             act: |c| {
                 c.set_fault(Fault::BlackHole);
                 std::thread::sleep(Duration::from_secs(10));
@@ -364,11 +377,24 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             members: 2,
             target: Duration::from_secs(2),
             duplicates_ok: true,
+            gone: None,
             act: |c| {
                 // Every answer held back past the 30 s pull timeout.
                 c.set_fault(Fault::Delay(Duration::from_secs(31)));
                 std::thread::sleep(Duration::from_secs(35));
                 c.set_fault(Fault::Pass);
+                Ok(Instant::now())
+            },
+        },
+        Scenario {
+            name: "broker-b gone for good",
+            members: 2,
+            target: Duration::from_secs(2),
+            duplicates_ok: false,
+            gone: Some("broker-b"),
+            act: |c| {
+                let pid = c.cluster.brokers[1].1;
+                broker::kill_process(pid);
                 Ok(Instant::now())
             },
         },
@@ -386,6 +412,8 @@ fn scenarios(short: bool) -> Vec<Scenario> {
 struct Row {
     name: &'static str,
     produced: usize,
+    /// Stored on a broker group that went away for good, not consumed.
+    unavailable: usize,
     unique: usize,
     lost: usize,
     duplicates: usize,
@@ -516,7 +544,12 @@ fn score(s: &Scenario, ctx: &Ctx<'_>, end: Instant) -> Row {
         .keys()
         .filter(|b| times.contains_key(b.as_str()))
         .count();
-    let lost = sent.len() - unique;
+    // Stored on a broker group the scenario took away, and never consumed: unavailable.
+    let unavailable = sent
+        .iter()
+        .filter(|(b, m)| s.gone == Some(m.queue.0.as_str()) && !times.contains_key(b.as_str()))
+        .count();
+    let lost = sent.len() - unique - unavailable;
     let duplicates: usize = times.values().map(|t| t.len().saturating_sub(1)).sum();
     // Per queue: the first delivery of a message stored after the fault ended.
     let mut first_after: BTreeMap<&(String, i32), Option<Instant>> = BTreeMap::new();
@@ -554,6 +587,7 @@ fn score(s: &Scenario, ctx: &Ctx<'_>, end: Instant) -> Row {
     Row {
         name: s.name,
         produced: sent.len(),
+        unavailable,
         unique,
         lost,
         duplicates,
@@ -583,20 +617,30 @@ pub(crate) fn chaos(short: bool) -> Result<usize> {
     let mut rows = Vec::new();
     for (n, s) in scenarios(short).iter().enumerate() {
         rows.push(run_scenario(s, n, &mut cluster, &rt, &rmq)?);
+        if let Some(gone) = s.gone {
+            // Back for the scenarios after it.
+            let i = cluster
+                .brokers
+                .iter()
+                .position(|(b, _)| b.name == gone)
+                .expect("a broker of the cluster");
+            cluster.restart_broker(i, Duration::ZERO)?;
+        }
         cluster.wait_registered()?;
     }
     drop(cluster);
     println!(
-        "\n| scenario | produced | consumed unique | lost | duplicates | recovery s | target s | verdict |"
+        "\n| scenario | produced | consumed unique | unavailable | lost | duplicates | recovery s | target s | verdict |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let all = scenarios(short);
     for (row, s) in rows.iter().zip(&all) {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.name,
             row.produced,
             row.unique,
+            row.unavailable,
             row.lost,
             row.duplicates,
             row.recovery
