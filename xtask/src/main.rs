@@ -41,7 +41,8 @@ commands:
 environment:
   RMQ_BROKER_CACHE       where the server binaries are installed (default ~/.cache/rmq/broker-1.0.0)
   RMQ_NAMESRV_ADDR       set by the xtask for the tests: the name-server address
-  RMQ_BROKER_ADDR        set by the xtask for the tests: the broker address";
+  RMQ_BROKER_ADDR        set by the xtask for the tests: the broker address
+  RMQ_CHAOS_ONLY         chaos: run only the scenarios whose name contains this";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

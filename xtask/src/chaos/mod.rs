@@ -154,6 +154,9 @@ struct Ctx<'a> {
     topic: String,
     group: String,
     members: Vec<Member>,
+    /// Members running in this process (the poison scenario needs a failing listener).
+    lib_members: Vec<rmq_push_consumer::PushConsumer>,
+    instance: ClientInstance,
     consumed: Arc<Mutex<Vec<Consumed>>>,
     sent: Arc<Mutex<HashMap<String, Sent>>>,
     producing: Arc<AtomicBool>,
@@ -207,6 +210,89 @@ impl Ctx<'_> {
             reader: Some(reader),
         });
         Ok(())
+    }
+
+    /// Starts a member in this process, through the proxies, whose listener consumes
+    /// every message but those whose body holds `-poison-`, which it always fails
+    /// (RECONSUME_LATER, at most 2 retries, then the DLQ).
+    fn start_failing_member(&mut self) -> Result<()> {
+        use rmq_push_consumer::{ConsumeConcurrentlyStatus, ConsumeFromWhere, listener_fn};
+        let mut config = ClientConfig::default()
+            .namesrv_addr(&self.cluster.namesrv_addr)
+            .client_ip("127.0.0.1")
+            .instance_name(format!("chaos-member-{}", self.lib_members.len()));
+        for ((spec, _), proxy) in self.cluster.brokers.iter().zip(&self.proxies) {
+            config = config.map_broker_addr(&spec.addr, &proxy.addr);
+        }
+        let consumed = Arc::clone(&self.consumed);
+        let builder = rmq_push_consumer::PushConsumer::builder(&self.group)
+            .client_config(config)
+            .subscribe(&self.topic, "*")
+            .consume_from_where(ConsumeFromWhere::FirstOffset)
+            .max_reconsume_times(Some(2))
+            .listener(listener_fn(move |msgs, _ctx| {
+                let consumed = Arc::clone(&consumed);
+                async move {
+                    let bodies: Vec<String> = msgs
+                        .iter()
+                        .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+                        .collect();
+                    if bodies.iter().any(|b| b.contains("-poison-")) {
+                        return ConsumeConcurrentlyStatus::ReconsumeLater;
+                    }
+                    let at = Instant::now();
+                    let mut c = consumed.lock().expect("not poisoned");
+                    c.extend(bodies.into_iter().map(|body| Consumed { at, body }));
+                    ConsumeConcurrentlyStatus::ConsumeSuccess
+                }
+            }));
+        let member = self
+            .rt
+            .block_on(builder.start())
+            .map_err(|e| format!("start an in-process member: {e}"))?;
+        self.lib_members.push(member);
+        Ok(())
+    }
+
+    /// Sends `n` poison messages (bodies `<topic>-poison-<k>`).
+    fn send_poison(&self, n: usize) -> Result<()> {
+        let p = Producer::unregistered(&self.instance, "chaos_poison_producer");
+        for k in 0..n {
+            let body = format!("{}-poison-{k}", self.topic);
+            self.rt
+                .block_on(p.send(Message::new(&self.topic, body)))
+                .map_err(|e| format!("send poison: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Poison messages in the group's DLQ, read back with `rmq pull` from every broker.
+    fn poison_in_dlq(&self) -> usize {
+        let dlq = rmq_client_core::namespace::dlq_topic(&self.group);
+        let mut n = 0;
+        for (spec, _) in &self.cluster.brokers {
+            let out = Command::new(&self.rmq)
+                .args(["--namesrv", &self.cluster.namesrv_addr])
+                .args([
+                    "pull",
+                    "--topic",
+                    &dlq,
+                    "--queue-id",
+                    "0",
+                    "--broker",
+                    &spec.name,
+                ])
+                .args(["--count", "1000", "--format", "json"])
+                .stderr(Stdio::null())
+                .output();
+            if let Ok(out) = out {
+                n += String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| l.contains("-poison-"))
+                    .count();
+            }
+        }
+        n
     }
 
     /// The log file of the next member: `target/rmq-chaos/<group>-<n>.log`.
@@ -270,6 +356,8 @@ struct Scenario {
     /// A broker group that the scenario takes away for good: what it stored and nobody
     /// consumed is unavailable, not lost.
     gone: Option<&'static str>,
+    /// Poison messages the scenario sends; all must reach the DLQ.
+    poison: usize,
     act: fn(&mut Ctx<'_>) -> Result<Instant>,
 }
 
@@ -281,6 +369,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(3),
             duplicates_ok: true,
             gone: None,
+            poison: 0,
             act: |c| Ok(c.kill9(0)),
         },
         Scenario {
@@ -289,6 +378,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(3),
             duplicates_ok: true,
             gone: None,
+            poison: 0,
             act: |c| {
                 let at = c.kill9(0);
                 c.start_member()?;
@@ -301,6 +391,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(3),
             duplicates_ok: true,
             gone: None,
+            poison: 0,
             act: |c| Ok(c.kill9(0)),
         },
         Scenario {
@@ -309,6 +400,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(3),
             duplicates_ok: false,
             gone: None,
+            poison: 0,
             act: |c| c.sigterm(0),
         },
         Scenario {
@@ -317,6 +409,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(5),
             duplicates_ok: false,
             gone: None,
+            poison: 0,
             act: |c| {
                 let mut at = Instant::now();
                 for i in 0..3 {
@@ -333,6 +426,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(2),
             duplicates_ok: true,
             gone: None,
+            poison: 0,
             act: |c| c.cluster.restart_broker(0, Duration::from_secs(3)),
         },
         Scenario {
@@ -341,6 +435,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(2),
             duplicates_ok: false,
             gone: None,
+            poison: 0,
             act: |c| {
                 c.cluster.restart_namesrv(Duration::from_secs(10))?;
                 Ok(Instant::now())
@@ -352,6 +447,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(2),
             duplicates_ok: true,
             gone: None,
+            poison: 0,
             act: |c| {
                 c.set_fault(Fault::Reset);
                 std::thread::sleep(Duration::from_secs(10));
@@ -365,6 +461,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(2),
             duplicates_ok: true,
             gone: None,
+            poison: 0,
             act: |c| {
                 c.set_fault(Fault::BlackHole);
                 std::thread::sleep(Duration::from_secs(10));
@@ -378,6 +475,7 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(2),
             duplicates_ok: true,
             gone: None,
+            poison: 0,
             act: |c| {
                 // Every answer held back past the 30 s pull timeout.
                 c.set_fault(Fault::Delay(Duration::from_secs(31)));
@@ -392,13 +490,33 @@ fn scenarios(short: bool) -> Vec<Scenario> {
             target: Duration::from_secs(2),
             duplicates_ok: false,
             gone: Some("broker-b"),
+            poison: 0,
             act: |c| {
                 let pid = c.cluster.brokers[1].1;
                 broker::kill_process(pid);
                 Ok(Instant::now())
             },
         },
+        Scenario {
+            name: "poison messages (always fail)",
+            members: 0,
+            target: Duration::from_secs(2),
+            duplicates_ok: false,
+            gone: None,
+            poison: 5,
+            act: |c| {
+                c.start_failing_member()?;
+                c.start_failing_member()?;
+                std::thread::sleep(Duration::from_secs(2));
+                c.send_poison(5)?;
+                Ok(Instant::now())
+            },
+        },
     ];
+    // RMQ_CHAOS_ONLY=<part of a name> runs the matching scenarios only (debugging).
+    if let Ok(only) = std::env::var("RMQ_CHAOS_ONLY") {
+        return all.into_iter().filter(|s| s.name.contains(&only)).collect();
+    }
     if short {
         all.into_iter()
             .filter(|s| matches!(s.name, "kill -9 and restart" | "connections reset 10 s"))
@@ -482,6 +600,8 @@ fn run_scenario(
         topic,
         group,
         members: Vec::new(),
+        lib_members: Vec::new(),
+        instance: instance.clone(),
         consumed: Arc::default(),
         sent,
         producing,
@@ -514,6 +634,11 @@ fn run_scenario(
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        // Poison goes to the DLQ after two retries (delay levels 3 and 4: 10 s + 30 s).
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while s.poison > 0 && ctx.poison_in_dlq() < s.poison && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(2));
+        }
         Ok(end)
     })();
     ctx.stop_producing();
@@ -528,9 +653,22 @@ fn run_scenario(
             let _ = r.join();
         }
     }
+    for m in ctx.lib_members.drain(..) {
+        rt.block_on(m.shutdown());
+    }
+    let in_dlq = if s.poison > 0 { ctx.poison_in_dlq() } else { 0 };
     rt.block_on(instance.shutdown(Duration::from_secs(2)));
     let end = result?;
-    Ok(score(s, &ctx, end))
+    let mut row = score(s, &ctx, end);
+    if in_dlq < s.poison {
+        let fault = format!("{in_dlq} of {} poison messages in the DLQ", s.poison);
+        row.verdict = if row.verdict == "ok" {
+            fault
+        } else {
+            format!("{}, {fault}", row.verdict)
+        };
+    }
+    Ok(row)
 }
 
 fn score(s: &Scenario, ctx: &Ctx<'_>, end: Instant) -> Row {
