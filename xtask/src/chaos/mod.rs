@@ -361,156 +361,103 @@ struct Scenario {
     act: fn(&mut Ctx<'_>) -> Result<Instant>,
 }
 
+impl Scenario {
+    /// A scenario with `members` CLI members, a recovery target in seconds, no duplicates
+    /// allowed, no broker taken away and no poison.
+    fn new(
+        name: &'static str,
+        members: usize,
+        target_s: u64,
+        act: fn(&mut Ctx<'_>) -> Result<Instant>,
+    ) -> Self {
+        Scenario {
+            name,
+            members,
+            target: Duration::from_secs(target_s),
+            duplicates_ok: false,
+            gone: None,
+            poison: 0,
+            act,
+        }
+    }
+
+    /// Duplicates allowed (a crash, or commits a broker had not stored yet).
+    fn at_least_once(mut self) -> Self {
+        self.duplicates_ok = true;
+        self
+    }
+}
+
+impl Ctx<'_> {
+    /// Applies `f` on every proxy for `d`, then passes again; returns when it did.
+    fn fault_for(&self, f: Fault, d: Duration) -> Instant {
+        self.set_fault(f);
+        std::thread::sleep(d);
+        self.set_fault(Fault::Pass);
+        Instant::now()
+    }
+}
+
 fn scenarios(short: bool) -> Vec<Scenario> {
     let all = vec![
-        Scenario {
-            name: "kill -9 one of two",
-            members: 2,
-            target: Duration::from_secs(3),
-            duplicates_ok: true,
-            gone: None,
-            poison: 0,
-            act: |c| Ok(c.kill9(0)),
-        },
-        Scenario {
-            name: "kill -9 and restart",
-            members: 1,
-            target: Duration::from_secs(3),
-            duplicates_ok: true,
-            gone: None,
-            poison: 0,
-            act: |c| {
-                let at = c.kill9(0);
+        Scenario::new("kill -9 one of two", 2, 3, |c| Ok(c.kill9(0))).at_least_once(),
+        Scenario::new("kill -9 and restart", 1, 3, |c| {
+            let at = c.kill9(0);
+            c.start_member()?;
+            Ok(at)
+        })
+        .at_least_once(),
+        Scenario::new("kill -9 one of three", 3, 3, |c| Ok(c.kill9(0))).at_least_once(),
+        Scenario::new("SIGTERM one of two", 2, 3, |c| c.sigterm(0)),
+        Scenario::new("churn of four (3 stop/start)", 4, 5, |c| {
+            let mut at = Instant::now();
+            for i in 0..3 {
+                at = c.sigterm(i)?;
                 c.start_member()?;
-                Ok(at)
-            },
-        },
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            Ok(at)
+        }),
+        Scenario::new("broker-a restart", 2, 2, |c| {
+            c.cluster.restart_broker(0, Duration::from_secs(3))
+        })
+        .at_least_once(),
+        Scenario::new("name server down 10 s", 2, 2, |c| {
+            c.cluster.restart_namesrv(Duration::from_secs(10))?;
+            Ok(Instant::now())
+        }),
+        Scenario::new("connections reset 10 s", 2, 2, |c| {
+            Ok(c.fault_for(Fault::Reset, Duration::from_secs(10)))
+        })
+        .at_least_once(),
+        Scenario::new("black hole 10 s", 2, 2, |c| {
+            Ok(c.fault_for(Fault::BlackHole, Duration::from_secs(10)))
+        })
+        .at_least_once(),
+        // Every answer held back past the 30 s pull timeout.
+        Scenario::new("slow broker 35 s", 2, 2, |c| {
+            Ok(c.fault_for(
+                Fault::Delay(Duration::from_secs(31)),
+                Duration::from_secs(35),
+            ))
+        })
+        .at_least_once(),
         Scenario {
-            name: "kill -9 one of three",
-            members: 3,
-            target: Duration::from_secs(3),
-            duplicates_ok: true,
-            gone: None,
-            poison: 0,
-            act: |c| Ok(c.kill9(0)),
-        },
-        Scenario {
-            name: "SIGTERM one of two",
-            members: 2,
-            target: Duration::from_secs(3),
-            duplicates_ok: false,
-            gone: None,
-            poison: 0,
-            act: |c| c.sigterm(0),
-        },
-        Scenario {
-            name: "churn of four (3 stop/start)",
-            members: 4,
-            target: Duration::from_secs(5),
-            duplicates_ok: false,
-            gone: None,
-            poison: 0,
-            act: |c| {
-                let mut at = Instant::now();
-                for i in 0..3 {
-                    at = c.sigterm(i)?;
-                    c.start_member()?;
-                    std::thread::sleep(Duration::from_secs(2));
-                }
-                Ok(at)
-            },
-        },
-        Scenario {
-            name: "broker-a restart",
-            members: 2,
-            target: Duration::from_secs(2),
-            duplicates_ok: true,
-            gone: None,
-            poison: 0,
-            act: |c| c.cluster.restart_broker(0, Duration::from_secs(3)),
-        },
-        Scenario {
-            name: "name server down 10 s",
-            members: 2,
-            target: Duration::from_secs(2),
-            duplicates_ok: false,
-            gone: None,
-            poison: 0,
-            act: |c| {
-                c.cluster.restart_namesrv(Duration::from_secs(10))?;
-                Ok(Instant::now())
-            },
-        },
-        Scenario {
-            name: "connections reset 10 s",
-            members: 2,
-            target: Duration::from_secs(2),
-            duplicates_ok: true,
-            gone: None,
-            poison: 0,
-            act: |c| {
-                c.set_fault(Fault::Reset);
-                std::thread::sleep(Duration::from_secs(10));
-                c.set_fault(Fault::Pass);
-                Ok(Instant::now())
-            },
-        },
-        Scenario {
-            name: "black hole 10 s",
-            members: 2,
-            target: Duration::from_secs(2),
-            duplicates_ok: true,
-            gone: None,
-            poison: 0,
-            act: |c| {
-                c.set_fault(Fault::BlackHole);
-                std::thread::sleep(Duration::from_secs(10));
-                c.set_fault(Fault::Pass);
-                Ok(Instant::now())
-            },
-        },
-        Scenario {
-            name: "slow broker 35 s",
-            members: 2,
-            target: Duration::from_secs(2),
-            duplicates_ok: true,
-            gone: None,
-            poison: 0,
-            act: |c| {
-                // Every answer held back past the 30 s pull timeout.
-                c.set_fault(Fault::Delay(Duration::from_secs(31)));
-                std::thread::sleep(Duration::from_secs(35));
-                c.set_fault(Fault::Pass);
-                Ok(Instant::now())
-            },
-        },
-        Scenario {
-            name: "broker-b gone for good",
-            members: 2,
-            target: Duration::from_secs(2),
-            duplicates_ok: false,
             gone: Some("broker-b"),
-            poison: 0,
-            act: |c| {
-                let pid = c.cluster.brokers[1].1;
-                broker::kill_process(pid);
+            ..Scenario::new("broker-b gone for good", 2, 2, |c| {
+                broker::kill_process(c.cluster.brokers[1].1);
                 Ok(Instant::now())
-            },
+            })
         },
         Scenario {
-            name: "poison messages (always fail)",
-            members: 0,
-            target: Duration::from_secs(2),
-            duplicates_ok: false,
-            gone: None,
             poison: 5,
-            act: |c| {
+            ..Scenario::new("poison messages (always fail)", 0, 2, |c| {
                 c.start_failing_member()?;
                 c.start_failing_member()?;
                 std::thread::sleep(Duration::from_secs(2));
                 c.send_poison(5)?;
                 Ok(Instant::now())
-            },
+            })
         },
     ];
     // RMQ_CHAOS_ONLY=<part of a name> runs the matching scenarios only (debugging).
