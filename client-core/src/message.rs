@@ -72,9 +72,12 @@ pub mod property {
     pub const CONSUME_START_TIME: &str = "CONSUME_START_TIME";
 }
 
-/// Largest body a compressed record may inflate to, bytes (64 MiB). The broker's message
-/// limit is 4 MiB, so anything bigger is treated as corrupt rather than allocated.
-pub const MAX_DECOMPRESSED_BODY: usize = 64 * 1024 * 1024;
+/// Largest body a compressed record may inflate to, bytes: the default frame limit
+/// (16 MiB, `rmq_remoting::DEFAULT_MAX_FRAME_LEN`), so that no input makes the decoder
+/// allocate more than a frame may hold. Producers check a body against the message size
+/// limit (4 MiB by default) before they compress it, so a real body inflates to at most
+/// that; anything bigger is treated as corrupt rather than allocated.
+pub const MAX_DECOMPRESSED_BODY: usize = rmq_remoting::DEFAULT_MAX_FRAME_LEN;
 
 /// A consumed message (Java `MessageExt` / `MessageClientExt`).
 ///
@@ -373,39 +376,58 @@ pub fn create_offset_msg_id(store_ip: &[u8], port: i32, commit_log_offset: i64) 
 }
 
 fn inflate(at: usize, kind: i32, data: &[u8]) -> Result<Vec<u8>, MessageDecodeError> {
-    let limit = MAX_DECOMPRESSED_BODY as u64;
-    let mut out = Vec::with_capacity(data.len() * 4);
+    let limit = MAX_DECOMPRESSED_BODY;
+    let hint = data.len().saturating_mul(4);
     let (algorithm, result) = match kind {
         0 | 3 => (
             "zlib",
-            flate2::read::ZlibDecoder::new(data)
-                .take(limit + 1)
-                .read_to_end(&mut out),
+            read_capped(flate2::read::ZlibDecoder::new(data), limit, hint),
         ),
         1 => (
             "lz4",
-            lz4_flex::frame::FrameDecoder::new(data)
-                .take(limit + 1)
-                .read_to_end(&mut out),
+            read_capped(lz4_flex::frame::FrameDecoder::new(data), limit, hint),
         ),
         2 => match zstd::stream::read::Decoder::new(data) {
-            Ok(d) => ("zstd", d.take(limit + 1).read_to_end(&mut out)),
+            Ok(d) => ("zstd", read_capped(d, limit, hint)),
             Err(e) => ("zstd", Err(e)),
         },
         kind => return Err(MessageDecodeError::UnknownCompression { at, kind }),
     };
-    result.map_err(|source| MessageDecodeError::Decompress {
-        at,
-        algorithm,
-        source,
-    })?;
-    if out.len() > MAX_DECOMPRESSED_BODY {
-        return Err(MessageDecodeError::DecompressedTooLarge {
+    result
+        .map_err(|source| MessageDecodeError::Decompress {
             at,
-            limit: MAX_DECOMPRESSED_BODY,
-        });
+            algorithm,
+            source,
+        })?
+        .ok_or(MessageDecodeError::DecompressedTooLarge { at, limit })
+}
+
+/// Reads `r` to its end; `Ok(None)` as soon as it holds more than `limit` bytes. The
+/// vector's capacity never exceeds `limit` (a doubling `read_to_end` could allocate twice
+/// the limit), starting at `hint` at most.
+fn read_capped(
+    mut r: impl Read,
+    limit: usize,
+    hint: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut out: Vec<u8> = Vec::with_capacity(hint.min(limit));
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Ok(Some(out)),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if out.len() + n > limit {
+            return Ok(None);
+        }
+        if out.capacity() - out.len() < n {
+            let want = out.capacity().saturating_mul(2).max(out.len() + n).min(limit);
+            out.reserve_exact(want - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 /// The strings a pull's records share: a pull body is one queue's records, so one topic
@@ -637,6 +659,63 @@ pub fn decode_message(body: &Bytes) -> Result<MessageExt, MessageDecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One record whose body is `raw` zlib-compressed (sys flag COMPRESSED, type zlib).
+    fn compressed_record(raw: &[u8]) -> Bytes {
+        use bytes::BufMut;
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(raw).unwrap();
+        let body = z.finish().unwrap();
+        let topic = b"T";
+        let total = 84 + 4 + body.len() + 1 + topic.len() + 2;
+        let mut b = bytes::BytesMut::new();
+        b.put_i32(total as i32);
+        b.put_i32(MESSAGE_MAGIC_CODE_V1);
+        b.put_i32(0);
+        b.put_i32(0);
+        b.put_i32(0);
+        b.put_i64(0);
+        b.put_i64(0);
+        b.put_i32(sys_flag::COMPRESSED);
+        b.put_i64(0);
+        b.put_slice(&[127, 0, 0, 1]);
+        b.put_i32(1);
+        b.put_i64(0);
+        b.put_slice(&[127, 0, 0, 1]);
+        b.put_i32(2);
+        b.put_i32(0);
+        b.put_i64(0);
+        b.put_i32(body.len() as i32);
+        b.put_slice(&body);
+        b.put_u8(topic.len() as u8);
+        b.put_slice(topic);
+        b.put_i16(0);
+        b.freeze()
+    }
+
+    #[test]
+    fn a_body_inflating_past_the_frame_limit_is_refused_not_allocated() {
+        let at_limit = compressed_record(&vec![0u8; MAX_DECOMPRESSED_BODY]);
+        assert!(at_limit.len() < 100 * 1024, "a compression bomb");
+        let m = decode_messages(&at_limit).unwrap();
+        assert_eq!(m[0].body.len(), MAX_DECOMPRESSED_BODY);
+        let past = compressed_record(&vec![0u8; MAX_DECOMPRESSED_BODY + 1]);
+        assert!(matches!(
+            decode_messages(&past),
+            Err(MessageDecodeError::DecompressedTooLarge { at: 0, limit }) if limit == MAX_DECOMPRESSED_BODY
+        ));
+        assert_eq!(MAX_DECOMPRESSED_BODY, rmq_remoting::DEFAULT_MAX_FRAME_LEN);
+    }
+
+    #[test]
+    fn read_capped_never_reserves_past_its_limit() {
+        let data = vec![7u8; 100_000];
+        let out = read_capped(&data[..], 100_000, 10).unwrap().unwrap();
+        assert_eq!(out, data);
+        assert!(out.capacity() <= 100_000, "capacity {}", out.capacity());
+        assert!(read_capped(&data[..], 99_999, 10).unwrap().is_none());
+    }
 
     #[test]
     fn garbage_never_panics() {

@@ -38,7 +38,7 @@ pub mod task;
 pub use client::{
     BoxFuture, ConnectHook, InboundContext, RemotingClient, RemotingConfig, RequestHandler,
 };
-pub use codec::{CodecError, RemotingCodec};
+pub use codec::{CodecError, DEFAULT_MAX_FRAME_LEN, RemotingCodec};
 pub use error::{CloseReason, RemotingError};
 pub use protocol::{
     ExtFields, HeaderError, LanguageCode, RemotingCommand, RequestCode, RequestHeader,
