@@ -405,11 +405,7 @@ fn inflate(at: usize, kind: i32, data: &[u8]) -> Result<Vec<u8>, MessageDecodeEr
 /// Reads `r` to its end; `Ok(None)` as soon as it holds more than `limit` bytes. The
 /// vector's capacity never exceeds `limit` (a doubling `read_to_end` could allocate twice
 /// the limit), starting at `hint` at most.
-fn read_capped(
-    mut r: impl Read,
-    limit: usize,
-    hint: usize,
-) -> std::io::Result<Option<Vec<u8>>> {
+fn read_capped(mut r: impl Read, limit: usize, hint: usize) -> std::io::Result<Option<Vec<u8>>> {
     let mut out: Vec<u8> = Vec::with_capacity(hint.min(limit));
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -423,7 +419,11 @@ fn read_capped(
             return Ok(None);
         }
         if out.capacity() - out.len() < n {
-            let want = out.capacity().saturating_mul(2).max(out.len() + n).min(limit);
+            let want = out
+                .capacity()
+                .saturating_mul(2)
+                .max(out.len() + n)
+                .min(limit);
             out.reserve_exact(want - out.len());
         }
         out.extend_from_slice(&chunk[..n]);
