@@ -88,6 +88,10 @@ pub struct PushConsumerConfig {
     /// Longest wait for a previous owner's release (a crashed owner never releases).
     /// Default 15 s.
     pub handoff_timeout: Duration,
+    /// How often, between rebalances, the group's members are checked (a rebalance at once
+    /// when they changed); `None`: only on the broker's notification or every 20 s, as
+    /// Java. Default 2 s. See `rmq_rebalance::RebalanceConfig::membership_check_interval`.
+    pub membership_check_interval: Option<Duration>,
     /// Start new consumer groups on young queues at the real end (REMOTING.md §3.7; brokers
     /// ≥ 5.0). Default false, like Java.
     pub strict_last_offset: bool,
@@ -119,6 +123,7 @@ impl Default for PushConsumerConfig {
             await_termination_when_shutdown: Duration::from_secs(5),
             clean_handoff: true,
             handoff_timeout: Duration::from_secs(15),
+            membership_check_interval: Some(rmq_rebalance::MEMBERSHIP_CHECK_INTERVAL),
             strict_last_offset: false,
             local_offset_store_dir: None,
         }
@@ -322,6 +327,8 @@ impl PushConsumerBuilder {
         clean_handoff: bool,
         /// Sets [`PushConsumerConfig::handoff_timeout`].
         handoff_timeout: Duration,
+        /// Sets [`PushConsumerConfig::membership_check_interval`].
+        membership_check_interval: Option<Duration>,
         /// Sets [`PushConsumerConfig::strict_last_offset`].
         strict_last_offset: bool,
         /// Sets [`PushConsumerConfig::local_offset_store_dir`].

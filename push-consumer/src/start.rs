@@ -90,6 +90,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
     let handoff = !orderly && model == MessageModel::Clustering && config.clean_handoff;
     rb_config.handoff_lock = handoff;
     rb_config.handoff_timeout = config.handoff_timeout;
+    rb_config.membership_check_interval = config.membership_check_interval;
     let max_reconsume = config
         .max_reconsume_times
         .unwrap_or(if orderly { i32::MAX } else { 16 });

@@ -24,12 +24,7 @@ const LOCK_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const REBALANCE_INTERVAL: Duration = Duration::from_millis(20_000);
 /// Smallest gap between two rebalances (Java `rocketmq.client.rebalance.minInterval`, 1 s).
 pub const REBALANCE_MIN_INTERVAL: Duration = Duration::from_millis(1000);
-/// How often a balanced clustering consumer asks a broker for its group's members between
-/// rebalances, and rebalances at once when they changed. Java waits for the broker's
-/// NOTIFY_CONSUMER_IDS_CHANGED or the 20 s period; the rocketmq-rust 1.0 broker does not
-/// notify when a member leaves (cleanly or not), so without this check the remaining
-/// members took a leaver's queues only up to 20 s later (`cargo xtask chaos`). One
-/// GET_CONSUMER_LIST_BY_GROUP per group every 2 s.
+/// Default of [`RebalanceConfig::membership_check_interval`]: 2 s.
 pub const MEMBERSHIP_CHECK_INTERVAL: Duration = Duration::from_millis(2000);
 
 /// Why a rebalance of a topic failed (it is retried at the next round; other topics go on).
@@ -138,6 +133,13 @@ pub struct RebalanceConfig {
     /// Longest wait for a previous owner to release a queue before taking it anyway (a
     /// crashed owner never releases; the broker lock expires after 60 s). Default 15 s.
     pub handoff_timeout: Duration,
+    /// How often a balanced clustering consumer asks a broker for its group's members
+    /// between rebalances, rebalancing at once when they changed; `None` waits for the
+    /// broker's NOTIFY_CONSUMER_IDS_CHANGED or the 20 s period, as Java does. The
+    /// rocketmq-rust 1.0 broker does not notify when a member leaves (cleanly or not), so
+    /// without the check the others took a leaver's queues up to 20 s later (`cargo xtask
+    /// chaos`). Costs one GET_CONSUMER_LIST_BY_GROUP per check. Default 2 s.
+    pub membership_check_interval: Option<Duration>,
 }
 
 impl RebalanceConfig {
@@ -152,6 +154,7 @@ impl RebalanceConfig {
             strict_last_offset: false,
             handoff_lock: false,
             handoff_timeout: Duration::from_secs(15),
+            membership_check_interval: Some(MEMBERSHIP_CHECK_INTERVAL),
         }
     }
 }
@@ -706,9 +709,14 @@ impl RebalanceService {
             let next = tokio::time::Instant::now() + wait;
             // Until the next round: woken by a notification, or by a membership change seen
             // every MEMBERSHIP_CHECK_INTERVAL.
+            let every = rebalance
+                .config()
+                .membership_check_interval
+                .filter(|d| !d.is_zero())
+                .unwrap_or(wait);
             let membership = async {
                 loop {
-                    let tick = (tokio::time::Instant::now() + MEMBERSHIP_CHECK_INTERVAL).min(next);
+                    let tick = (tokio::time::Instant::now() + every).min(next);
                     tokio::time::sleep_until(tick).await;
                     if tick >= next || rebalance.members_changed().await {
                         return;

@@ -1,6 +1,7 @@
 //! `cargo xtask`: developer tasks for rmq.
 //!
-//! - `cargo xtask ci`: fmt check, clippy, unit tests, then a real name server and broker,
+//! - `cargo xtask ci`: fmt check, clippy, rustdoc warnings, unit tests, then a real name
+//!   server and broker,
 //!   the integration tests against them, and the broker stopped again whatever happened;
 //!   then `chaos --short`.
 //! - `cargo xtask chaos [--short]`: faults on a real name server and two broker groups,
@@ -30,7 +31,7 @@ commands:
   chaos [--short]        faults on a real name server + two broker groups, consumers behind a fault proxy:
                          a table of produced / consumed / lost / duplicates / recovery per scenario;
                          fails on loss or a missed recovery target (--short: two scenarios)
-  ci                     fmt --check, clippy -D warnings, unit tests, real-broker integration tests,
+  ci                     fmt --check, clippy -D warnings, doc -D warnings, unit tests, real-broker tests,
                          chaos --short
   broker install         install rocketmq-namesrv/rocketmq-broker 1.0.0 into the cache (once)
   broker start           start a name server and a broker on 127.0.0.1; prints the name-server address
@@ -166,6 +167,12 @@ fn ci() -> Result<()> {
             "-D",
             "warnings",
         ]),
+    )?;
+    run(
+        "cargo doc -D warnings",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "-q"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     let unit = run_tests(
         "unit tests",

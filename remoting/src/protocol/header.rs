@@ -90,8 +90,10 @@ pub(crate) fn effective_type(cmd: &RemotingCommand) -> SerializeType {
     }
 }
 
-/// Appends the header of `cmd` to `out` in the serialisation [`effective_type`] picks and
-/// returns that type.
+/// Appends the header of `cmd` to `out` in the serialisation it really uses and returns
+/// that type: the requested one, except that a command whose code or version does not fit
+/// an `i16` goes out as JSON (a ROCKETMQ binary header would truncate it, REMOTING.md
+/// §2.3).
 ///
 /// JSON keys are written in fastjson's order (alphabetical, `remark` and `extFields`
 /// omitted when `None`), ext fields in insertion order. Binary ext entries are written in
