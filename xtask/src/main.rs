@@ -1,9 +1,8 @@
 //! `cargo xtask`: developer tasks for rmq.
 //!
 //! - `cargo xtask ci`: fmt check, clippy, rustdoc warnings, unit tests, then a real name
-//!   server and broker,
-//!   the integration tests against them, and the broker stopped again whatever happened;
-//!   then `chaos --short`.
+//!   server and broker, the integration tests against them, and the broker stopped again
+//!   whatever happened; then `chaos --short`.
 //! - `cargo xtask chaos [--short]`: faults on a real name server and two broker groups,
 //!   consumers behind a loopback fault proxy; a table of loss, duplicates and recovery.
 //! - `cargo xtask broker start|stop|status|install`: a real RocketMQ name server and broker
