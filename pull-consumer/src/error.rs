@@ -34,12 +34,6 @@ pub enum PullConsumerError {
     /// An argument of a call is out of range; the message names it.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// The consumer was not started.
-    #[error("consumer not started")]
-    NotStarted,
-    /// `start` was called twice.
-    #[error("consumer already started")]
-    AlreadyStarted,
 }
 
 impl PullConsumerError {
@@ -47,16 +41,13 @@ impl PullConsumerError {
     pub fn kind(&self) -> rmq_client_core::ErrorKind {
         use rmq_client_core::ErrorKind;
         match self {
-            PullConsumerError::InvalidConfig(_) | PullConsumerError::AlreadyStarted => {
-                ErrorKind::Config
-            }
+            PullConsumerError::InvalidConfig(_) => ErrorKind::Config,
             PullConsumerError::Client(e) => e.kind(),
             PullConsumerError::OffsetStore(e) => e.kind(),
             PullConsumerError::QueueNotAssigned { .. } => ErrorKind::NotFound,
             PullConsumerError::OffsetOutOfRange { .. } | PullConsumerError::InvalidArgument(_) => {
                 ErrorKind::InvalidArgument
             }
-            PullConsumerError::NotStarted => ErrorKind::ShutDown,
         }
     }
 

@@ -2,7 +2,7 @@
 //! chooses; the client keeps routes, heartbeats and offsets.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rmq_client_core::header::ConsumerData;
@@ -139,12 +139,14 @@ impl PullConsumerBuilder {
     /// [`PullConsumerError::Client`] (group already registered),
     /// [`PullConsumerError::OffsetStore`].
     pub async fn start(self) -> Result<PullConsumer, PullConsumerError> {
-        let c = self.build()?;
-        c.start().await?;
-        Ok(c)
+        let settings = self.build()?;
+        let started = settings.start().await?;
+        Ok(PullConsumer {
+            inner: Arc::new(Inner { settings, started }),
+        })
     }
 
-    fn build(self) -> Result<PullConsumer, PullConsumerError> {
+    fn build(self) -> Result<Settings, PullConsumerError> {
         if self.group.trim().is_empty() {
             return Err(PullConsumerError::InvalidConfig(
                 "consumer group is empty".into(),
@@ -164,18 +166,15 @@ impl PullConsumerBuilder {
         if self.config.message_model == MessageModel::Clustering {
             client.change_instance_name_to_unique();
         }
-        Ok(PullConsumer {
-            inner: Arc::new(Inner {
-                group: client.with_namespace(&self.group),
-                client,
-                config: self.config,
-                register_topics: self.register_topics,
-                listener: self.listener,
-                strategy: self.strategy,
-                offset_store: Mutex::new(self.offset_store),
-                instance: self.instance,
-                started: OnceLock::new(),
-            }),
+        Ok(Settings {
+            group: client.with_namespace(&self.group),
+            client,
+            config: self.config,
+            register_topics: self.register_topics,
+            listener: self.listener,
+            strategy: self.strategy,
+            offset_store: self.offset_store,
+            instance: self.instance,
         })
     }
 }
@@ -193,28 +192,34 @@ struct Started {
     tracker: TaskTracker,
 }
 
-struct Inner {
+/// What the builder validated.
+struct Settings {
     group: String,
     client: ClientConfig,
     config: PullConsumerConfig,
     register_topics: Vec<String>,
     listener: Option<Arc<dyn MessageQueueListener>>,
     strategy: Arc<dyn AllocateMessageQueueStrategy>,
-    offset_store: Mutex<Option<Arc<dyn OffsetStore>>>,
+    offset_store: Option<Arc<dyn OffsetStore>>,
     instance: Option<ClientInstance>,
-    started: OnceLock<Arc<Started>>,
+}
+
+/// A running consumer: its settings and what `start` made.
+struct Inner {
+    settings: Settings,
+    started: Arc<Started>,
 }
 
 impl Drop for Inner {
     /// The last handle is gone without `shutdown`: stop every task at once.
     fn drop(&mut self) {
-        let Some(s) = self.started.get() else { return };
+        let s = &self.started;
         if s.token.is_cancelled() {
             return;
         }
         s.token.cancel();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (instance, group) = (s.instance.clone(), self.group.clone());
+            let (instance, group) = (s.instance.clone(), s.group.clone());
             rt.spawn(async move {
                 instance
                     .release_consumer(&group, Duration::from_secs(1))
@@ -224,62 +229,15 @@ impl Drop for Inner {
     }
 }
 
-/// The pull consumer (Java `DefaultMQPullConsumer`), made running by
-/// [`PullConsumerBuilder::start`]. Cheap to clone.
-///
-/// # Drop behavior
-/// Dropping the last clone without [`PullConsumer::shutdown`] stops every task at once and
-/// unregisters in the background; offsets updated since the last persist are lost.
-#[derive(Clone)]
-pub struct PullConsumer {
-    inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for PullConsumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PullConsumer")
-            .field("group", &self.inner.group)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PullConsumer {
-    /// A builder for `consumer_group`.
-    pub fn builder(consumer_group: &str) -> PullConsumerBuilder {
-        PullConsumerBuilder {
-            group: consumer_group.to_owned(),
-            client: ClientConfig::default(),
-            config: PullConsumerConfig::default(),
-            register_topics: Vec::new(),
-            listener: None,
-            strategy: Arc::new(AllocateMessageQueueAveragely),
-            offset_store: None,
-            instance: None,
-        }
-    }
-
-    fn started(&self) -> Result<&Arc<Started>, PullConsumerError> {
-        self.inner
-            .started
-            .get()
-            .ok_or(PullConsumerError::NotStarted)
-    }
-
-    async fn start(&self) -> Result<(), PullConsumerError> {
-        let i = &self.inner;
-        if i.started.get().is_some() {
-            return Err(PullConsumerError::AlreadyStarted);
-        }
+impl Settings {
+    /// Starts (Java `start`); on an error nothing is left running.
+    async fn start(&self) -> Result<Arc<Started>, PullConsumerError> {
+        let i = self;
         let instance = match &i.instance {
             Some(inst) => inst.clone(),
             None => ClientInstance::get_or_create(&i.client)?,
         };
-        let offset_store: Arc<dyn OffsetStore> = match i
-            .offset_store
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        let offset_store: Arc<dyn OffsetStore> = match i.offset_store.clone() {
             Some(s) => s,
             None => match i.config.message_model {
                 MessageModel::Clustering => {
@@ -314,7 +272,7 @@ impl PullConsumer {
                 rebalance,
                 rebalance_service: RebalanceService::new(),
                 send_back: SendBack::new(&instance, &i.group, i.config.max_reconsume_times),
-                kernel: PullKernel::new(&instance, &self.inner.group),
+                kernel: PullKernel::new(&instance, &i.group),
                 token: CancellationToken::new(),
                 tracker: TaskTracker::new(),
             }
@@ -324,9 +282,6 @@ impl PullConsumer {
             let sub = SubscriptionData::build(&topic, Some("*"), ExpressionType::Tag)
                 .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
             started.rebalance.subscribe(sub);
-        }
-        if i.started.set(Arc::clone(&started)).is_err() {
-            return Err(PullConsumerError::AlreadyStarted);
         }
         instance.register_consumer(
             Arc::new(Weakly(Arc::downgrade(&started))) as Arc<dyn ConsumerInner>
@@ -347,16 +302,49 @@ impl PullConsumer {
                 .spawn(async move { svc.run(rb, token).await });
             started.rebalance_service.wakeup();
         }
-        Ok(())
+        Ok(started)
+    }
+}
+
+/// The pull consumer (Java `DefaultMQPullConsumer`), made running by
+/// [`PullConsumerBuilder::start`]. Cheap to clone.
+///
+/// # Drop behavior
+/// Dropping the last clone without [`PullConsumer::shutdown`] stops every task at once and
+/// unregisters in the background; offsets updated since the last persist are lost.
+#[derive(Clone)]
+pub struct PullConsumer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PullConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullConsumer")
+            .field("group", &self.inner.started.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PullConsumer {
+    /// A builder for `consumer_group`.
+    pub fn builder(consumer_group: &str) -> PullConsumerBuilder {
+        PullConsumerBuilder {
+            group: consumer_group.to_owned(),
+            client: ClientConfig::default(),
+            config: PullConsumerConfig::default(),
+            register_topics: Vec::new(),
+            listener: None,
+            strategy: Arc::new(AllocateMessageQueueAveragely),
+            offset_store: None,
+            instance: None,
+        }
     }
 
     /// Persists offsets, unregisters, and stops the client instance if no other consumer
     /// uses it (Java `shutdown`). Idempotent.
     pub async fn shutdown(&self) -> ShutdownReport {
         let mut report = ShutdownReport::default();
-        let Some(s) = self.inner.started.get() else {
-            return report;
-        };
+        let s = &self.inner.started;
         if s.token.is_cancelled() {
             return report;
         }
@@ -377,7 +365,7 @@ impl PullConsumer {
             }
         }
         s.instance
-            .release_consumer(&self.inner.group, Duration::from_secs(3))
+            .release_consumer(&s.group, Duration::from_secs(3))
             .await;
         report
     }
@@ -390,8 +378,8 @@ impl PullConsumer {
         &self,
         topic: &str,
     ) -> Result<Vec<MessageQueue>, PullConsumerError> {
-        let s = self.started()?;
-        let topic = self.inner.client.with_namespace(topic);
+        let s = &self.inner.started;
+        let topic = self.inner.settings.client.with_namespace(topic);
         s.instance.update_topic_route(&topic).await?;
         Ok(s.instance.subscribe_queues(&topic))
     }
@@ -429,7 +417,7 @@ impl PullConsumer {
             expression,
             offset,
             max_nums,
-            Some(self.inner.config.broker_suspend_max_time),
+            Some(self.inner.settings.config.broker_suspend_max_time),
         )
         .await
     }
@@ -442,7 +430,7 @@ impl PullConsumer {
         max_nums: i32,
         block: Option<Duration>,
     ) -> Result<PullResult, PullConsumerError> {
-        let s = self.started()?;
+        let s = &self.inner.started;
         if offset < 0 || max_nums <= 0 {
             return Err(PullConsumerError::InvalidArgument(format!(
                 "offset {offset} and maxNums {max_nums} must be ≥ 0 and > 0"
@@ -451,9 +439,9 @@ impl PullConsumer {
         let sub = SubscriptionData::build(&mq.topic, Some(expression), ExpressionType::Tag)
             .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
         let timeout = if block.is_some() {
-            self.inner.config.consumer_timeout_when_suspend
+            self.inner.settings.config.consumer_timeout_when_suspend
         } else {
-            self.inner.config.consumer_pull_timeout
+            self.inner.settings.config.consumer_pull_timeout
         };
         Ok(s.kernel
             .pull(PullSpec {
@@ -479,7 +467,7 @@ impl PullConsumer {
         mq: &MessageQueue,
         from_store: bool,
     ) -> Result<Option<i64>, PullConsumerError> {
-        let s = self.started()?;
+        let s = &self.inner.started;
         let t = if from_store {
             ReadOffsetType::ReadFromStore
         } else {
@@ -491,18 +479,11 @@ impl PullConsumer {
     /// Sets the consume offset of `mq` in memory (Java `updateConsumeOffset`); it is
     /// persisted every 5 s and at shutdown. Unlike Java, every queue updated this way is
     /// persisted, not only those of registered topics.
-    ///
-    /// # Errors
-    /// [`PullConsumerError::NotStarted`].
-    pub fn update_consume_offset(
-        &self,
-        mq: &MessageQueue,
-        offset: i64,
-    ) -> Result<(), PullConsumerError> {
-        self.started()?
+    pub fn update_consume_offset(&self, mq: &MessageQueue, offset: i64) {
+        self.inner
+            .started
             .offset_store
             .update_offset(mq, offset, false);
-        Ok(())
     }
 
     /// Persists the offset of `mq` now, waiting for the store (a synchronous commit).
@@ -510,14 +491,14 @@ impl PullConsumer {
     /// # Errors
     /// [`PullConsumerError::OffsetStore`].
     pub async fn commit_consume_offset(&self, mq: &MessageQueue) -> Result<(), PullConsumerError> {
-        Ok(self.started()?.offset_store.persist(mq).await?)
+        Ok(self.inner.started.offset_store.persist(mq).await?)
     }
 
     async fn master(
         &self,
         mq: &MessageQueue,
     ) -> Result<(ClientInstance, String), PullConsumerError> {
-        let instance = &self.started()?.instance;
+        let instance = &self.inner.started.instance;
         Ok((instance.clone(), instance.master_addr_of(mq).await?))
     }
 
@@ -569,7 +550,8 @@ impl PullConsumer {
         delay_level: i32,
     ) -> Result<(), PullConsumerError> {
         Ok(self
-            .started()?
+            .inner
+            .started
             .send_back
             .send_message_back(msg, delay_level)
             .await?)
@@ -577,11 +559,7 @@ impl PullConsumer {
 
     /// The queues of registered topics this client owns now (with a listener set).
     pub fn assigned_queues(&self) -> Vec<MessageQueue> {
-        self.inner
-            .started
-            .get()
-            .map(|s| s.rebalance.owned_queues())
-            .unwrap_or_default()
+        self.inner.started.rebalance.owned_queues()
     }
 }
 

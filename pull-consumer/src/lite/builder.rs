@@ -13,7 +13,7 @@ use super::*;
 ///     .subscribe("TopicTest", "*")
 ///     .start()
 ///     .await?;
-/// let msgs = consumer.poll().await?;
+/// let msgs = consumer.poll().await;
 /// # consumer.shutdown().await; Ok(()) }
 /// ```
 pub struct LitePullConsumerBuilder {
@@ -108,20 +108,17 @@ impl LitePullConsumerBuilder {
     /// timeout not above the long-poll hold, or a bad expression;
     /// [`PullConsumerError::Client`], [`PullConsumerError::OffsetStore`].
     pub async fn start(self) -> Result<LitePullConsumer, PullConsumerError> {
-        let c = LitePullConsumer::new(
+        let mut pending = Pending::new(
             &self.group,
             self.client,
             self.config,
             self.strategy,
             self.instance,
         )?;
-        if let Some(store) = self.offset_store {
-            *lock(&c.shared.offset_store) = Some(store);
-        }
+        pending.offset_store = self.offset_store;
         for (topic, expression) in &self.subscriptions {
-            c.subscribe(topic, expression)?;
+            pending.subscribe(topic, expression)?;
         }
-        c.start().await?;
-        Ok(c)
+        pending.start().await
     }
 }

@@ -35,7 +35,11 @@ impl Core {
 
     /// Writes the polled offsets into the store; `sync` waits for each queue's commit.
     /// Returns whether every commit succeeded.
-    pub(super) async fn commit(&self, sync: bool) -> bool {
+    /// Commits what was polled; the first store error, after trying every queue.
+    pub(super) async fn commit(
+        &self,
+        sync: bool,
+    ) -> Result<(), rmq_offset_store::OffsetStoreError> {
         let polled: Vec<(MessageQueue, i64)> = lock(&self.consumed)
             .iter()
             .map(|(k, v)| (k.clone(), *v))
@@ -43,22 +47,22 @@ impl Core {
         for (mq, offset) in &polled {
             self.offset_store.update_offset(mq, *offset, true);
         }
-        let mut ok = true;
+        let mut first = None;
         if sync {
             for (mq, _) in &polled {
                 if let Err(e) = self.offset_store.persist(mq).await {
                     tracing::warn!(?mq, error = %e, "commit failed");
-                    ok = false;
+                    first.get_or_insert(e);
                 }
             }
         } else {
             let queues: Vec<MessageQueue> = polled.into_iter().map(|(mq, _)| mq).collect();
             if let Err(e) = self.offset_store.persist_all(&queues).await {
                 tracing::warn!(error = %e, "auto-commit failed");
-                ok = false;
+                first = Some(e);
             }
         }
-        ok
+        first.map_or(Ok(()), Err)
     }
 
     pub(super) async fn pull_task(

@@ -50,7 +50,7 @@ impl ConsumerInner for Core {
         let me = self.me.upgrade().filter(|c| c.config.auto_commit);
         Box::pin(async move {
             if let Some(c) = me {
-                c.commit(false).await;
+                let _ = c.commit(false).await; // logged by commit
             }
         })
     }

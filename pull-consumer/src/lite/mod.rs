@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use futures::Stream;
@@ -87,17 +87,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct Shared {
+/// What the builder validated, before start.
+pub(crate) struct Pending {
     group: String,
     /// A client instance handed over by the builder.
     instance: Option<ClientInstance>,
     client: ClientConfig,
     config: LitePullConsumerConfig,
     strategy: Arc<dyn AllocateMessageQueueStrategy>,
-    offset_store: Mutex<Option<Arc<dyn OffsetStore>>>,
+    pub(crate) offset_store: Option<Arc<dyn OffsetStore>>,
+    mode: Mode,
+    subscriptions: Vec<(String, String)>,
+}
+
+/// A running consumer.
+struct Shared {
+    /// Subscribe (set by the builder) or assign (set by the first `assign`).
     mode: Mutex<Mode>,
-    pending_subscriptions: Mutex<Vec<(String, String)>>,
-    core: OnceLock<Arc<Core>>,
+    core: Arc<Core>,
 }
 
 /// The lite pull consumer (Java `DefaultLitePullConsumer`), made running by
@@ -117,7 +124,7 @@ pub struct LitePullConsumer {
 impl std::fmt::Debug for LitePullConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LitePullConsumer")
-            .field("group", &self.shared.group)
+            .field("group", &self.shared.core.group)
             .finish_non_exhaustive()
     }
 }
@@ -125,7 +132,7 @@ impl std::fmt::Debug for LitePullConsumer {
 impl Drop for Shared {
     /// The last handle is gone without `shutdown`: stop every task at once.
     fn drop(&mut self) {
-        let Some(core) = self.core.get() else { return };
+        let core = &self.core;
         if core.token.is_cancelled() {
             return;
         }
@@ -141,8 +148,8 @@ impl Drop for Shared {
     }
 }
 
-impl LitePullConsumer {
-    fn new(
+impl Pending {
+    pub(crate) fn new(
         consumer_group: &str,
         client: ClientConfig,
         config: LitePullConsumerConfig,
@@ -165,54 +172,51 @@ impl LitePullConsumer {
         if config.message_model == MessageModel::Clustering {
             client.change_instance_name_to_unique();
         }
+        Ok(Pending {
+            group: client.with_namespace(consumer_group),
+            client,
+            config,
+            strategy,
+            instance,
+            offset_store: None,
+            mode: Mode::Unset,
+            subscriptions: Vec::new(),
+        })
+    }
+
+    /// Adds a subscription (subscribe mode).
+    pub(crate) fn subscribe(
+        &mut self,
+        topic: &str,
+        expression: &str,
+    ) -> Result<(), PullConsumerError> {
+        SubscriptionData::build(topic, Some(expression), ExpressionType::Tag)
+            .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
+        self.mode = Mode::Subscribe;
+        self.subscriptions
+            .push((topic.to_owned(), expression.to_owned()));
+        Ok(())
+    }
+
+    /// Starts (Java `start`): a running consumer, or an error with nothing left running.
+    pub(crate) async fn start(self) -> Result<LitePullConsumer, PullConsumerError> {
+        let mode = self.mode;
+        let core = self.start_core().await?;
         Ok(LitePullConsumer {
             shared: Arc::new(Shared {
-                group: client.with_namespace(consumer_group),
-                client,
-                config,
-                strategy,
-                instance,
-                offset_store: Mutex::new(None),
-                mode: Mutex::new(Mode::Unset),
-                pending_subscriptions: Mutex::new(Vec::new()),
-                core: OnceLock::new(),
+                mode: Mutex::new(mode),
+                core,
             }),
         })
     }
 
-    fn set_mode(&self, want: Mode) -> Result<(), PullConsumerError> {
-        let mut m = lock(&self.shared.mode);
-        if *m != Mode::Unset && *m != want {
-            return Err(PullConsumerError::InvalidConfig(
-                "subscribe and assign cannot be mixed".into(),
-            ));
-        }
-        *m = want;
-        Ok(())
-    }
-
-    fn subscribe(&self, topic: &str, expression: &str) -> Result<(), PullConsumerError> {
-        self.set_mode(Mode::Subscribe)?;
-        SubscriptionData::build(topic, Some(expression), ExpressionType::Tag)
-            .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
-        lock(&self.shared.pending_subscriptions).push((topic.to_owned(), expression.to_owned()));
-        Ok(())
-    }
-
-    fn core(&self) -> Result<&Arc<Core>, PullConsumerError> {
-        self.shared.core.get().ok_or(PullConsumerError::NotStarted)
-    }
-
-    async fn start(&self) -> Result<(), PullConsumerError> {
-        let s = &self.shared;
-        if s.core.get().is_some() {
-            return Err(PullConsumerError::AlreadyStarted);
-        }
+    async fn start_core(self) -> Result<Arc<Core>, PullConsumerError> {
+        let s = &self;
         let instance = match &s.instance {
             Some(inst) => inst.clone(),
             None => ClientInstance::get_or_create(&s.client)?,
         };
-        let offset_store: Arc<dyn OffsetStore> = match lock(&s.offset_store).take() {
+        let offset_store: Arc<dyn OffsetStore> = match s.offset_store.clone() {
             Some(st) => st,
             None => match s.config.message_model {
                 MessageModel::Clustering => {
@@ -256,9 +260,9 @@ impl LitePullConsumer {
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
-        let subscribe = *lock(&s.mode) == Mode::Subscribe;
+        let subscribe = s.mode == Mode::Subscribe;
         let version = rmq_client_core::now_millis();
-        for (topic, expr) in lock(&s.pending_subscriptions).iter() {
+        for (topic, expr) in &s.subscriptions {
             let topic = s.client.with_namespace(topic);
             let sub = SubscriptionData::build_with_version(
                 &topic,
@@ -269,9 +273,6 @@ impl LitePullConsumer {
             .map_err(|e| PullConsumerError::InvalidConfig(e.to_string()))?;
             core.rebalance.subscribe(sub.clone());
             lock(&core.subscriptions).insert(topic, sub);
-        }
-        if s.core.set(Arc::clone(&core)).is_err() {
-            return Err(PullConsumerError::AlreadyStarted);
         }
         instance
             .register_consumer(Arc::new(Weakly(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;
@@ -302,21 +303,39 @@ impl LitePullConsumer {
                         _ = tick.tick() => {}
                     }
                     let Some(c) = weak.upgrade() else { return };
-                    c.commit(false).await;
+                    let _ = c.commit(false).await; // logged by commit
                 }
             });
         }
+        Ok(core)
+    }
+}
+
+impl LitePullConsumer {
+    fn set_mode(&self, want: Mode) -> Result<(), PullConsumerError> {
+        let mut m = lock(&self.shared.mode);
+        if *m != Mode::Unset && *m != want {
+            return Err(PullConsumerError::InvalidConfig(
+                "subscribe and assign cannot be mixed".into(),
+            ));
+        }
+        *m = want;
         Ok(())
+    }
+
+    fn core(&self) -> &Arc<Core> {
+        &self.shared.core
     }
 
     /// Assigns queues (assign mode), replacing the previous assignment. New queues start at
     /// their committed offset, or per `consume_from_where`.
     ///
     /// # Errors
-    /// [`PullConsumerError::InvalidConfig`] in subscribe mode; [`PullConsumerError::NotStarted`].
+    /// [`PullConsumerError::InvalidConfig`] in subscribe mode; the offset store's or
+    /// broker's error when a new queue's start offset cannot be read.
     pub async fn assign(&self, queues: &[MessageQueue]) -> Result<(), PullConsumerError> {
         self.set_mode(Mode::Assign)?;
-        let core = Arc::clone(self.core()?);
+        let core = Arc::clone(self.core());
         for mq in queues {
             let topic = mq.topic.clone();
             let known = lock(&core.subscriptions).contains_key(&topic);
@@ -339,10 +358,7 @@ impl LitePullConsumer {
 
     /// The queues assigned now.
     pub fn assignment(&self) -> Vec<MessageQueue> {
-        let mut v: Vec<MessageQueue> = self
-            .core()
-            .map(|c| lock(&c.queues).keys().cloned().collect())
-            .unwrap_or_default();
+        let mut v: Vec<MessageQueue> = lock(&self.core().queues).keys().cloned().collect();
         v.sort();
         v
     }
@@ -355,18 +371,15 @@ impl LitePullConsumer {
         &self,
         topic: &str,
     ) -> Result<Vec<MessageQueue>, PullConsumerError> {
-        let core = self.core()?;
+        let core = self.core();
         let topic = core.client.with_namespace(topic);
         core.instance.update_topic_route(&topic).await?;
         Ok(core.instance.subscribe_queues(&topic))
     }
 
-    /// Waits up to `poll_timeout` for messages (Java `poll()`).
-    ///
-    /// # Errors
-    /// [`PullConsumerError::NotStarted`].
-    pub async fn poll(&self) -> Result<Vec<MessageExt>, PullConsumerError> {
-        let t = self.core()?.config.poll_timeout;
+    /// Waits up to `poll_timeout` for messages (Java `poll()`); empty when none came.
+    pub async fn poll(&self) -> Vec<MessageExt> {
+        let t = self.core().config.poll_timeout;
         self.poll_timeout(t).await
     }
 
@@ -374,20 +387,14 @@ impl LitePullConsumer {
     /// Polled messages count as consumed: their offsets are committed by the next commit.
     ///
     /// Cancel safe: a batch is taken from the buffer only when it is returned.
-    ///
-    /// # Errors
-    /// [`PullConsumerError::NotStarted`].
-    pub async fn poll_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<Vec<MessageExt>, PullConsumerError> {
-        let core = Arc::clone(self.core()?);
+    pub async fn poll_timeout(&self, timeout: Duration) -> Vec<MessageExt> {
+        let core = Arc::clone(self.core());
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = core.rx.lock().await;
         loop {
             let batch = match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(b)) => b,
-                Ok(None) | Err(_) => return Ok(Vec::new()),
+                Ok(None) | Err(_) => return Vec::new(),
             };
             let (pq, current) = {
                 let q = lock(&core.queues);
@@ -404,7 +411,7 @@ impl LitePullConsumer {
                 let e = c.entry(batch.mq.clone()).or_insert(next);
                 *e = (*e).max(next);
             }
-            return Ok(batch.msgs);
+            return batch.msgs;
         }
     }
 
@@ -419,19 +426,19 @@ impl LitePullConsumer {
                     if let Some(m) = buf.pop_front() {
                         return Some((m, (this, buf)));
                     }
-                    let core = this.core().ok()?;
+                    let core = this.core();
                     if core.token.is_cancelled() {
                         return None;
                     }
                     let t = core.config.poll_timeout;
-                    buf.extend(this.poll_timeout(t).await.ok()?);
+                    buf.extend(this.poll_timeout(t).await);
                 }
             },
         )
     }
 
     fn queue(&self, mq: &MessageQueue) -> Result<QueueState, PullConsumerError> {
-        let core = self.core()?;
+        let core = self.core();
         let q = lock(&core.queues);
         q.get(mq)
             .cloned()
@@ -485,7 +492,7 @@ impl LitePullConsumer {
         &self,
         mq: &MessageQueue,
     ) -> Result<(ClientInstance, String), PullConsumerError> {
-        let instance = &self.core()?.instance;
+        let instance = &self.core().instance;
         Ok((instance.clone(), instance.master_addr_of(mq).await?))
     }
 
@@ -523,10 +530,10 @@ impl LitePullConsumer {
     /// `commitSync`).
     ///
     /// # Errors
-    /// [`PullConsumerError::NotStarted`].
+    /// [`PullConsumerError::OffsetStore`]: the first queue whose offset could not be
+    /// stored (every queue is tried).
     pub async fn commit_sync(&self) -> Result<(), PullConsumerError> {
-        self.core()?.commit(true).await;
-        Ok(())
+        Ok(self.core().commit(true).await?)
     }
 
     /// The committed offset of `mq` (Java `committed`).
@@ -534,7 +541,7 @@ impl LitePullConsumer {
     /// # Errors
     /// [`PullConsumerError::OffsetStore`].
     pub async fn committed(&self, mq: &MessageQueue) -> Result<Option<i64>, PullConsumerError> {
-        let core = self.core()?;
+        let core = self.core();
         Ok(core
             .offset_store
             .read_offset(mq, rmq_offset_store::ReadOffsetType::ReadFromStore)
@@ -552,12 +559,10 @@ impl LitePullConsumer {
     }
 
     fn set_paused(&self, queues: &[MessageQueue], paused: bool) {
-        if let Ok(core) = self.core() {
-            let q = lock(&core.queues);
-            for mq in queues {
-                if let Some(st) = q.get(mq) {
-                    st.paused.store(paused, Ordering::Release);
-                }
+        let q = lock(&self.core().queues);
+        for mq in queues {
+            if let Some(st) = q.get(mq) {
+                st.paused.store(paused, Ordering::Release);
             }
         }
     }
@@ -566,9 +571,7 @@ impl LitePullConsumer {
     /// Idempotent.
     pub async fn shutdown(&self) -> ShutdownReport {
         let mut report = ShutdownReport::default();
-        let Ok(core) = self.core() else {
-            return report;
-        };
+        let core = self.core();
         if core.token.is_cancelled() {
             return report;
         }
@@ -579,7 +582,7 @@ impl LitePullConsumer {
             report.messages_left = queues.values().map(|q| q.pq.msg_count()).sum();
         }
         if core.config.auto_commit {
-            report.offsets_persisted = core.commit(true).await;
+            report.offsets_persisted = core.commit(true).await.is_ok();
         }
         report.tasks_stopped =
             rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, Duration::from_secs(5))
