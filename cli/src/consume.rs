@@ -14,6 +14,7 @@ pub(crate) struct ConsumeOpts {
     pub(crate) idle_exit: Option<u64>,
     pub(crate) format: Format,
     pub(crate) quiet: bool,
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// A message id as a 128-bit key: the 32 hex digits of a UNIQ_KEY or IPv4 offset id are
@@ -164,6 +165,13 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
         )
     });
     let mut signals = signal::StopSignals::install();
+    if let Some(addr) = o.metrics_addr {
+        // Installed before the consumer starts, so its metric handles register with it.
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| Failure(1, format!("metrics endpoint on {addr}: {e}")))?;
+    }
     let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
     if !preflight::topic_route(&instance, &o.topic, o.wait_for_topic, &mut signals).await? {
         return Ok(());

@@ -117,6 +117,10 @@ enum Command {
         /// No progress line on stderr.
         #[arg(long)]
         quiet: bool,
+        /// Serve the consumer's metrics in Prometheus text format at
+        /// `http://ADDR/metrics` (e.g. 127.0.0.1:9464) while consuming.
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Send messages: `--count` generated ones, or one per line of standard input.
     Produce {
@@ -321,6 +325,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             idle_exit,
             format,
             quiet,
+            metrics_addr,
         } => {
             let opts = ConsumeOpts {
                 topic,
@@ -334,6 +339,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 idle_exit,
                 format,
                 quiet,
+                metrics_addr,
             };
             consume(&cluster, opts).await
         }

@@ -411,3 +411,82 @@ fn broker_addr_map_decides_what_is_dialed() {
         String::from_utf8_lossy(&same.stderr)
     );
 }
+
+/// `GET /metrics` from `addr`, the body as text.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn consume_serves_its_metrics_in_prometheus_text() {
+    use std::io::BufRead;
+    let topic = topic();
+    let group = format!("g_{topic}");
+    produce(&topic, 20, 2);
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut child = rmq()
+        .args([
+            "consume",
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--from",
+            "first",
+            "--format",
+            "json",
+            "--quiet",
+            "--metrics-addr",
+            &addr,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..20 {
+        lines.next().expect("a message line").unwrap();
+    }
+    let consumed_ok = |text: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| {
+                l.starts_with("rmq_consumed_total{")
+                    && l.contains(&format!("group=\"{group}\""))
+                    && l.contains("result=\"ok\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    // The counter moves just after the listener printed; scrape until it shows all 20
+    // (bounded: 5 s).
+    let mut text = scrape(&addr);
+    for _ in 0..50 {
+        if consumed_ok(&text) == Some(20.0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text = scrape(&addr);
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(text.starts_with("HTTP/1."), "{text}");
+    assert_eq!(consumed_ok(&text), Some(20.0), "{text}");
+    for name in [
+        "rmq_pulled_total",
+        "rmq_pull_latency_seconds",
+        "rmq_queue_lag",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+}
