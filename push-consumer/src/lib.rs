@@ -78,6 +78,6 @@ pub use rmq_rebalance::{
     AllocateError, AllocateMachineRoomNearby, AllocateMessageQueueAveragely,
     AllocateMessageQueueAveragelyByCircle, AllocateMessageQueueByConfig,
     AllocateMessageQueueByMachineRoom, AllocateMessageQueueConsistentHash,
-    AllocateMessageQueueStrategy,
+    AllocateMessageQueueStrategy, check_allocate_args,
 };
 pub use rmq_remoting::BoxFuture;

@@ -270,8 +270,12 @@ fn demo(count: Option<&str>) -> Result<()> {
 }
 
 /// Runs the tests marked `#[ignore = "real broker …"]` with the broker's addresses exported.
+/// The examples that plug user code into a consumer, run against the broker (each fails
+/// unless every message was consumed exactly as it claims).
+const PLUGIN_EXAMPLES: [&str; 2] = ["custom_strategy", "custom_offset_store"];
+
 fn integration_tests(env: &broker::BrokerEnv) -> Result<Tally> {
-    run_tests(
+    let mut tally = run_tests(
         "integration tests against the real broker",
         cargo()
             .args([
@@ -284,5 +288,16 @@ fn integration_tests(env: &broker::BrokerEnv) -> Result<Tally> {
             ])
             .env("RMQ_NAMESRV_ADDR", &env.namesrv_addr)
             .env("RMQ_BROKER_ADDR", &env.broker_addr),
-    )
+    )?;
+    for example in PLUGIN_EXAMPLES {
+        run(
+            &format!("example {example} against the real broker"),
+            cargo()
+                .args(["run", "-q", "-p", "rmq-push-consumer", "--example", example])
+                .args(["--", "300"])
+                .env("RMQ_NAMESRV_ADDR", &env.namesrv_addr),
+        )?;
+        tally.passed += 1;
+    }
+    Ok(tally)
 }
