@@ -319,8 +319,29 @@ fn a_missing_topic_fails_and_pull_past_the_end_says_so() {
             .output()
             .unwrap()
     };
+    // The broker indexes stored messages asynchronously: wait (bounded) until all three
+    // are readable before asking about the end.
+    let mut summary = pull("1", "summary");
+    for _ in 0..50 {
+        let s: serde_json::Value =
+            serde_json::from_slice(summary.stdout.trim_ascii()).unwrap_or_default();
+        if summary.status.success() && s["messages"] == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        summary = pull("1", "summary");
+    }
+    assert!(summary.status.success());
+    let s: serde_json::Value = serde_json::from_slice(summary.stdout.trim_ascii()).unwrap();
+    assert_eq!(s["messages"], 2);
+    assert_eq!(s["first_offset"], 1);
+    assert_eq!(s["next_offset"], 3);
     let at_end = pull("3", "text");
-    assert!(at_end.status.success());
+    assert!(
+        at_end.status.success(),
+        "{}",
+        String::from_utf8_lossy(&at_end.stderr)
+    );
     assert!(at_end.stdout.is_empty());
     assert!(
         String::from_utf8_lossy(&at_end.stderr).contains("no message at offset 3"),
@@ -334,12 +355,6 @@ fn a_missing_topic_fails_and_pull_past_the_end_says_so() {
         "{}",
         String::from_utf8_lossy(&past.stderr)
     );
-    let summary = pull("1", "summary");
-    assert!(summary.status.success());
-    let s: serde_json::Value = serde_json::from_slice(summary.stdout.trim_ascii()).unwrap();
-    assert_eq!(s["messages"], 2);
-    assert_eq!(s["first_offset"], 1);
-    assert_eq!(s["next_offset"], 3);
 }
 
 #[test]
