@@ -228,17 +228,17 @@ impl RebalanceImpl {
         let Some(topic) = lock(&self.subscriptions).keys().min().cloned() else {
             return false;
         };
-        match self
+        self.members(&topic).await.is_ok_and(|ids| ids != last)
+    }
+
+    /// The group's members now, sorted, asked of a broker serving `topic`.
+    async fn members(&self, topic: &str) -> Result<Vec<String>, ClientError> {
+        let mut ids = self
             .instance
-            .find_consumer_id_list(&topic, &self.config.group)
-            .await
-        {
-            Ok(mut ids) => {
-                ids.sort();
-                ids != last
-            }
-            Err(_) => false,
-        }
+            .find_consumer_id_list(topic, &self.config.group)
+            .await?;
+        ids.sort();
+        Ok(ids)
     }
 
     fn locks_queues(&self) -> bool {
@@ -320,16 +320,14 @@ impl RebalanceImpl {
         let mine: Vec<MessageQueue> = match self.config.message_model {
             MessageModel::Broadcasting => all.clone(),
             MessageModel::Clustering => {
-                let mut cids = self
-                    .instance
-                    .find_consumer_id_list(topic, &self.config.group)
-                    .await
-                    .map_err(|source| RebalanceError::ConsumerIds {
-                        topic: topic.to_owned(),
-                        group: self.config.group.clone(),
-                        source,
-                    })?;
-                cids.sort();
+                let cids =
+                    self.members(topic)
+                        .await
+                        .map_err(|source| RebalanceError::ConsumerIds {
+                            topic: topic.to_owned(),
+                            group: self.config.group.clone(),
+                            source,
+                        })?;
                 *lock(&self.last_members) = Some(cids.clone());
                 let mut sorted = all.clone();
                 sorted.sort();
@@ -437,13 +435,7 @@ impl RebalanceImpl {
     /// learned.
     async fn holders(&self, topic: &str) -> Holders {
         let me = self.instance.client_id();
-        let Ok(ids) = self
-            .instance
-            .find_consumer_id_list(topic, &self.config.group)
-            .await
-        else {
-            return None;
-        };
+        let ids = self.members(topic).await.ok()?;
         let addr = self.instance.find_broker_addr_by_topic(topic)?;
         let mut held = HashSet::new();
         for id in ids.iter().filter(|id| id.as_str() != me) {
@@ -708,7 +700,7 @@ impl RebalanceService {
         loop {
             let next = tokio::time::Instant::now() + wait;
             // Until the next round: woken by a notification, or by a membership change seen
-            // every MEMBERSHIP_CHECK_INTERVAL.
+            // every `membership_check_interval`.
             let every = rebalance
                 .config()
                 .membership_check_interval
