@@ -275,7 +275,9 @@ impl ClientConfig {
     }
 }
 
-fn unique_u64() -> u64 {
+/// A 64-bit value that differs between calls and between processes (client ids, the
+/// producer's first queue).
+pub(crate) fn unique_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     // RandomState is seeded from the OS random source once per process.
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

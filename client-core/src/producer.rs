@@ -26,15 +26,7 @@ pub use crate::route::AUTO_CREATE_TOPIC;
 /// A random first queue index, so that short-lived producers (a CLI run, a test) do not
 /// all start on queue 0 (Java `ThreadLocalIndex` starts at a random value too).
 fn random_start() -> usize {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (h.finish() >> 1) as usize
+    (crate::config::unique_u64() >> 1) as usize
 }
 
 /// A message to send (Java `Message`).
@@ -182,16 +174,9 @@ impl Producer {
     /// # Errors
     /// [`ClientError::GroupAlreadyRegistered`] if the group is taken in this instance.
     pub fn new(instance: &ClientInstance, group: &str) -> Result<Self, ClientError> {
-        let group = instance.config().with_namespace(group);
-        instance.register_producer(&group)?;
-        Ok(Producer {
-            instance: instance.clone(),
-            group,
-            next_queue: std::sync::Arc::new(AtomicUsize::new(random_start())),
-            compress_over: 4096,
-            send_timeout: Duration::from_millis(3000),
-            retry_times: 2,
-        })
+        let producer = Producer::unregistered(instance, group);
+        instance.register_producer(&producer.group)?;
+        Ok(producer)
     }
 
     /// A producer of a `group` that is registered elsewhere in this instance (the shared
