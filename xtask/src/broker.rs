@@ -92,6 +92,13 @@ pub(crate) fn install() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The port of a `host:port` this xtask made.
+pub(crate) fn port_of(addr: &str) -> u16 {
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("host:port")
+}
+
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
@@ -122,7 +129,8 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
+/// Sends `sig` (`-TERM`, `-KILL`) to `pid`, ignoring a process already gone.
+pub(crate) fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
         .args([sig, &pid.to_string()])
         .stderr(Stdio::null())
@@ -402,10 +410,7 @@ pub(crate) fn start() -> Result<BrokerEnv> {
     let dir = run_dir();
     let _ = fs::remove_dir_all(&dir);
     let (namesrv_addr, namesrv_pid) = spawn_namesrv(&bin, &dir, None)?;
-    let ns_port: u16 = namesrv_addr
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .expect("own address");
+    let ns_port = port_of(&namesrv_addr);
     let broker = BrokerSpec::new(&dir, BROKER_NAME, &namesrv_addr, &[ns_port])?;
     let broker_addr = broker.addr.clone();
     let broker_pid = broker.spawn(&bin)?;

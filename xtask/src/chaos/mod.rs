@@ -79,7 +79,7 @@ impl Cluster {
         let dir = broker::workspace_root().join("target").join("rmq-chaos");
         let _ = std::fs::remove_dir_all(&dir);
         let (namesrv_addr, namesrv_pid) = broker::spawn_namesrv(&bin, &dir, None)?;
-        let namesrv_port = port_of(&namesrv_addr);
+        let namesrv_port = broker::port_of(&namesrv_addr);
         let mut cluster = Cluster {
             bin,
             namesrv_addr,
@@ -91,7 +91,7 @@ impl Cluster {
         let mut avoid = vec![namesrv_port];
         for name in ["broker-a", "broker-b"] {
             let spec = BrokerSpec::new(&cluster.dir, name, &cluster.namesrv_addr, &avoid)?;
-            avoid.push(port_of(&spec.addr));
+            avoid.push(broker::port_of(&spec.addr));
             let pid = spec.spawn(&cluster.bin)?;
             cluster.brokers.push((spec, pid));
         }
@@ -139,12 +139,6 @@ impl Cluster {
     }
 }
 
-fn port_of(addr: &str) -> u16 {
-    addr.rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .expect("host:port")
-}
-
 /// Everything a scenario works with.
 struct Ctx<'a> {
     rmq: PathBuf,
@@ -168,9 +162,9 @@ impl Ctx<'_> {
     fn start_member(&mut self) -> Result<()> {
         let mut cmd = Command::new(&self.rmq);
         cmd.arg("--namesrv").arg(&self.cluster.namesrv_addr);
-        for ((spec, _), proxy) in self.cluster.brokers.iter().zip(&self.proxies) {
+        for (advertised, dial) in self.through_proxies() {
             cmd.arg("--broker-addr-map")
-                .arg(format!("{}={}", spec.addr, proxy.addr));
+                .arg(format!("{advertised}={dial}"));
         }
         cmd.args([
             "consume",
@@ -221,8 +215,8 @@ impl Ctx<'_> {
             .namesrv_addr(&self.cluster.namesrv_addr)
             .client_ip("127.0.0.1")
             .instance_name(format!("chaos-member-{}", self.lib_members.len()));
-        for ((spec, _), proxy) in self.cluster.brokers.iter().zip(&self.proxies) {
-            config = config.map_broker_addr(&spec.addr, &proxy.addr);
+        for (advertised, dial) in self.through_proxies() {
+            config = config.map_broker_addr(advertised, dial);
         }
         let consumed = Arc::clone(&self.consumed);
         let builder = rmq_push_consumer::PushConsumer::builder(&self.group)
@@ -305,9 +299,16 @@ impl Ctx<'_> {
     }
 
     fn signal(&mut self, i: usize, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.members[i].child.id().to_string()])
-            .status();
+        broker::signal(self.members[i].child.id(), sig);
+    }
+
+    /// Each broker's advertised address and the proxy address members dial instead.
+    fn through_proxies(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.cluster
+            .brokers
+            .iter()
+            .zip(&self.proxies)
+            .map(|((spec, _), proxy)| (spec.addr.as_str(), proxy.addr.as_str()))
     }
 
     /// kill -9 of member `i`; returns when it is gone.
