@@ -26,16 +26,18 @@ pub(crate) async fn lag(cluster: &Cluster, group: &str, topic: &str) -> Result<(
         .update_topic_route(topic)
         .await
         .map_err(|e| preflight::namesrv_failure(&instance, &e))?;
+    let mut topics = vec![topic.to_owned()];
+    let retry = rmq_client_core::namespace::retry_topic(group);
+    match instance.update_topic_route(&retry).await {
+        Ok(_) => topics.push(retry),
+        Err(rmq_client_core::ClientError::TopicRouteNotFound { .. }) => {}
+        Err(e) => return Err(preflight::namesrv_failure(&instance, &e)),
+    }
     out(&format!(
         "{:<40} {:<16} {:>6} {:>14} {:>14} {:>10}",
         "TOPIC", "BROKER", "QUEUE", "MAX_OFFSET", "COMMITTED", "LAG"
     ))?;
-    for t in [topic.to_owned(), format!("%RETRY%{group}")] {
-        match instance.update_topic_route(&t).await {
-            Ok(_) => {}
-            Err(rmq_client_core::ClientError::TopicRouteNotFound { .. }) => continue,
-            Err(e) => return Err(preflight::namesrv_failure(&instance, &e)),
-        }
+    for t in topics {
         let queues: Vec<MessageQueue> = instance.subscribe_queues(&t);
         for mq in queues {
             let addr = instance
