@@ -421,7 +421,8 @@ impl ClientApi {
     /// GET_CONSUMER_RUNNING_INFO (307) through the broker at `addr` to the member
     /// `client_id` of `group`: the queues in that member's process-queue table (Java
     /// `ConsumerRunningInfo.mqTable`, fastjson with object keys) — the queues it owns or
-    /// is still draining.
+    /// is still draining. Java `MQClientAPIImpl.getConsumerRunningInfo` returns the whole
+    /// `ConsumerRunningInfo`; rmq reads only the table.
     ///
     /// # Errors
     /// Transport errors, non-SUCCESS codes (the broker does not know the member, or the

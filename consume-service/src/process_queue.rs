@@ -186,6 +186,8 @@ impl ProcessQueue {
     /// Refuses every later put (a drain began). Taken under the same lock as the puts, so
     /// a drain that seals and then waits for the queue to empty cannot miss a batch that
     /// arrives meanwhile (the race that made a clean stop wait out its drain timeout).
+    /// Java's `ProcessQueue` has no such state: its pull callback may still add a batch
+    /// after `removeUnnecessaryMessageQueue` began.
     pub fn seal(&self) {
         self.state().sealed = true;
     }
