@@ -40,37 +40,9 @@ pub(crate) async fn lag(cluster: &Cluster, group: &str, topic: &str) -> Result<(
     for t in topics {
         let queues: Vec<MessageQueue> = instance.subscribe_queues(&t);
         for mq in queues {
-            let addr = instance
-                .find_broker_address_in_publish(&mq.broker_name)
-                .ok_or_else(|| Failure(1, format!("no master for broker {}", mq.broker_name)))?;
-            let timeout = Duration::from_secs(3);
-            let unreachable = |e: rmq_client_core::ClientError| {
-                Failure(
-                    1,
-                    format!(
-                        "broker {} ({addr}) unreachable: {}",
-                        mq.broker_name,
-                        error_chain(&e)
-                    ),
-                )
-            };
-            let max = instance
-                .api()
-                .get_max_offset(&addr, &mq, timeout)
+            let (max, committed) = group_view::queue_offsets(&instance, group, &mq)
                 .await
-                .map_err(unreachable)?;
-            let header = QueryConsumerOffsetRequestHeader {
-                consumer_group: group.to_owned(),
-                topic: mq.topic.clone(),
-                queue_id: mq.queue_id,
-                set_zero_if_not_found: Some(false),
-                bname: Some(mq.broker_name.clone()),
-            };
-            let committed = instance
-                .api()
-                .query_consumer_offset(&addr, &header, timeout)
-                .await
-                .map_err(unreachable)?;
+                .map_err(|e| Failure(1, e))?;
             let lag = max - committed.unwrap_or(0);
             total += lag;
             out(&format!(

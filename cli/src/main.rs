@@ -21,17 +21,22 @@ fn allocations() -> Option<usize> {
 
 mod admin;
 mod consume;
+mod doctor;
+mod group_view;
 mod message_format;
 mod preflight;
 mod produce;
 mod pull;
 mod signal;
+mod status;
 
 use admin::{lag, route};
 use consume::{ConsumeOpts, consume};
+use doctor::doctor;
 use message_format::{message_json, message_text};
 use produce::produce;
 use pull::pull;
+use status::status;
 
 use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -176,6 +181,30 @@ enum Command {
         /// Topic.
         topic: String,
     },
+    /// A consumer group's members (from every broker), what each member reports (queues,
+    /// cache, locks, rates, subscriptions), and per queue the lag and who holds it.
+    Status {
+        /// Consumer group.
+        #[arg(long)]
+        group: String,
+        /// `text` (tables) or `json` (one object).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Checks why a group may receive nothing: name server, route and permissions, broker
+    /// reachability (and advertised addresses), credentials, members' subscriptions, queue
+    /// owners, stuck queues, orderly locks, retry and DLQ. Exit 1 when any check fails.
+    Doctor {
+        /// Consumer group.
+        #[arg(long)]
+        group: String,
+        /// The topic the group should be receiving.
+        #[arg(long)]
+        topic: String,
+        /// `text` (one line per check) or `json` (an array of checks).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Per queue: broker max offset, committed offset and lag of a group.
     Lag {
         /// Consumer group.
@@ -296,6 +325,8 @@ fn check_names(command: &Command) -> Result<(), Failure> {
             (Some(topic), None)
         }
         Command::Lag { group, topic } => (Some(topic), Some(group)),
+        Command::Status { group, .. } => (None, Some(group)),
+        Command::Doctor { group, topic, .. } => (Some(topic), Some(group)),
     };
     if let Some(t) = topic {
         rmq_client_core::check_topic(t).map_err(usage)?;
@@ -376,5 +407,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => pull(&cluster, &topic, queue_id, broker, offset, count, format).await,
         Command::Route { topic } => route(&cluster, &topic).await,
         Command::Lag { group, topic } => lag(&cluster, &group, &topic).await,
+        Command::Status { group, format } => status(&cluster, &group, format).await,
+        Command::Doctor {
+            group,
+            topic,
+            format,
+        } => doctor(&cluster, &group, &topic, format).await,
     }
 }

@@ -505,3 +505,175 @@ fn consume_serves_its_metrics_in_prometheus_text() {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
 }
+
+/// `rmq status --format json` for `group`.
+fn status_json(group: &str) -> serde_json::Value {
+    let out = rmq()
+        .args(["status", "--group", group, "--format", "json"])
+        .output()
+        .unwrap();
+    let (lines, _) = json_lines(out);
+    lines.into_iter().next().expect("one JSON object")
+}
+
+/// A member of `group` consuming `topic` with `expression` until killed.
+fn member(topic: &str, group: &str, expression: &str) -> std::process::Child {
+    rmq()
+        .args([
+            "consume",
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--expression",
+            expression,
+            "--from",
+            "first",
+            "--format",
+            "summary",
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+fn doctor(extra: &[&str], group: &str, topic: &str) -> (Option<i32>, String, String) {
+    let out = rmq()
+        .args(extra)
+        .args(["doctor", "--group", group, "--topic", topic])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn status_shows_both_members_their_queues_and_lag_and_doctor_names_what_fails() {
+    let topic = topic();
+    let group = format!("g_{topic}");
+    produce(&topic, 40, 4);
+    let a = member(&topic, &group, "*");
+    let b = member(&topic, &group, "*");
+    // The two members join and split the four queues (a rebalance or two); bounded poll.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let status = loop {
+        let s = status_json(&group);
+        let queues: Vec<&serde_json::Value> = s["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["topic"] == topic.as_str())
+            .collect();
+        let held_once = queues.len() == 4
+            && queues
+                .iter()
+                .all(|q| q["held_by"].as_array().unwrap().len() == 1);
+        let consumed = s["total_lag"] == 0;
+        if s["members"].as_array().unwrap().len() == 2 && held_once && consumed {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "members never settled: {s:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let members = status["members"].as_array().unwrap();
+    let ids: Vec<&str> = members
+        .iter()
+        .map(|m| m["client_id"].as_str().unwrap())
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    let mut owned = 0;
+    for m in members {
+        assert_eq!(m["subscriptions"][topic.as_str()], "*", "{m:#}");
+        owned += m["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["topic"] == topic.as_str())
+            .count();
+        assert!(m["status"].is_object(), "{m:#}");
+    }
+    assert_eq!(owned, 4, "each queue owned by exactly one member");
+    for q in status["queues"].as_array().unwrap() {
+        if q["topic"] == topic.as_str() {
+            assert_eq!(q["lag"], 0, "{q:#}");
+            assert_eq!(q["max_offset"], q["committed_offset"], "{q:#}");
+            let holder = q["held_by"][0]["client_id"].as_str().unwrap();
+            assert!(ids.contains(&holder), "{q:#}");
+        }
+    }
+    // The table form names both members too.
+    let text = rmq().args(["status", "--group", &group]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(ids.iter().all(|id| text.contains(id)), "{text}");
+    assert!(text.contains("total lag: 0"), "{text}");
+
+    // Healthy: every check passes.
+    let (code, out, err) = doctor(&[], &group, &topic);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(out.contains("PASS  subscriptions"), "{out}");
+    // A wrong name server.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args([
+            "--namesrv",
+            &closed,
+            "doctor",
+            "--group",
+            &group,
+            "--topic",
+            &topic,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("FAIL  name server"), "{text}");
+    // The broker's address unreachable from here.
+    let broker = env("RMQ_BROKER_ADDR");
+    let (code, out, _) = doctor(
+        &["--broker-addr-map", &format!("{broker}={closed}")],
+        &group,
+        &topic,
+    );
+    assert_eq!(code, Some(1));
+    assert!(out.contains("FAIL  broker reachable"), "{out}");
+    assert!(out.contains(&closed), "{out}");
+    // A third member subscribing differently.
+    let c = member(&topic, &group, "TagA");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let out = loop {
+        let (code, out, err) = doctor(&[], &group, &topic);
+        if code == Some(1) && out.contains("FAIL  subscriptions") {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the differing member was never flagged: {out}{err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(out.contains("TagA"), "{out}");
+    for child in [a, b, c] {
+        stop(child);
+    }
+}

@@ -36,6 +36,8 @@ fn an_unreachable_name_server_is_exit_1_at_once_for_every_command() {
         &["route", "T"],
         &["pull", "--topic", "T", "--queue-id", "0"],
         &["produce", "--topic", "T", "--count", "1"],
+        &["status", "--group", "g"],
+        &["doctor", "--group", "g", "--topic", "T"],
     ] {
         let (code, err, took) = rmq(args);
         assert_eq!(code, Some(1), "{args:?}: {err}");

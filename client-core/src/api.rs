@@ -183,7 +183,11 @@ pub struct ClientApi {
     credentials: Option<Credentials>,
 }
 
-fn broker_error(request: RequestCode, addr: &str, resp: &RemotingCommand) -> ClientError {
+pub(crate) fn broker_error(
+    request: RequestCode,
+    addr: &str,
+    resp: &RemotingCommand,
+) -> ClientError {
     ClientError::Broker {
         request,
         code: resp.response_code(),
@@ -254,7 +258,7 @@ impl ClientApi {
         Ok(self.remoting.invoke(addr, cmd, timeout).await?)
     }
 
-    async fn invoke_ok<H: RequestHeader>(
+    pub(crate) async fn invoke_ok<H: RequestHeader>(
         &self,
         addr: &str,
         header: &H,
@@ -421,8 +425,7 @@ impl ClientApi {
     /// GET_CONSUMER_RUNNING_INFO (307) through the broker at `addr` to the member
     /// `client_id` of `group`: the queues in that member's process-queue table (Java
     /// `ConsumerRunningInfo.mqTable`, fastjson with object keys) — the queues it owns or
-    /// is still draining. Java `MQClientAPIImpl.getConsumerRunningInfo` returns the whole
-    /// `ConsumerRunningInfo`; rmq reads only the table.
+    /// is still draining (the table of [`ClientApi::get_consumer_running_info`]).
     ///
     /// # Errors
     /// Transport errors, non-SUCCESS codes (the broker does not know the member, or the
@@ -434,21 +437,10 @@ impl ClientApi {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Vec<MessageQueue>, ClientError> {
-        let header = crate::header::GetConsumerRunningInfoRequestHeader {
-            consumer_group: group.to_owned(),
-            client_id: client_id.to_owned(),
-            jstack_enable: false,
-        };
-        let resp = self.invoke_ok(addr, &header, Bytes::new(), timeout).await?;
-        let text = String::from_utf8_lossy(&resp.body);
-        let table: std::collections::HashMap<MessageQueue, serde_json::Value> =
-            crate::fastjson::parse_mq_map_field(&text, "mqTable").map_err(|e| {
-                ClientError::Body {
-                    request: RequestCode::GET_CONSUMER_RUNNING_INFO,
-                    source: Box::new(e),
-                }
-            })?;
-        Ok(table.into_keys().collect())
+        let info = self
+            .get_consumer_running_info(addr, group, client_id, timeout)
+            .await?;
+        Ok(info.mq_table.into_keys().collect())
     }
 
     /// LOCK_BATCH_MQ (41): the queues now held by this client.

@@ -122,6 +122,14 @@ fn split_addrs(v: &str) -> Vec<String> {
 }
 
 impl ClientConfig {
+    /// The address to dial for a broker advertised at `advertised`: its
+    /// [`ClientConfig::broker_addr_map`] entry, or itself.
+    pub fn dial_addr<'a>(&'a self, advertised: &'a str) -> &'a str {
+        self.broker_addr_map
+            .get(advertised)
+            .map_or(advertised, String::as_str)
+    }
+
     /// Dials `dial` wherever a route advertises the broker address `advertised` (see
     /// [`ClientConfig::broker_addr_map`]).
     pub fn map_broker_addr(

@@ -136,21 +136,54 @@ pub fn parse_mq_map_field<V: DeserializeOwned>(
     text: &str,
     field: &str,
 ) -> Result<HashMap<MessageQueue, V>, FastjsonError> {
+    let mut object = parse_object(text, &[field])?;
+    let Some(map) = object.mq_maps.remove(field) else {
+        return Ok(HashMap::new());
+    };
+    map.into_iter()
+        .map(|(mq, v)| {
+            serde_json::from_value(v)
+                .map(|v| (mq, v))
+                .map_err(|source| FastjsonError::Json { at: 0, source })
+        })
+        .collect()
+}
+
+/// A fastjson object split into its MessageQueue-keyed maps and its standard members.
+#[derive(Debug, Default)]
+pub struct FastjsonObject {
+    /// The members that are standard JSON.
+    pub fields: serde_json::Map<String, Value>,
+    /// The members named as MessageQueue-keyed maps, by member name.
+    pub mq_maps: HashMap<String, HashMap<MessageQueue, Value>>,
+}
+
+/// Reads a top-level fastjson object whose members named in `mq_fields` are
+/// MessageQueue-keyed maps (Java `ConsumerRunningInfo.mqTable`, `ConsumeStats.offsetTable`)
+/// and whose other members are standard JSON.
+///
+/// # Errors
+/// [`FastjsonError`] naming the byte where the text stopped making sense.
+pub fn parse_object(text: &str, mq_fields: &[&str]) -> Result<FastjsonObject, FastjsonError> {
+    let mut out = FastjsonObject::default();
     let mut sc = Scanner { s: text, pos: 0 };
     sc.expect(b'{', "'{'")?;
     if sc.peek() == Some(b'}') {
-        return Ok(HashMap::new());
+        return Ok(out);
     }
     loop {
         let key: String = sc.value()?;
         sc.expect(b':', "':'")?;
-        if key == field {
-            return sc.mq_map();
+        if mq_fields.contains(&key.as_str()) {
+            let map = sc.mq_map()?;
+            out.mq_maps.insert(key, map);
+        } else {
+            let v: Value = sc.value()?;
+            out.fields.insert(key, v);
         }
-        let _: Value = sc.value()?;
         match sc.peek() {
             Some(b',') => sc.pos += 1,
-            Some(b'}') => return Ok(HashMap::new()),
+            Some(b'}') => return Ok(out),
             _ => {
                 return Err(FastjsonError::Syntax {
                     expected: "',' or '}'",

@@ -18,12 +18,39 @@
 //! - [`SendBack`]: failed messages back to the broker for a retry (CONSUMER_SEND_MSG_BACK,
 //!   with the `%RETRY%` producer fallback), used by the push and pull consumers.
 //! - [`producer`]: a small [`Producer`] for retries, tests and the CLI.
+//! - [`admin`]: the read-only admin requests (members, running info, cluster, topics,
+//!   messages by id or key) behind `rmq status` and `rmq doctor`.
 //! - [`validators`]: Java's topic and group name rules.
 //!
 //! Java counterparts: `MessageExt`, `MessageDecoder`, `FilterAPI`, `SubscriptionData`,
 //! `TopicRouteData`, `MQClientInstance`, `MQClientAPIImpl`.
+//!
+//! A subscription built and matched as the Java client would, and the names a consumer
+//! group uses on the broker:
+//!
+//! ```
+//! use rmq_client_core::filter::{ExpressionType, java_string_hash};
+//! use rmq_client_core::{MessageExt, Properties, SubscriptionData, namespace};
+//!
+//! let sub = SubscriptionData::build("TopicTest", Some("TagA || TagB"), ExpressionType::Tag)?;
+//! // The tag codes the broker filters on are Java `String.hashCode()` values.
+//! assert!(sub.code_set.contains(&java_string_hash("TagB")));
+//!
+//! let mut properties = Properties::new();
+//! properties.insert("TAGS", "TagB");
+//! properties.insert("KEYS", "order-1 order-2");
+//! let msg = MessageExt { properties, ..Default::default() };
+//! assert!(sub.matches(&msg));
+//! assert_eq!(msg.tags(), Some("TagB"));
+//! assert_eq!(msg.keys().collect::<Vec<_>>(), ["order-1", "order-2"]);
+//!
+//! assert_eq!(namespace::retry_topic("my_group"), "%RETRY%my_group");
+//! assert_eq!(namespace::dlq_topic("my_group"), "%DLQ%my_group");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod acl;
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod consumer_model;

@@ -47,6 +47,9 @@ pub struct ConcurrentConfig {
     pub consume_thread_max: usize,
     /// A call running longer counts as `ReconsumeLater`. Default 15 min (Java `consumeTimeout`).
     pub consume_timeout: Duration,
+    /// Where the service counts its pulls' listener calls per topic (the `statusTable` of
+    /// the consumer's running info); shared with the consumer. Default: a new set.
+    pub stats: std::sync::Arc<crate::ConsumeStats>,
 }
 
 impl ConcurrentConfig {
@@ -58,6 +61,7 @@ impl ConcurrentConfig {
             consume_message_batch_max_size: 1,
             consume_thread_max: 20,
             consume_timeout: Duration::from_secs(15 * 60),
+            stats: std::sync::Arc::new(crate::ConsumeStats::new()),
         }
     }
 }
@@ -342,6 +346,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             }
         }
         let call = self.listener.consume_message(msgs, ctx);
+        let started = std::time::Instant::now();
         let (status, outcome) = match guarded(
             self.config.consume_timeout,
             &self.metrics.latency,
@@ -373,7 +378,8 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             tracing::debug!(queue = ?batch.mq, "queue dropped during the call; result not processed");
             return;
         }
-        self.process_result(status, ctx, msgs, batch).await;
+        let rt_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.process_result(status, ctx, msgs, batch, rt_ms).await;
     }
 
     /// Java `processConsumeResult`.
@@ -383,6 +389,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         ctx: &ConsumeConcurrentlyContext,
         msgs: &[MessageExt],
         batch: &PullBatch,
+        rt_ms: f64,
     ) {
         let len = msgs.len() as i64;
         let ack_index: i64 = match status {
@@ -391,6 +398,12 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         };
         self.metrics.ok.increment((ack_index + 1) as u64);
         self.metrics.failed.increment((len - ack_index - 1) as u64);
+        self.config.stats.record_consume(
+            &batch.mq.topic,
+            (ack_index + 1) as u64,
+            (len - ack_index - 1) as u64,
+            rt_ms,
+        );
         let mut local_retry = Vec::new();
         for m in msgs.iter().skip((ack_index + 1) as usize) {
             match self.config.message_model {

@@ -12,14 +12,36 @@
 //!   counted as `RECONSUME_LATER`.
 //! - [`ConsumeMessageOrderlyService`]: one call per queue at a time, in order, under the
 //!   broker lock; suspend and redeliver; DLQ after `maxReconsumeTimes`.
+//! - [`ConsumeStats`]: per-topic pull and consume rates for the consumer's running info.
 //!
 //! Java counterparts: `ProcessQueue`, `ConsumeMessageConcurrentlyService`,
 //! `ConsumeMessageOrderlyService`, `MessageListenerConcurrently`, `MessageListenerOrderly`.
+//!
+//! The rule every commit follows — an offset never advances past a message that was not
+//! consumed, however the calls finish:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::AtomicUsize;
+//! use rmq_consume_service::ProcessQueue;
+//! use rmq_client_core::MessageExt;
+//!
+//! let pq = ProcessQueue::new(Arc::new(AtomicUsize::new(0)));
+//! let pulled: Vec<MessageExt> = (100..104)
+//!     .map(|o| MessageExt { queue_offset: o, ..Default::default() })
+//!     .collect();
+//! assert!(pq.put_messages(&pulled));
+//! // Offsets 101..=103 finish first: 100 is still in a listener call.
+//! assert_eq!(pq.remove_messages([101, 102, 103]), Some(100));
+//! // Then 100: everything up to 103 is consumed, 104 is next.
+//! assert_eq!(pq.remove_messages([100]), Some(104));
+//! ```
 
 use std::time::Duration;
 
 mod call;
 mod concurrent;
+mod consume_stats;
 mod listener;
 mod metrics;
 mod orderly;
@@ -27,6 +49,7 @@ mod process_queue;
 mod work_queue;
 
 pub use concurrent::{ConcurrentConfig, ConsumeMessageConcurrentlyService, LOCAL_RETRY_DELAY};
+pub use consume_stats::{ConsumeStats, ConsumeStatus};
 pub use listener::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
     ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus, FilterMessageHook,

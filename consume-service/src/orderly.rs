@@ -53,6 +53,9 @@ pub struct OrderlyConfig {
     pub max_reconsume_times: i32,
     /// A call running longer counts as a suspend. Default 15 min.
     pub consume_timeout: Duration,
+    /// Where the service counts its pulls' listener calls per topic (the `statusTable` of
+    /// the consumer's running info); shared with the consumer. Default: a new set.
+    pub stats: std::sync::Arc<crate::ConsumeStats>,
 }
 
 impl OrderlyConfig {
@@ -65,6 +68,7 @@ impl OrderlyConfig {
             suspend_current_queue_time: Duration::from_millis(1000),
             max_reconsume_times: i32::MAX,
             consume_timeout: Duration::from_secs(15 * 60),
+            stats: std::sync::Arc::new(crate::ConsumeStats::new()),
         }
     }
 }
@@ -216,6 +220,7 @@ impl ConsumeMessageOrderlyService {
                 h.consume_message_before(&hook_ctx, &batch);
             }
             let call = inner.listener.consume(&batch, &mut ctx);
+            let started = std::time::Instant::now();
             let (status, name) =
                 match guarded(inner.config.consume_timeout, &inner.metrics.latency, call).await {
                     CallOutcome::Returned(ConsumeOrderlyStatus::Success) => {
@@ -242,8 +247,10 @@ impl ConsumeMessageOrderlyService {
                 }
             };
             let n = batch.len() as u64;
+            let rt_ms = started.elapsed().as_secs_f64() * 1000.0;
             if suspend {
                 inner.metrics.failed.increment(n);
+                inner.config.stats.record_consume(&mq.topic, 0, n, rt_ms);
                 pq.make_messages_to_consume_again(batch);
                 drop(guard);
                 let pause = if ctx.suspend_current_queue_time_millis > 0 {
@@ -258,6 +265,7 @@ impl ConsumeMessageOrderlyService {
                 continue;
             }
             inner.metrics.ok.increment(n);
+            inner.config.stats.record_consume(&mq.topic, n, 0, rt_ms);
             if let Some(offset) = pq.commit()
                 && !pq.is_dropped()
             {

@@ -8,6 +8,27 @@
 //! - [`RemoteBrokerOffsetStore`]: clustering mode; offsets kept by the broker.
 //!
 //! Offsets are always "the next offset to consume", never the last one consumed.
+//!
+//! A broadcasting consumer's offsets in a file, in the Java client's layout:
+//!
+//! ```
+//! use rmq_client_core::MessageQueue;
+//! use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, ReadOffsetType};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("rmq-doc-{}", std::process::id()));
+//! let store = LocalFileOffsetStore::new(Some(&dir), "127.0.0.1@doc", "my_group");
+//! let mq = MessageQueue::new("TopicTest", "broker-a", 0);
+//! store.update_offset(&mq, 42, false);
+//! store.update_offset(&mq, 7, true); // increase only: ignored
+//! store.persist_all(&[mq.clone()]).await?;
+//!
+//! // A new store (a restarted consumer) reads it back from the file.
+//! let again = LocalFileOffsetStore::new(Some(&dir), "127.0.0.1@doc", "my_group");
+//! assert_eq!(again.read_offset(&mq, ReadOffsetType::ReadFromStore).await?, Some(42));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;

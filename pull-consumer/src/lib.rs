@@ -6,6 +6,25 @@
 //! - [`LitePullConsumer`] (Java `DefaultLitePullConsumer`): subscribe or assign; background
 //!   pull tasks fill a bounded buffer; `poll`, `seek`, `commit_sync` or auto-commit every
 //!   5 s, `pause`/`resume` per queue, and a `futures::Stream` of messages.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use rmq_pull_consumer::LitePullConsumer;
+//!
+//! let consumer = LitePullConsumer::builder("example_group")
+//!     .namesrv_addr("127.0.0.1:9876")
+//!     .subscribe("TopicTest", "*")
+//!     .start()
+//!     .await?;
+//! for _ in 0..10 {
+//!     for m in consumer.poll().await {
+//!         println!("{} {} {:?}", m.queue_id, m.queue_offset, m.body);
+//!     }
+//! }
+//! consumer.commit_sync().await?; // polled messages count as consumed
+//! println!("{}", consumer.shutdown().await);
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod lite;

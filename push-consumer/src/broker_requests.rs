@@ -115,11 +115,29 @@ impl Core {
             "pullThresholdForQueue": self.config.pull_threshold_for_queue.to_string(),
             "consumeMessageBatchMaxSize": self.config.consume_message_batch_max_size.to_string(),
         });
+        // Java `ConsumeStatus` per topic, fastjson's field order.
+        let status: serde_json::Map<String, serde_json::Value> = self
+            .stats
+            .status_table()
+            .into_iter()
+            .map(|(topic, c)| {
+                let v = serde_json::json!({
+                    "consumeFailedMsgs": c.consume_failed_msgs,
+                    "consumeFailedTPS": c.consume_failed_tps,
+                    "consumeOKTPS": c.consume_ok_tps,
+                    "consumeRT": c.consume_rt,
+                    "pullRT": c.pull_rt,
+                    "pullTPS": c.pull_tps,
+                });
+                (topic, v)
+            })
+            .collect();
         let subs: Vec<&SubscriptionData> = self.subscriptions.values().collect();
         let _ = write!(
             s,
-            ",\"properties\":{},\"statusTable\":{{}},\"subscriptionSet\":{},\"userConsumerInfo\":{{}}}}",
+            ",\"properties\":{},\"statusTable\":{},\"subscriptionSet\":{},\"userConsumerInfo\":{{}}}}",
             props,
+            serde_json::Value::Object(status),
             serde_json::to_string(&subs).unwrap_or_else(|_| "[]".into())
         );
         Bytes::from(s)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{ClientConfig, ClientInstance, MessageQueue, PullKernel, SubscriptionData};
-use rmq_consume_service::{FilterMessageHook, ProcessQueue};
+use rmq_consume_service::{ConsumeStats, FilterMessageHook, ProcessQueue};
 use rmq_offset_store::{OffsetStore, ReadOffsetType};
 use rmq_rebalance::{RebalanceImpl, RebalanceService};
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,8 @@ pub(crate) struct Core {
     pub(crate) token: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) start_ms: i64,
+    /// Per-topic pull and consume rates (the running info's `statusTable`).
+    pub(crate) stats: Arc<ConsumeStats>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

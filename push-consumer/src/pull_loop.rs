@@ -154,9 +154,12 @@ impl Core {
                 _ = token.cancelled() => return,
                 r = pull => r,
             };
-            m_pull_latency.record(started.elapsed().as_secs_f64());
-            if result.is_ok() {
+            let rt = started.elapsed().as_secs_f64();
+            m_pull_latency.record(rt);
+            if let Ok(r) = &result {
                 heartbeat_sent = false;
+                self.stats
+                    .record_pull(&mq.topic, r.messages.len(), rt * 1000.0);
             }
             match result {
                 Ok(mut r) => {

@@ -10,7 +10,7 @@ use rmq_client_core::namespace::retry_topic;
 use rmq_client_core::{
     ClientInstance, ConsumerInner, ExpressionType, PullKernel, SubscriptionData, Weakly,
 };
-use rmq_consume_service::{ConcurrentConfig, OrderlyConfig, SendBack};
+use rmq_consume_service::{ConcurrentConfig, ConsumeStats, OrderlyConfig, SendBack};
 use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
 use rmq_rebalance::{
     MessageModel, RebalanceConfig, RebalanceImpl, RebalanceListener, RebalanceService,
@@ -97,6 +97,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
     let send_back =
         SendBack::new(&instance, &group, max_reconsume).with_producer_fallback(!handoff);
 
+    let stats = Arc::new(ConsumeStats::new());
     let core = Arc::new_cyclic(|weak: &Weak<Core>| {
         let rebalance = Arc::new(RebalanceImpl::new(
             rb_config,
@@ -112,6 +113,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
                 c.consume_message_batch_max_size = config.consume_message_batch_max_size;
                 c.consume_thread_max = config.consume_thread_max;
                 c.consume_timeout = config.consume_timeout;
+                c.stats = Arc::clone(&stats);
                 Service::Concurrent(f(
                     c,
                     Arc::clone(&offset_store),
@@ -126,6 +128,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
                 c.suspend_current_queue_time = config.suspend_current_queue_time;
                 c.max_reconsume_times = max_reconsume;
                 c.consume_timeout = config.consume_timeout;
+                c.stats = Arc::clone(&stats);
                 Service::Orderly(f(
                     c,
                     Arc::clone(&offset_store),
@@ -142,6 +145,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
             client: client.clone(),
             instance: instance.clone(),
             kernel: PullKernel::new(&instance, &group),
+            stats: Arc::clone(&stats),
             subscriptions: subscriptions.clone(),
             offset_store: Arc::clone(&offset_store),
             rebalance,

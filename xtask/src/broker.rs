@@ -69,14 +69,24 @@ pub(crate) fn install() -> Result<PathBuf> {
         root.display()
     );
     let started = Instant::now();
+    // One target directory for both: the name server and the broker share most of their
+    // dependency tree (tokio, the rocketmq-rust common and remoting crates), which
+    // `cargo install` would otherwise compile twice, in a temporary directory each. The
+    // directory is removed afterwards; only the binaries stay in the cache.
+    let build_dir = root.join("build-target");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(["install", "--locked", "--root"])
         .arg(&root)
+        .arg("--target-dir")
+        .arg(&build_dir)
         .arg(format!("rocketmq-namesrv@{VERSION}"))
         .arg(format!("rocketmq-broker@{VERSION}"))
         .env_remove("CARGO_TARGET_DIR")
         .current_dir(std::env::temp_dir());
     run("cargo install rocketmq-namesrv rocketmq-broker", &mut cmd)?;
+    if let Err(e) = fs::remove_dir_all(&build_dir) {
+        eprintln!("==> warning: could not remove {}: {e}", build_dir.display());
+    }
     eprintln!(
         "==> broker install took {:.0} s",
         started.elapsed().as_secs_f64()

@@ -26,35 +26,72 @@ impl ClientInstance {
         &self,
         topic: &str,
     ) -> Result<TopicRouteData, ClientError> {
+        let timeout = self.inner.config.mq_client_api_timeout;
+        self.on_namesrv(|api, addr| api.get_topic_route(addr, topic, timeout))
+            .await?
+            .ok_or_else(|| ClientError::TopicRouteNotFound {
+                topic: topic.to_owned(),
+            })
+    }
+
+    /// Sends one request to the name servers in turn, starting with the last one that
+    /// answered, until one answers; returns its answer or the last error.
+    async fn on_namesrv<'a, T, F, Fut>(&'a self, request: F) -> Result<T, ClientError>
+    where
+        F: Fn(&'a ClientApi, &'a str) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
         let addrs = &self.inner.config.namesrv_addrs;
+        if addrs.is_empty() {
+            return Err(ClientError::InvalidConfig(
+                "no name server address (namesrv_addr or NAMESRV_ADDR)".into(),
+            ));
+        }
         let start = self.inner.namesrv_index.load(Ordering::Relaxed);
         let mut last_err = None;
         for k in 0..addrs.len() {
             let i = (start + k) % addrs.len();
-            match self
-                .inner
-                .api
-                .get_topic_route(&addrs[i], topic, self.inner.config.mq_client_api_timeout)
-                .await
-            {
-                Ok(Some(route)) => {
+            match request(&self.inner.api, &addrs[i]).await {
+                Ok(v) => {
                     self.inner.namesrv_index.store(i, Ordering::Relaxed);
-                    return Ok(route);
-                }
-                Ok(None) => {
-                    return Err(ClientError::TopicRouteNotFound {
-                        topic: topic.to_owned(),
-                    });
+                    return Ok(v);
                 }
                 Err(e) => {
-                    tracing::debug!(namesrv = %addrs[i], topic, error = %e, "route query failed, trying the next name server");
+                    tracing::debug!(namesrv = %addrs[i], error = %e, "name server request failed, trying the next name server");
                     last_err = Some(e);
                 }
             }
         }
-        Err(last_err.unwrap_or(ClientError::TopicRouteNotFound {
-            topic: topic.to_owned(),
-        }))
+        Err(last_err.expect("at least one name server was asked"))
+    }
+
+    /// Every broker the name servers know (GET_BROKER_CLUSTER_INFO), addresses mapped by
+    /// [`ClientConfig::broker_addr_map`] as routes are (Java `MQAdminExt.examineBrokerClusterInfo`).
+    ///
+    /// # Errors
+    /// The last name server's error when none answered.
+    pub async fn broker_cluster_info(&self) -> Result<crate::admin::ClusterInfo, ClientError> {
+        let timeout = self.inner.config.mq_client_api_timeout;
+        let mut info = self
+            .on_namesrv(|api, addr| api.get_broker_cluster_info(addr, timeout))
+            .await?;
+        for b in info.broker_addr_table.values_mut() {
+            for addr in b.broker_addrs.values_mut() {
+                *addr = self.inner.config.dial_addr(addr).to_owned();
+            }
+        }
+        Ok(info)
+    }
+
+    /// Every topic's name, sorted (GET_ALL_TOPIC_LIST_FROM_NAMESERVER; Java
+    /// `MQAdminExt.fetchAllTopicList`).
+    ///
+    /// # Errors
+    /// The last name server's error when none answered.
+    pub async fn all_topics(&self) -> Result<Vec<String>, ClientError> {
+        let timeout = self.inner.config.mq_client_api_timeout;
+        self.on_namesrv(|api, addr| api.get_all_topic_list(addr, timeout))
+            .await
     }
 
     /// Fetches `topic`'s route from the name servers and installs it, its broker addresses

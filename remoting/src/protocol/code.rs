@@ -102,6 +102,10 @@ codes! {
         GET_ROUTEINFO_BY_TOPIC = 105,
         /// GET_BROKER_CLUSTER_INFO (106), client→name server.
         GET_BROKER_CLUSTER_INFO = 106,
+        /// GET_CONSUMER_CONNECTION_LIST (203), admin→broker.
+        GET_CONSUMER_CONNECTION_LIST = 203,
+        /// GET_ALL_TOPIC_LIST_FROM_NAMESERVER (206), admin→name server.
+        GET_ALL_TOPIC_LIST_FROM_NAMESERVER = 206,
         /// RESET_CONSUMER_CLIENT_OFFSET (220), broker→client, one-way.
         RESET_CONSUMER_CLIENT_OFFSET = 220,
         /// GET_CONSUMER_STATUS_FROM_CLIENT (221), broker→client.
