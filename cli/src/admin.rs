@@ -1,4 +1,5 @@
-//! `rmq route` and `rmq lag`.
+//! `rmq route`, `rmq lag`, `rmq topics` and `rmq cluster`: reads of the name server and
+//! brokers.
 
 use super::*;
 
@@ -59,6 +60,56 @@ pub(crate) async fn lag(cluster: &Cluster, group: &str, topic: &str) -> Result<(
         }
     }
     out(&format!("total lag: {total}"))?;
+    instance.shutdown(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+pub(crate) async fn topics(cluster: &Cluster, format: Format) -> Result<(), Failure> {
+    let client = client_config(cluster, "topics")?;
+    let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
+    let topics = instance
+        .all_topics()
+        .await
+        .map_err(|e| preflight::namesrv_failure(&instance, &e))?;
+    match format {
+        Format::Json | Format::Summary => out(&serde_json::to_string(&topics).map_err(fail)?)?,
+        Format::Text => {
+            for t in &topics {
+                out(t)?;
+            }
+        }
+    }
+    instance.shutdown(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+pub(crate) async fn cluster_info(cluster: &Cluster, format: Format) -> Result<(), Failure> {
+    let client = client_config(cluster, "cluster")?;
+    let instance = ClientInstance::get_or_create(&client).map_err(fail)?;
+    let info = instance
+        .broker_cluster_info()
+        .await
+        .map_err(|e| preflight::namesrv_failure(&instance, &e))?;
+    match format {
+        Format::Json | Format::Summary => out(&serde_json::to_string(&info).map_err(fail)?)?,
+        Format::Text => {
+            out(&format!(
+                "{:<24} {:<24} {:>4} {:<24}",
+                "CLUSTER", "BROKER", "ID", "ADDRESS"
+            ))?;
+            for (cluster_name, brokers) in &info.cluster_addr_table {
+                for name in brokers {
+                    let Some(data) = info.broker_addr_table.get(name) else {
+                        out(&format!("{cluster_name:<24} {name:<24}    - (no address)"))?;
+                        continue;
+                    };
+                    for (id, addr) in &data.broker_addrs {
+                        out(&format!("{cluster_name:<24} {name:<24} {id:>4} {addr:<24}"))?;
+                    }
+                }
+            }
+        }
+    }
     instance.shutdown(Duration::from_secs(1)).await;
     Ok(())
 }

@@ -24,13 +24,15 @@ mod consume;
 mod doctor;
 mod group_view;
 mod message_format;
+mod message_lookup;
 mod preflight;
 mod produce;
 mod pull;
+mod resend_dlq;
 mod signal;
 mod status;
 
-use admin::{lag, route};
+use admin::{cluster_info, lag, route, topics};
 use consume::{ConsumeOpts, consume};
 use doctor::doctor;
 use message_format::{message_json, message_text};
@@ -205,6 +207,53 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Every topic the name server knows, one per line (or `--format json`).
+    Topics {
+        /// `text` or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Every cluster, broker name, broker id and address the name server knows.
+    Cluster {
+        /// `text` or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Looks a message up by id (offset message id, or unique id with --topic) or by key
+    /// (with --topic) and prints it (mqadmin queryMsgById / queryMsgByKey).
+    Message {
+        /// A message id: the offset message id (broker, commit-log offset) or, with
+        /// --topic, the unique id a producer assigned (`msgId` in Java send results).
+        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+        id: Option<String>,
+        /// A message key (`KEYS` property).
+        #[arg(long, requires = "topic")]
+        key: Option<String>,
+        /// Topic (needed for keys and unique ids).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Output format: text or json.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Hands the messages of a group's dead-letter topic `%DLQ%G` back to that group as
+    /// retries (`%RETRY%G`, after 1 s): only that group receives them, once more; one that
+    /// fails again returns to the DLQ. Progress is kept as the group's offset on the DLQ,
+    /// so a message is resent once.
+    ResendDlq {
+        /// Consumer group.
+        #[arg(long)]
+        group: String,
+        /// Most messages to resend in this run.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        max: u64,
+        /// Print what would be resent; send and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Dry-run output: text or json.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Per queue: broker max offset, committed offset and lag of a group.
     Lag {
         /// Consumer group.
@@ -326,6 +375,9 @@ fn check_names(command: &Command) -> Result<(), Failure> {
         }
         Command::Lag { group, topic } => (Some(topic), Some(group)),
         Command::Status { group, .. } => (None, Some(group)),
+        Command::Topics { .. } | Command::Cluster { .. } => (None, None),
+        Command::ResendDlq { group, .. } => (None, Some(group)),
+        Command::Message { topic, .. } => (topic.as_ref(), None),
         Command::Doctor { group, topic, .. } => (Some(topic), Some(group)),
     };
     if let Some(t) = topic {
@@ -408,6 +460,36 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Route { topic } => route(&cluster, &topic).await,
         Command::Lag { group, topic } => lag(&cluster, &group, &topic).await,
         Command::Status { group, format } => status(&cluster, &group, format).await,
+        Command::Topics { format } => topics(&cluster, format).await,
+        Command::ResendDlq {
+            group,
+            max,
+            dry_run,
+            format,
+        } => {
+            let opts = resend_dlq::ResendOpts {
+                group,
+                max,
+                dry_run,
+                format,
+            };
+            resend_dlq::resend_dlq(&cluster, opts).await
+        }
+        Command::Cluster { format } => cluster_info(&cluster, format).await,
+        Command::Message {
+            id,
+            key,
+            topic,
+            format,
+        } => {
+            let lookup = message_lookup::Lookup {
+                id,
+                key,
+                topic,
+                format,
+            };
+            message_lookup::message(&cluster, lookup).await
+        }
         Command::Doctor {
             group,
             topic,

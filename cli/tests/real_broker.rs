@@ -677,3 +677,209 @@ fn status_shows_both_members_their_queues_and_lag_and_doctor_names_what_fails() 
         stop(child);
     }
 }
+
+/// Sends every message of `topic` (one queue) to `%DLQ%<group>` as a consumer of `group`
+/// whose listener gave up would (CONSUMER_SEND_MSG_BACK, delay level −1).
+fn dead_letter_all(topic: &str, group: &str) -> Vec<serde_json::Value> {
+    let out = rmq()
+        .args([
+            "pull",
+            "--topic",
+            topic,
+            "--queue-id",
+            "0",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let (msgs, _) = json_lines(out);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = rmq_client_core::ClientConfig::default()
+            .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+            .instance_name(format!("dlq-test-{}", std::process::id()));
+        let instance = rmq_client_core::ClientInstance::get_or_create(&config).unwrap();
+        for m in &msgs {
+            let (addr, offset) =
+                rmq_client_core::admin::decode_offset_msg_id(m["offsetMsgId"].as_str().unwrap())
+                    .unwrap();
+            let header = rmq_client_core::header::ConsumerSendMsgBackRequestHeader {
+                offset,
+                group: group.to_owned(),
+                delay_level: -1,
+                origin_msg_id: Some(m["msgId"].as_str().unwrap().to_owned()),
+                origin_topic: Some(topic.to_owned()),
+                unit_mode: false,
+                max_reconsume_times: Some(16),
+                bname: Some(m["brokerName"].as_str().unwrap().to_owned()),
+            };
+            instance
+                .api()
+                .consumer_send_msg_back(&addr, &header, std::time::Duration::from_secs(3))
+                .await
+                .unwrap();
+        }
+        instance.shutdown(std::time::Duration::from_secs(1)).await;
+    });
+    msgs
+}
+
+fn resend(group: &str, extra: &[&str]) -> Vec<String> {
+    let out = rmq()
+        .args(["resend-dlq", "--group", group])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn messages_are_found_by_id_and_key_and_the_dlq_is_resent_once_to_its_group() {
+    let topic = topic();
+    let group = format!("g_{topic}");
+    let produced = rmq()
+        .args([
+            "produce",
+            "--topic",
+            &topic,
+            "--create-queues",
+            "1",
+            "--keys",
+            "order-7",
+            "--tag",
+            "Paid",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"m0\nm1\nm2\nm3\nm4\n")?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(produced.success());
+    let originals = dead_letter_all(&topic, &group);
+    assert_eq!(originals.len(), 5);
+    // The group consumed them first (as it would have before giving up on them).
+    consume_five(&topic, &group);
+
+    // Lookups: by offset id, by unique id (with the topic), by key.
+    let first = &originals[0];
+    for args in [
+        vec!["--id", first["offsetMsgId"].as_str().unwrap()],
+        vec!["--id", first["msgId"].as_str().unwrap(), "--topic", &topic],
+    ] {
+        let out = rmq()
+            .arg("message")
+            .args(&args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let (found, _) = json_lines(out);
+        assert_eq!(found.len(), 1, "{args:?}");
+        assert_eq!(found[0]["body"], "m0");
+        assert_eq!(found[0]["msgId"], first["msgId"]);
+    }
+    let out = rmq()
+        .args([
+            "message", "--key", "order-7", "--topic", &topic, "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    let (found, _) = json_lines(out);
+    let bodies: Vec<&str> = found.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
+    let none = rmq()
+        .args(["message", "--key", "no-such-key", "--topic", &topic])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+
+    // The doctor sees the dead letters.
+    let (_, out, _) = doctor(&[], &group, &topic);
+    assert!(
+        out.contains("WARN  dead-letter topic      5 message(s)"),
+        "{out}"
+    );
+
+    // Dry runs list them and record nothing.
+    for _ in 0..2 {
+        let lines = resend(&group, &["--dry-run"]);
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(
+            lines.iter().all(|l| l.contains(&format!("topic={topic}"))),
+            "{lines:?}"
+        );
+    }
+    let dead: std::collections::HashMap<String, i64> =
+        resend(&group, &["--dry-run", "--format", "json"])
+            .iter()
+            .map(|l| {
+                let m: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(m["topic"], format!("%DLQ%{group}"), "{m}");
+                (
+                    m["msgId"].as_str().unwrap().to_owned(),
+                    m["reconsumeTimes"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+    assert_eq!(dead.len(), 5);
+    // Resent in two bounded runs, then nothing is left.
+    assert_eq!(resend(&group, &["--max", "3"]).len(), 3);
+    assert_eq!(resend(&group, &[]).len(), 2);
+    assert_eq!(resend(&group, &[]).len(), 0);
+
+    // The group receives each once more, on its own topic, as a retry (one delivery more
+    // than the DLQ record's).
+    let retried = consume_five(&topic, &group);
+    for m in &retried {
+        assert_eq!(m["topic"], topic.as_str(), "{m}");
+        let before = dead[m["msgId"].as_str().unwrap()];
+        assert_eq!(m["reconsumeTimes"], before + 1, "{m}");
+        assert_eq!(m["tags"], "Paid", "{m}");
+    }
+}
+
+/// The next five messages `group` receives from `topic` (its retry topic included),
+/// sorted by body.
+fn consume_five(topic: &str, group: &str) -> Vec<serde_json::Value> {
+    let out = rmq()
+        .args([
+            "consume",
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--from",
+            "first",
+            "--count",
+            "5",
+            "--idle-exit",
+            "30",
+            "--format",
+            "json",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let (lines, _) = json_lines(out);
+    let mut msgs: Vec<serde_json::Value> = lines
+        .into_iter()
+        .filter(|l| l.get("body").is_some())
+        .collect();
+    msgs.sort_by(|a, b| a["body"].as_str().cmp(&b["body"].as_str()));
+    let bodies: Vec<&str> = msgs.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
+    msgs
+}

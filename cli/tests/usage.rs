@@ -38,6 +38,10 @@ fn an_unreachable_name_server_is_exit_1_at_once_for_every_command() {
         &["produce", "--topic", "T", "--count", "1"],
         &["status", "--group", "g"],
         &["doctor", "--group", "g", "--topic", "T"],
+        &["topics"],
+        &["cluster"],
+        &["message", "--key", "k", "--topic", "T"],
+        &["resend-dlq", "--group", "g", "--dry-run"],
     ] {
         let (code, err, took) = rmq(args);
         assert_eq!(code, Some(1), "{args:?}: {err}");

@@ -136,8 +136,8 @@ impl ConsumerRunningInfo {
             source,
         };
         let text = String::from_utf8_lossy(body);
-        let mut object =
-            crate::fastjson::parse_object(&text, &["mqTable"]).map_err(|e| bad(Box::new(e)))?;
+        let mut object = crate::fastjson::parse_object(&text, &["mqTable", "mqPopTable"])
+            .map_err(|e| bad(Box::new(e)))?;
         let mut info = ConsumerRunningInfo::default();
         for (mq, v) in object.mq_maps.remove("mqTable").unwrap_or_default() {
             let pq: ProcessQueueInfo = serde_json::from_value(v).map_err(|e| bad(Box::new(e)))?;

@@ -147,6 +147,11 @@ impl SendBack {
 
     /// The fallback: a normal message to `%RETRY%<group>` carrying the retry bookkeeping in
     /// properties (Java's recipe, REMOTING.md §7.3).
+    ///
+    /// On a rocketmq-rust 1.0 broker this path ends in the DLQ unless the group holds an
+    /// unexpired orderly lock: its `handle_retry_and_dlq` inverts Java's
+    /// `!isLockAllExpired` test. The message is not lost — it waits in the DLQ for
+    /// `rmq resend-dlq` — but it is not redelivered by itself.
     async fn produce_to_retry_topic(
         &self,
         msg: &MessageExt,

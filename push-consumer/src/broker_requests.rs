@@ -82,15 +82,18 @@ impl Core {
                 )
             })
             .collect();
-        let mut s = String::from("{\"jstack\":\"\",\"mqTable\":");
+        // `cachedMsgSizeInMiB` is Java's key; rocketmq-rust admin tools read
+        // `cachedMsgSizeInMib` and refuse a body without it, so both are written.
+        let mut s = String::from("{\"jstack\":\"\",\"mqPopTable\":{},\"mqTable\":");
         rmq_client_core::fastjson::write_mq_map(&mut s, queues, |o, (pq, commit)| {
             let (lo, hi) = pq.offset_range().unwrap_or((0, 0));
             let _ = write!(
                 o,
-                "{{\"cachedMsgCount\":{},\"cachedMsgMaxOffset\":{},\"cachedMsgMinOffset\":{},\"cachedMsgSizeInMiB\":{},\"commitOffset\":{},\"droped\":{},\"lastConsumeTimestamp\":{},\"lastLockTimestamp\":{},\"lastPullTimestamp\":{},\"locked\":{},\"transactionMsgCount\":0,\"transactionMsgMaxOffset\":0,\"transactionMsgMinOffset\":0,\"tryUnlockTimes\":{}}}",
+                "{{\"cachedMsgCount\":{},\"cachedMsgMaxOffset\":{},\"cachedMsgMinOffset\":{},\"cachedMsgSizeInMiB\":{},\"cachedMsgSizeInMib\":{},\"commitOffset\":{},\"droped\":{},\"lastConsumeTimestamp\":{},\"lastLockTimestamp\":{},\"lastPullTimestamp\":{},\"locked\":{},\"transactionMsgCount\":0,\"transactionMsgMaxOffset\":0,\"transactionMsgMinOffset\":0,\"tryUnlockTimes\":{}}}",
                 pq.msg_count(),
                 hi,
                 lo,
+                pq.msg_bytes() / (1024 * 1024),
                 pq.msg_bytes() / (1024 * 1024),
                 commit,
                 pq.is_dropped(),
@@ -106,7 +109,8 @@ impl Core {
             "PROP_CONSUMEORDERLY": self.is_orderly().to_string(),
             "PROP_CONSUMER_START_TIMESTAMP": self.start_ms.to_string(),
             "PROP_CONSUME_TYPE": "CONSUME_PASSIVELY",
-            "PROP_NAMESERVER_ADDR": self.client.namesrv_addrs.join(";"),
+            // Java writes each address followed by `;`.
+            "PROP_NAMESERVER_ADDR": self.client.namesrv_addrs.iter().map(|a| format!("{a};")).collect::<String>(),
             "PROP_THREADPOOL_CORE_SIZE": self.config.consume_thread_max.to_string(),
             "consumeFromWhere": self.config.consume_from_where.as_str(),
             "consumerGroup": self.group,
