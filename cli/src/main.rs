@@ -1,4 +1,5 @@
-//! `rmq`: consume, produce, pull, inspect routes and lag on a RocketMQ cluster.
+//! `rmq`: consume, produce, pull; inspect routes, lag, groups (status, doctor), topics,
+//! clusters and messages; resend dead letters — on a RocketMQ cluster.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -71,6 +72,28 @@ struct Cli {
     /// or behind NAT that register internal addresses.
     #[arg(long = "broker-addr-map", global = true, value_name = "ADVERTISED=DIAL", value_parser = parse_addr_map)]
     broker_addr_map: Vec<(String, String)>,
+    /// ACL access key (signed requests, ACL 1.0 HMAC-SHA1). Default: $RMQ_ACCESS_KEY.
+    #[arg(
+        long,
+        global = true,
+        env = "RMQ_ACCESS_KEY",
+        hide_env_values = true,
+        requires = "secret_key"
+    )]
+    access_key: Option<String>,
+    /// ACL secret key; prefer $RMQ_SECRET_KEY (a flag shows in `ps`). Never printed.
+    #[arg(
+        long,
+        global = true,
+        env = "RMQ_SECRET_KEY",
+        hide_env_values = true,
+        requires = "access_key"
+    )]
+    secret_key: Option<String>,
+    /// Namespace (Java `namespace`): topics and groups are used as `NAMESPACE%NAME` on the
+    /// broker, as a Java client with the same namespace uses them.
+    #[arg(long, global = true, env = "RMQ_NAMESPACE")]
+    namespace: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -333,6 +356,8 @@ fn main() -> ExitCode {
 struct Cluster {
     namesrv: Option<String>,
     broker_addr_map: Vec<(String, String)>,
+    credentials: Option<rmq_client_core::Credentials>,
+    namespace: Option<String>,
 }
 
 fn parse_addr_map(v: &str) -> Result<(String, String), String> {
@@ -360,6 +385,12 @@ fn client_config(cluster: &Cluster, name: &str) -> Result<ClientConfig, Failure>
         ));
     for (advertised, dial) in &cluster.broker_addr_map {
         config = config.map_broker_addr(advertised, dial);
+    }
+    if let Some(c) = &cluster.credentials {
+        config = config.credentials(c.clone());
+    }
+    if let Some(ns) = &cluster.namespace {
+        config = config.namespace(ns);
     }
     Ok(config)
 }
@@ -389,13 +420,44 @@ fn check_names(command: &Command) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Every topic and group of `command` as `namespace%name` (Java `NamespaceUtil.wrapNamespace`;
+/// a name already carrying the namespace, or a system name, is kept).
+fn with_namespace(command: &mut Command, namespace: &str) {
+    let wrap = |name: &mut String| *name = rmq_client_core::namespace::wrap(namespace, name);
+    match command {
+        Command::Consume { topic, group, .. } => {
+            wrap(topic);
+            group.iter_mut().for_each(wrap);
+        }
+        Command::Produce { topic, .. } | Command::Pull { topic, .. } | Command::Route { topic } => {
+            wrap(topic)
+        }
+        Command::Lag { group, topic } | Command::Doctor { group, topic, .. } => {
+            wrap(group);
+            wrap(topic);
+        }
+        Command::Status { group, .. } | Command::ResendDlq { group, .. } => wrap(group),
+        Command::Message { topic, .. } => topic.iter_mut().for_each(wrap),
+        Command::Topics { .. } | Command::Cluster { .. } => {}
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     check_names(&cli.command)?;
     let cluster = Cluster {
         namesrv: cli.namesrv,
         broker_addr_map: cli.broker_addr_map,
+        credentials: cli
+            .access_key
+            .zip(cli.secret_key)
+            .map(|(a, s)| rmq_client_core::Credentials::new(a, s)),
+        namespace: cli.namespace.filter(|n| !n.is_empty()),
     };
-    match cli.command {
+    let mut command = cli.command;
+    if let Some(ns) = &cluster.namespace {
+        with_namespace(&mut command, ns);
+    }
+    match command {
         Command::Consume {
             topic,
             group,

@@ -883,3 +883,82 @@ fn consume_five(topic: &str, group: &str) -> Vec<serde_json::Value> {
     assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
     msgs
 }
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn a_namespace_wraps_every_topic_and_group_as_java_does() {
+    let topic = topic();
+    let ns = format!("ns{}", std::process::id());
+    let p = rmq()
+        .args([
+            "--namespace",
+            &ns,
+            "produce",
+            "--topic",
+            &topic,
+            "--count",
+            "3",
+            "--size",
+            "8",
+            "--create-queues",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    // On the broker the topic is `ns%topic`; the bare name does not exist.
+    let wrapped = format!("{ns}%{topic}");
+    assert!(
+        rmq()
+            .args(["route", &wrapped])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert_eq!(
+        rmq()
+            .args(["route", &topic])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(1)
+    );
+    // A consumer in the namespace reads it by its bare name, and sees the bare name.
+    let out = rmq()
+        .args([
+            "--namespace",
+            &ns,
+            "consume",
+            "--topic",
+            &topic,
+            "--group",
+            "g",
+            "--from",
+            "first",
+            "--count",
+            "3",
+            "--format",
+            "json",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let (lines, _) = json_lines(out);
+    let msgs: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("body").is_some()).collect();
+    assert_eq!(msgs.len(), 3);
+    assert!(
+        msgs.iter().all(|m| m["topic"] == topic.as_str()),
+        "{msgs:?}"
+    );
+    // Its group is `ns%g` on the broker: lag by the namespaced names shows the commit.
+    let lag = rmq()
+        .args(["--namespace", &ns, "lag", "--group", "g", "--topic", &topic])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&lag.stdout);
+    assert!(lag.status.success(), "{text}");
+    assert!(text.contains(&wrapped), "{text}");
+    assert!(text.contains("total lag: 0"), "{text}");
+}

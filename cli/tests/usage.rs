@@ -90,3 +90,43 @@ fn out_of_range_numbers_are_usage_errors() {
         assert_eq!(code, Some(2), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn the_secret_key_is_never_echoed() {
+    let secret = "s3cr3t-never-printed";
+    // From the environment: not in --help, not in an error.
+    let help = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(["--help"])
+        .env("RMQ_ACCESS_KEY", "ak")
+        .env("RMQ_SECRET_KEY", secret)
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--secret-key"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    for (args, env) in [
+        (
+            &["--access-key", "ak", "--secret-key", secret, "route", "T"][..],
+            false,
+        ),
+        (&["route", "T"], true),
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rmq"));
+        c.arg("--namesrv").arg(closed_port()).args(args);
+        if env {
+            c.env("RMQ_ACCESS_KEY", "ak").env("RMQ_SECRET_KEY", secret);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains(secret), "{all}");
+    }
+    // One without the other is a usage error.
+    let (code, err, _) = rmq(&["--access-key", "ak", "route", "T"]);
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -173,6 +173,19 @@ fn ci() -> Result<()> {
             .args(["doc", "--workspace", "--no-deps", "-q"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    // Every library crate and the CLI package and build as a user would get them from
+    // crates.io (in dependency order, each against the packaged others).
+    run(
+        "cargo package",
+        cargo().args([
+            "package",
+            "--workspace",
+            "--exclude",
+            "rmq-xtask",
+            "--allow-dirty",
+            "-q",
+        ]),
+    )?;
     let unit = run_tests(
         "unit tests",
         cargo().args(["test", "--workspace", "--no-fail-fast"]),
