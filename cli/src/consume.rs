@@ -15,6 +15,7 @@ pub(crate) struct ConsumeOpts {
     pub(crate) format: Format,
     pub(crate) quiet: bool,
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    pub(crate) trace: Option<String>,
 }
 
 /// A message id as a 128-bit key: the 32 hex digits of a UNIQ_KEY or IPv4 offset id are
@@ -201,6 +202,9 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
     }
     if o.broadcast {
         b = b.message_model(MessageModel::Broadcasting);
+    }
+    if let Some(t) = &o.trace {
+        b = b.enable_trace(Some(t));
     }
     b = if o.orderly {
         b.orderly_listener(StatsListener(Arc::clone(&stats)))

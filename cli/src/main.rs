@@ -151,6 +151,11 @@ enum Command {
         /// `http://ADDR/metrics` (e.g. 127.0.0.1:9464) while consuming.
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// Record message trace (SubBefore/SubAfter of every message, as the Java client
+        /// with trace on) into TOPIC, default RMQ_SYS_TRACE_TOPIC (which a broker creates
+        /// only with traceTopicEnable=true).
+        #[arg(long, value_name = "TOPIC", num_args = 0..=1, default_missing_value = "RMQ_SYS_TRACE_TOPIC")]
+        trace: Option<String>,
     },
     /// Send messages: `--count` generated ones, or one per line of standard input.
     Produce {
@@ -471,6 +476,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             format,
             quiet,
             metrics_addr,
+            trace,
         } => {
             let opts = ConsumeOpts {
                 topic,
@@ -485,6 +491,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 format,
                 quiet,
                 metrics_addr,
+                trace,
             };
             consume(&cluster, opts).await
         }

@@ -962,3 +962,132 @@ fn a_namespace_wraps_every_topic_and_group_as_java_does() {
     assert!(text.contains(&wrapped), "{text}");
     assert!(text.contains("total lag: 0"), "{text}");
 }
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn consume_with_trace_records_every_message_in_the_trace_topic() {
+    use rmq_client_core::trace::{TraceType, decode};
+    let topic = topic();
+    let trace_topic = format!("{topic}_trace");
+    let group = format!("g_{topic}");
+    produce(&trace_topic, 0, 1);
+    let p = rmq()
+        .args([
+            "produce",
+            "--topic",
+            &topic,
+            "--count",
+            "25",
+            "--size",
+            "8",
+            "--keys",
+            "kA kB",
+            "--create-queues",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let out = rmq()
+        .args([
+            "consume",
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--from",
+            "first",
+            "--count",
+            "25",
+            "--format",
+            "json",
+            "--quiet",
+            "--trace",
+            &trace_topic,
+        ])
+        .output()
+        .unwrap();
+    let (lines, _) = json_lines(out);
+    let consumed: std::collections::BTreeSet<String> = lines
+        .iter()
+        .filter_map(|l| l["msgId"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(consumed.len(), 25);
+    // Shutdown sent what was queued: read the trace topic back.
+    let out = rmq()
+        .args([
+            "pull",
+            "--topic",
+            &trace_topic,
+            "--queue-id",
+            "0",
+            "--count",
+            "1000",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let (trace_msgs, _) = json_lines(out);
+    let mut before = std::collections::BTreeSet::new();
+    let mut after = std::collections::BTreeMap::new();
+    for m in &trace_msgs {
+        let Some(body) = m["body"].as_str() else {
+            continue;
+        };
+        // The trace message's keys let a lookup by message id find it (the dashboard's way).
+        let keys: Vec<&str> = m["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        for r in decode(body) {
+            let id = r.msg_id().unwrap().to_owned();
+            assert!(keys.contains(&id.as_str()), "{keys:?} lacks {id}");
+            match r.trace_type {
+                TraceType::SubBefore => {
+                    assert_eq!(r.fields[2], group, "{r:?}");
+                    assert_eq!(r.fields[6], "kA kB", "{r:?}");
+                    before.insert(id);
+                }
+                TraceType::SubAfter => {
+                    let cost: i64 = r.fields[2].parse().unwrap();
+                    assert!(cost >= 0, "{r:?}");
+                    assert_eq!(r.fields[3], "true", "{r:?}");
+                    assert_eq!(r.fields[5], "0", "{r:?}");
+                    after.insert(id, cost);
+                }
+                TraceType::Pub => panic!("a consumer wrote a Pub record"),
+            }
+        }
+    }
+    assert_eq!(before, consumed);
+    assert_eq!(
+        after
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        consumed
+    );
+    // Found by message id, as the dashboard's trace query does.
+    let any = consumed.iter().next().unwrap();
+    let out = rmq()
+        .args([
+            "message",
+            "--key",
+            any,
+            "--topic",
+            &trace_topic,
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let (found, _) = json_lines(out);
+    assert!(
+        found
+            .iter()
+            .any(|m| m["body"].as_str().unwrap().contains(any.as_str()))
+    );
+}

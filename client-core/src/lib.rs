@@ -18,6 +18,8 @@
 //! - [`SendBack`]: failed messages back to the broker for a retry (CONSUMER_SEND_MSG_BACK,
 //!   with the `%RETRY%` producer fallback), used by the push and pull consumers.
 //! - [`producer`]: a small [`Producer`] for retries, tests and the CLI.
+//! - [`trace`] and [`trace_dispatcher`]: message trace records (Java's encoding) and their
+//!   bounded background sender.
 //! - [`admin`]: the read-only admin requests (members, running info, cluster, topics,
 //!   messages by id or key) behind `rmq status` and `rmq doctor`.
 //! - [`validators`]: Java's topic and group name rules.
@@ -71,6 +73,8 @@ mod shutdown_report;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+pub mod trace;
+pub mod trace_dispatcher;
 pub mod validators;
 
 pub use api::{ClientApi, PullResult, PullStatus, SendResult};

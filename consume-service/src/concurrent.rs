@@ -333,13 +333,8 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         ctx.message_queue.clone_from(&batch.mq);
         ctx.delay_level_when_next_consume = 0;
         ctx.ack_index = i32::MAX;
-        let mut hook_ctx = (!self.hooks.is_empty()).then(|| ConsumeMessageContext {
-            consumer_group: self.config.group.clone(),
-            message_queue: batch.mq.clone(),
-            message_count: msgs.len(),
-            success: false,
-            status: "",
-        });
+        let mut hook_ctx = (!self.hooks.is_empty())
+            .then(|| ConsumeMessageContext::new(&self.config.group, &batch.mq, msgs.len()));
         if let Some(h) = &hook_ctx {
             for hook in &self.hooks {
                 hook.consume_message_before(h, msgs);

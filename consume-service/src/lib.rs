@@ -12,6 +12,7 @@
 //!   counted as `RECONSUME_LATER`.
 //! - [`ConsumeMessageOrderlyService`]: one call per queue at a time, in order, under the
 //!   broker lock; suspend and redeliver; DLQ after `maxReconsumeTimes`.
+//! - [`ConsumeMessageTraceHook`]: message trace (SubBefore / SubAfter) of every call.
 //! - [`ConsumeStats`]: per-topic pull and consume rates for the consumer's running info.
 //!
 //! Java counterparts: `ProcessQueue`, `ConsumeMessageConcurrentlyService`,
@@ -46,6 +47,7 @@ mod listener;
 mod metrics;
 mod orderly;
 mod process_queue;
+mod trace_hook;
 mod work_queue;
 
 pub use concurrent::{ConcurrentConfig, ConsumeMessageConcurrentlyService, LOCAL_RETRY_DELAY};
@@ -64,6 +66,7 @@ pub use process_queue::{
 };
 /// Defined in `rmq-client-core` (the pull consumer uses it too), re-exported here.
 pub use rmq_client_core::SendBack;
+pub use trace_hook::ConsumeMessageTraceHook;
 
 /// Prepares a CONSUME_MESSAGE_DIRECTLY message: the broker name it came from, its real
 /// topic restored, and its queue.

@@ -274,6 +274,28 @@ pub struct ConsumeMessageContext {
     /// After the call: the status name (`CONSUME_SUCCESS`, `RECONSUME_LATER`, `SUCCESS`,
     /// `SUSPEND_CURRENT_QUEUE_A_MOMENT`, `EXCEPTION`, `TIME_OUT`).
     pub status: &'static str,
+    /// Identifies the call, unique in the process: the same in `before` and `after`, so a
+    /// hook can pair them (Java hooks stash state in `mqTraceContext` instead).
+    pub call_id: u64,
+}
+
+impl ConsumeMessageContext {
+    /// The context of a new listener call.
+    pub(crate) fn new(
+        consumer_group: &str,
+        message_queue: &MessageQueue,
+        message_count: usize,
+    ) -> Self {
+        static NEXT_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        ConsumeMessageContext {
+            consumer_group: consumer_group.to_owned(),
+            message_queue: message_queue.clone(),
+            message_count,
+            success: false,
+            status: "",
+            call_id: NEXT_CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
 }
 
 /// Runs before and after each listener call (Java `ConsumeMessageHook`). Called on the

@@ -209,13 +209,7 @@ impl ConsumeMessageOrderlyService {
                 continue;
             }
             let mut ctx = ConsumeOrderlyContext::new(mq.clone());
-            let mut hook_ctx = ConsumeMessageContext {
-                consumer_group: inner.config.group.clone(),
-                message_queue: mq.clone(),
-                message_count: batch.len(),
-                success: false,
-                status: "",
-            };
+            let mut hook_ctx = ConsumeMessageContext::new(&inner.config.group, &mq, batch.len());
             for h in &inner.hooks {
                 h.consume_message_before(&hook_ctx, &batch);
             }

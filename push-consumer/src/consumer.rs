@@ -139,6 +139,9 @@ impl PushConsumer {
             Service::Concurrent(s) => s.shutdown(await_calls).await,
             Service::Orderly(s) => s.shutdown(await_calls).await,
         };
+        if let Some(trace) = &core.trace {
+            trace.shutdown(grace).await;
+        }
         let owned = core.rebalance.owned_queues();
         let offsets_persisted = match core.offset_store.persist_all(&owned).await {
             Ok(()) => true,

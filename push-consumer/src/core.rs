@@ -49,6 +49,8 @@ pub(crate) struct Core {
     pub(crate) start_ms: i64,
     /// Per-topic pull and consume rates (the running info's `statusTable`).
     pub(crate) stats: Arc<ConsumeStats>,
+    /// The message trace sender, when tracing is on.
+    pub(crate) trace: Option<rmq_client_core::trace_dispatcher::TraceDispatcher>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rmq_client_core::namespace::retry_topic;
+use rmq_client_core::trace_dispatcher::TraceDispatcher;
 use rmq_client_core::{
     ClientInstance, ConsumerInner, ExpressionType, PullKernel, SubscriptionData, Weakly,
 };
-use rmq_consume_service::{ConcurrentConfig, ConsumeStats, OrderlyConfig, SendBack};
+use rmq_consume_service::{
+    ConcurrentConfig, ConsumeMessageTraceHook, ConsumeStats, OrderlyConfig, SendBack,
+};
 use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
 use rmq_rebalance::{
     MessageModel, RebalanceConfig, RebalanceImpl, RebalanceListener, RebalanceService,
@@ -98,6 +101,18 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
         SendBack::new(&instance, &group, max_reconsume).with_producer_fallback(!handoff);
 
     let stats = Arc::new(ConsumeStats::new());
+    let trace = b
+        .trace_topic
+        .as_deref()
+        .map(|t| TraceDispatcher::start(&instance, &group, t));
+    let mut hooks = b.consume_hooks.clone();
+    if let Some(t) = &trace {
+        hooks.push(Arc::new(ConsumeMessageTraceHook::new(
+            t.clone(),
+            &group,
+            client.namespace_str(),
+        )));
+    }
     let core = Arc::new_cyclic(|weak: &Weak<Core>| {
         let rebalance = Arc::new(RebalanceImpl::new(
             rb_config,
@@ -114,12 +129,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
                 c.consume_thread_max = config.consume_thread_max;
                 c.consume_timeout = config.consume_timeout;
                 c.stats = Arc::clone(&stats);
-                Service::Concurrent(f(
-                    c,
-                    Arc::clone(&offset_store),
-                    send_back,
-                    b.consume_hooks.clone(),
-                ))
+                Service::Concurrent(f(c, Arc::clone(&offset_store), send_back, hooks.clone()))
             }
             ListenerFactory::Orderly(f) => {
                 let mut c = OrderlyConfig::new(&group);
@@ -133,7 +143,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
                     c,
                     Arc::clone(&offset_store),
                     send_back,
-                    b.consume_hooks.clone(),
+                    hooks.clone(),
                     Arc::new(RebalanceLocker(Arc::clone(&rebalance))),
                 ))
             }
@@ -146,6 +156,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
             instance: instance.clone(),
             kernel: PullKernel::new(&instance, &group),
             stats: Arc::clone(&stats),
+            trace: trace.clone(),
             subscriptions: subscriptions.clone(),
             offset_store: Arc::clone(&offset_store),
             rebalance,
