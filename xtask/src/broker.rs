@@ -65,7 +65,7 @@ pub(crate) fn install() -> Result<PathBuf> {
     }
     fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
     eprintln!(
-        "==> installing rocketmq-namesrv and rocketmq-broker {VERSION} into {} (once; about 20 minutes on 2 cores)",
+        "==> installing rocketmq-namesrv and rocketmq-broker {VERSION} into {} (once; about 15 minutes on 2 cores)",
         root.display()
     );
     let started = Instant::now();
