@@ -75,12 +75,28 @@ impl ClientInstance {
         let mut info = self
             .on_namesrv(|api, addr| api.get_broker_cluster_info(addr, timeout))
             .await?;
-        for b in info.broker_addr_table.values_mut() {
+        self.map_broker_addrs(info.broker_addr_table.values_mut());
+        Ok(info)
+    }
+
+    /// Rewrites advertised broker addresses to the ones to dial
+    /// ([`ClientConfig::broker_addr_map`]); unmapped addresses are left as they are.
+    fn map_broker_addrs<'a>(
+        &self,
+        brokers: impl Iterator<Item = &'a mut crate::route::BrokerData>,
+    ) {
+        let config = &self.inner.config;
+        if config.broker_addr_map.is_empty() {
+            return;
+        }
+        for b in brokers {
             for addr in b.broker_addrs.values_mut() {
-                *addr = self.inner.config.dial_addr(addr).to_owned();
+                let dial = config.dial_addr(addr);
+                if dial != addr.as_str() {
+                    *addr = dial.to_owned();
+                }
             }
         }
-        Ok(info)
     }
 
     /// Every topic's name, sorted (GET_ALL_TOPIC_LIST_FROM_NAMESERVER; Java
@@ -104,16 +120,7 @@ impl ClientInstance {
     /// when no name server answered.
     pub async fn update_topic_route(&self, topic: &str) -> Result<bool, ClientError> {
         let mut route = self.get_route_from_namesrv(topic).await?;
-        let map = &self.inner.config.broker_addr_map;
-        if !map.is_empty() {
-            for b in &mut route.broker_datas {
-                for addr in b.broker_addrs.values_mut() {
-                    if let Some(dial) = map.get(addr.as_str()) {
-                        addr.clone_from(dial);
-                    }
-                }
-            }
-        }
+        self.map_broker_addrs(route.broker_datas.iter_mut());
         let old = self.inner.routes.load().topic_routes.get(topic).cloned();
         let changed = old.as_deref() != Some(&route);
         if changed {
