@@ -14,8 +14,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::codec::DEFAULT_MAX_FRAME_LEN;
 use crate::connection::{Connection, ConnectionOptions, Inbound};
+use crate::tls::TlsConfig;
+
+/// A connected socket, before its tasks start.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
 use crate::error::RemotingError;
-use crate::protocol::{LanguageCode, RemotingCommand, ResponseCode, SerializeType, VERSION_V5_3_1};
+use crate::protocol::{LanguageCode, RemotingCommand, ResponseCode, SerializeType, VERSION_V5_3_2};
 
 /// A boxed, sendable future, as returned by [`RequestHandler::handle`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -61,7 +68,9 @@ pub struct RemotingConfig {
     /// `language` stamped on every request. Default [`LanguageCode::DEFAULT`] (`OTHER`);
     /// see there why not `RUST`.
     pub language: LanguageCode,
-    /// `version` stamped on every request. Default 475 ([`VERSION_V5_3_1`]).
+    /// `version` stamped on every request. Default 476 ([`VERSION_V5_3_2`]), which opts
+    /// into `GO_AWAY`; 475 ([`VERSION_V5_3_1`](crate::protocol::VERSION_V5_3_1)) or lower
+    /// opts out.
     pub version: i32,
     /// Frames queued per connection before senders wait. Default 1024.
     pub write_queue_capacity: usize,
@@ -69,6 +78,18 @@ pub struct RemotingConfig {
     pub inbound_queue_capacity: usize,
     /// Broker→client requests handled at once. Default 16.
     pub inbound_concurrency: usize,
+    /// TLS on every connection, name servers and brokers alike, from the first byte (Java
+    /// `ClientConfig.useTLS`). Default `None`: plaintext. Unlike Java, server certificates
+    /// are verified by default; see [`TlsConfig`].
+    pub tls: Option<TlsConfig>,
+    /// On a `GO_AWAY` (1500) answer (a 5.x server shutting down gracefully, which did not
+    /// process the request), retire that connection and send the request once more on a
+    /// new one to the same address (Java `NettyClientConfig.enableReconnectForGoAway`,
+    /// default true). The retired connection closes when its last request in flight has
+    /// its answer. Every request is retried, idempotent or not: the server says it did not
+    /// process it. A second `GO_AWAY` is [`RemotingError::GoAway`]. Off: the 1500 answer is
+    /// returned like any other response. Default true.
+    pub reconnect_on_go_away: bool,
 }
 
 impl Default for RemotingConfig {
@@ -78,10 +99,12 @@ impl Default for RemotingConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             serialize_type: SerializeType::Json,
             language: LanguageCode::DEFAULT,
-            version: VERSION_V5_3_1,
+            version: VERSION_V5_3_2,
             write_queue_capacity: 1024,
             inbound_queue_capacity: 256,
             inbound_concurrency: 16,
+            tls: None,
+            reconnect_on_go_away: true,
         }
     }
 }
@@ -120,6 +143,16 @@ impl RemotingConfig {
     /// Sets [`RemotingConfig::inbound_queue_capacity`] (requests, at least 1).
     pub fn inbound_queue_capacity(mut self, v: usize) -> Self {
         self.inbound_queue_capacity = v.max(1);
+        self
+    }
+    /// Sets [`RemotingConfig::tls`]: every connection uses TLS with `tls`.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// Sets [`RemotingConfig::reconnect_on_go_away`].
+    pub fn reconnect_on_go_away(mut self, v: bool) -> Self {
+        self.reconnect_on_go_away = v;
         self
     }
     /// Sets [`RemotingConfig::inbound_concurrency`] (at least 1).
@@ -187,6 +220,12 @@ impl RemotingClient {
     /// # Panics
     /// When called outside a Tokio runtime.
     pub fn new(config: RemotingConfig) -> Self {
+        if config.tls.as_ref().is_some_and(TlsConfig::is_insecure) {
+            tracing::warn!(
+                "TLS server certificates are NOT verified (insecure_skip_verify): connections \
+                 are encrypted but anyone on the path can impersonate the servers"
+            );
+        }
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_capacity);
         let inner = Arc::new(Inner {
             slots: Mutex::new(HashMap::new()),
@@ -266,14 +305,32 @@ impl RemotingClient {
 
     async fn connect(&self, addr: &str) -> Result<Connection, RemotingError> {
         let timeout = self.inner.config.connect_timeout;
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                return Err(RemotingError::Connect {
-                    addr: addr.to_owned(),
-                    source,
-                });
+        // The limit covers the TCP connect and the TLS handshake together.
+        let connected = tokio::time::timeout(timeout, async {
+            let stream =
+                TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| RemotingError::Connect {
+                        addr: addr.to_owned(),
+                        source,
+                    })?;
+            let _ = stream.set_nodelay(true);
+            match &self.inner.config.tls {
+                None => Ok(Stream::Plain(stream)),
+                Some(tls) => tls
+                    .handshake(stream, addr)
+                    .await
+                    .map(|s| Stream::Tls(Box::new(s)))
+                    .map_err(|e| RemotingError::Tls {
+                        addr: addr.to_owned(),
+                        kind: e.kind,
+                        source: e.source,
+                    }),
             }
+        })
+        .await;
+        let stream = match connected {
+            Ok(result) => result?,
             Err(_) => {
                 return Err(RemotingError::ConnectTimeout {
                     addr: addr.to_owned(),
@@ -281,7 +338,7 @@ impl RemotingClient {
                 });
             }
         };
-        tracing::debug!(addr, "connected");
+        tracing::debug!(addr, tls = self.inner.config.tls.is_some(), "connected");
         let hook = self
             .inner
             .connect_hook
@@ -295,14 +352,21 @@ impl RemotingClient {
             max_frame_len: self.inner.config.max_frame_len,
             write_queue_capacity: self.inner.config.write_queue_capacity,
         };
-        Ok(Connection::spawn(
-            stream,
-            addr.to_owned(),
-            &opts,
+        let (inbound, tracker, token) = (
             self.inner.inbound_tx.clone(),
             &self.inner.tracker,
             &self.inner.token,
-        ))
+        );
+        Ok(match stream {
+            Stream::Plain(s) => {
+                let (r, w) = s.into_split();
+                Connection::spawn(r, w, addr.to_owned(), &opts, inbound, tracker, token)
+            }
+            Stream::Tls(s) => {
+                let (r, w) = tokio::io::split(*s);
+                Connection::spawn(r, w, addr.to_owned(), &opts, inbound, tracker, token)
+            }
+        })
     }
 
     fn stamp(&self, cmd: &mut RemotingCommand) {
@@ -345,7 +409,17 @@ impl RemotingClient {
             }
         };
         let left = timeout.saturating_sub(started.elapsed());
-        match conn.request(request, left).await {
+        let response = match conn.request(&mut request, left).await {
+            Ok(r)
+                if r.response_code() == ResponseCode::GO_AWAY
+                    && self.inner.config.reconnect_on_go_away =>
+            {
+                self.retry_after_go_away(addr, &conn, request, started, timeout)
+                    .await
+            }
+            other => other,
+        };
+        match response {
             Err(RemotingError::Timeout { addr, code, .. }) => Err(RemotingError::Timeout {
                 addr,
                 code,
@@ -353,6 +427,54 @@ impl RemotingClient {
             }),
             other => other,
         }
+    }
+
+    /// `request` was answered GO_AWAY on `old`: retires `old` (unless another request
+    /// already replaced it) and sends `request` once more on a new connection, within what
+    /// is left of `timeout` (Java `NettyRemotingClient.invokeImpl`).
+    async fn retry_after_go_away(
+        &self,
+        addr: &str,
+        old: &Connection,
+        mut request: RemotingCommand,
+        started: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, RemotingError> {
+        let code = request.request_code();
+        {
+            let mut slots = self.inner.slots();
+            if slots
+                .get(addr)
+                .and_then(|s| s.get())
+                .is_some_and(|c| c.same_as(old))
+            {
+                tracing::info!(
+                    addr,
+                    "server going away (GO_AWAY); new requests go to a new connection"
+                );
+                slots.remove(addr);
+            }
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        let conn = match tokio::time::timeout(left, self.connection(addr)).await {
+            Ok(conn) => conn?,
+            Err(_) => {
+                return Err(RemotingError::Timeout {
+                    addr: addr.to_owned(),
+                    code,
+                    timeout,
+                });
+            }
+        };
+        let left = timeout.saturating_sub(started.elapsed());
+        let response = conn.request(&mut request, left).await?;
+        if response.response_code() == ResponseCode::GO_AWAY {
+            return Err(RemotingError::GoAway {
+                addr: addr.to_owned(),
+                code,
+            });
+        }
+        Ok(response)
     }
 
     /// Sends `request` to `addr` as a one-way request (Java `invokeOneway`): no response is

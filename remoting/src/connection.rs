@@ -1,4 +1,4 @@
-//! One TCP connection: a reader task, a writer task and the table of requests in flight.
+//! One connection (TCP, or TLS over TCP): a reader task, a writer task and the table of requests in flight.
 //!
 //! Callers register their opaque in the table, hand the encoded frame to the writer task
 //! through a bounded queue, and await a oneshot. The reader task completes responses by
@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -155,16 +154,19 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// Starts the reader and writer tasks of `stream` on `tracker`. Broker→client requests
     /// go to `inbound`; `parent` stops the connection when cancelled.
-    pub(crate) fn spawn(
-        stream: TcpStream,
+    pub(crate) fn spawn<R, W>(
+        read_half: R,
+        write_half: W,
         addr: String,
         opts: &ConnectionOptions,
         inbound: mpsc::Sender<Inbound>,
         tracker: &TaskTracker,
         parent: &CancellationToken,
-    ) -> Connection {
-        let _ = stream.set_nodelay(true);
-        let (read_half, write_half) = stream.into_split();
+    ) -> Connection
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
         let shared = Arc::new(Shared {
             addr: addr.clone(),
             table: Mutex::new(Table::default()),
@@ -189,7 +191,7 @@ impl Connection {
                     };
                     match frame {
                         None => break CloseReason::Eof,
-                        Some(Err(crate::codec::CodecError::Io(e))) => break CloseReason::Io(e),
+                        Some(Err(crate::codec::CodecError::Io(e))) => break CloseReason::from_io(e),
                         Some(Err(e)) => break CloseReason::Codec(e),
                         Some(Ok(cmd)) => dispatch(&shared, &addr_arc, cmd, &write_tx, &inbound),
                     }
@@ -237,7 +239,7 @@ impl Connection {
                 .await;
                 match result {
                     Ok(()) => shared.close(CloseReason::Shutdown),
-                    Err(e) => shared.close(CloseReason::Io(e)),
+                    Err(e) => shared.close(CloseReason::from_io(e)),
                 }
                 let _ = out.shutdown().await;
                 token.cancel();
@@ -257,6 +259,11 @@ impl Connection {
         self.token.cancel();
     }
 
+    /// `true` when `other` is a handle of this very connection.
+    pub(crate) fn same_as(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// `true` once the connection has closed; it is then replaced on next use.
     pub(crate) fn is_closed(&self) -> bool {
         self.shared.table().closed.is_some()
@@ -273,14 +280,14 @@ impl Connection {
     /// Cancel safe: dropping the future removes the request from the table.
     pub(crate) async fn request(
         &self,
-        mut cmd: RemotingCommand,
+        cmd: &mut RemotingCommand,
         timeout: Duration,
     ) -> Result<RemotingCommand, RemotingError> {
         let opaque = self.shared.next_opaque.fetch_add(1, Ordering::Relaxed);
         cmd.opaque = opaque;
         cmd.flag &= !(FLAG_RESPONSE | FLAG_ONEWAY);
         let code = cmd.request_code();
-        let frame = self.encode(&cmd)?;
+        let frame = self.encode(cmd)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut table = self.shared.table();

@@ -9,6 +9,7 @@
 //! - [`RemotingClient`]: one lazily opened connection per broker / name-server address,
 //!   request/response by opaque, one-way requests, and a [`RequestHandler`] for requests the
 //!   broker sends to the client.
+//! - [`TlsConfig`]: TLS on every connection (rustls), server certificates verified by default.
 //!
 //! The Java counterparts are `RemotingCommand`, `NettyEncoder`/`NettyDecoder` and
 //! `NettyRemotingClient` in `org.apache.rocketmq.remoting`. Wire facts: REMOTING.md §1–§3.
@@ -34,6 +35,7 @@ mod connection;
 mod error;
 pub mod protocol;
 pub mod task;
+mod tls;
 
 pub use client::{
     BoxFuture, ConnectHook, InboundContext, RemotingClient, RemotingConfig, RequestHandler,
@@ -44,3 +46,4 @@ pub use protocol::{
     ExtFields, HeaderError, LanguageCode, RemotingCommand, RequestCode, RequestHeader,
     ResponseCode, SerializeType,
 };
+pub use tls::{TlsConfig, TlsConfigBuilder, TlsConfigError, TlsFailure};

@@ -354,7 +354,7 @@ async fn oneway_reaches_the_peer_with_the_oneway_flag() {
         let got = peer.await.unwrap();
         assert!(got.is_oneway() && !got.is_response());
         assert_eq!(got.ext("n"), Some("7"));
-        assert_eq!(got.version, rmq_remoting::protocol::VERSION_V5_3_1);
+        assert_eq!(got.version, rmq_remoting::protocol::VERSION_V5_3_2);
     })
     .await;
 }

@@ -22,13 +22,19 @@ pub const FLAG_ONEWAY: i32 = 0x2;
 
 /// `MQVersion.Version.V4_9_4` ordinal (401): the lowest version that gets standard route JSON.
 pub const VERSION_V4_9_4: i32 = 401;
-/// `MQVersion.Version.V5_3_1` ordinal (475): the default `version` rmq sends.
+/// `MQVersion.Version.V5_3_1` ordinal (475): the highest version a client that does not
+/// handle `GO_AWAY` (1500) may send.
 ///
 /// REMOTING.md §2.6: anything below 401 silently disables reset-offset push (needs ≥ 28),
 /// running-info forwarding (≥ 62), broker-side `maxReconsumeTimes` (≥ 121) and standard
-/// route JSON (≥ 401); anything above 475 opts into `GO_AWAY` (1500) handling. 475 is the
-/// highest version that asks for everything a consumer needs and nothing it does not handle.
+/// route JSON (≥ 401); anything above 475 opts into `GO_AWAY` handling.
 pub const VERSION_V5_3_1: i32 = 475;
+/// `MQVersion.Version.V5_3_2` ordinal (476): the default `version` rmq sends. It asks for
+/// everything a consumer needs and opts into `GO_AWAY` (REMOTING-5X §3): a 5.3.2+ server
+/// shutting down gracefully answers such requests 1500 without processing them instead
+/// of serving them for its last 30 s and then dropping the connection, and the client
+/// retries them on a new connection (see `RemotingConfig::reconnect_on_go_away`).
+pub const VERSION_V5_3_2: i32 = 476;
 
 /// How the header of a frame is serialized (bits 31..24 of the header word, REMOTING.md §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -171,7 +177,7 @@ impl RemotingCommand {
         RemotingCommand {
             code,
             language: LanguageCode::DEFAULT,
-            version: VERSION_V5_3_1,
+            version: VERSION_V5_3_2,
             opaque: 0,
             flag,
             remark: None,
