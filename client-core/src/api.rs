@@ -175,6 +175,19 @@ pub struct SendResult {
     pub queue_offset: i64,
 }
 
+/// A broker's answer to HEART_BEAT (34).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeartbeatAnswer {
+    /// The broker's version (the response `version`, a Java `MQVersion` ordinal).
+    pub version: i32,
+    /// The broker answered `IS_SUPPORT_HEART_BEAT_V2=true` (5.1.3 and later, either path).
+    pub supports_v2: bool,
+    /// The broker answered `IS_SUB_CHANGE=true`: the group's stored fingerprint differed
+    /// from the one sent (always true on the V1 path), so the next heartbeat must be full.
+    pub sub_change: bool,
+}
+
 /// The typed API over a [`RemotingClient`]: builds the request, signs it when credentials
 /// are set, sends it and maps the response. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -443,6 +456,31 @@ impl ClientApi {
         Ok(info.mq_table.into_keys().collect())
     }
 
+    /// QUERY_ASSIGNMENT (400): the queues of `body.topic` the broker assigns to this client
+    /// (server-side rebalance, Java `MQClientAPIImpl.queryAssignment`). `None` when the
+    /// broker had no answer (a Java broker's null: unknown topic, no consumers, unknown
+    /// strategy); the rocketmq-rust 1.0 broker answers those with an empty list instead.
+    ///
+    /// # Errors
+    /// Transport errors, non-SUCCESS codes, a malformed body.
+    pub async fn query_assignment(
+        &self,
+        addr: &str,
+        body: &QueryAssignmentRequestBody,
+        timeout: Duration,
+    ) -> Result<Option<Vec<MessageQueueAssignment>>, ClientError> {
+        let bytes = Bytes::from(serde_json::to_vec(body).expect("serializable"));
+        let resp = self
+            .invoke_ok(addr, &QueryAssignmentRequestHeader {}, bytes, timeout)
+            .await?;
+        if resp.body.is_empty() {
+            return Ok(None);
+        }
+        let out: QueryAssignmentResponseBody =
+            json_body(RequestCode::QUERY_ASSIGNMENT, &resp.body)?;
+        Ok(out.message_queue_assignments)
+    }
+
     /// LOCK_BATCH_MQ (41): the queues now held by this client.
     ///
     /// # Errors
@@ -563,7 +601,7 @@ impl ClientApi {
         self.offset_call(addr, &header, timeout).await
     }
 
-    /// HEART_BEAT (34): returns the broker's version (the response `version`).
+    /// HEART_BEAT (34): the broker's version and its heartbeat V2 answer.
     ///
     /// # Errors
     /// Transport errors, non-SUCCESS codes.
@@ -572,12 +610,50 @@ impl ClientApi {
         addr: &str,
         data: &HeartbeatData,
         timeout: Duration,
-    ) -> Result<i32, ClientError> {
+    ) -> Result<HeartbeatAnswer, ClientError> {
         let bytes = Bytes::from(serde_json::to_vec(data).expect("serializable"));
         let resp = self
             .invoke_ok(addr, &HeartbeatRequestHeader {}, bytes, timeout)
             .await?;
-        Ok(resp.version)
+        Ok(HeartbeatAnswer {
+            version: resp.version,
+            supports_v2: resp.ext("IS_SUPPORT_HEART_BEAT_V2") == Some("true"),
+            sub_change: resp.ext("IS_SUB_CHANGE") == Some("true"),
+        })
+    }
+
+    /// CHECK_CLIENT_CONFIG (46): asks the broker at `addr` whether it can serve the
+    /// subscription in `body` (Java `MQClientAPIImpl.checkClientInBroker`).
+    ///
+    /// # Errors
+    /// Transport errors; [`ClientError::SubscriptionRefused`] when the broker answers
+    /// anything but SUCCESS.
+    pub async fn check_client_config(
+        &self,
+        addr: &str,
+        body: &CheckClientRequestBody,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let bytes = Bytes::from(serde_json::to_vec(body).expect("serializable"));
+        match self
+            .invoke_ok(addr, &CheckClientConfigRequestHeader {}, bytes, timeout)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ClientError::Broker { code, remark, .. }) => {
+                Err(ClientError::SubscriptionRefused {
+                    addr: addr.to_owned(),
+                    code,
+                    subscription: Box::new(crate::error::RefusedSubscription {
+                        topic: body.subscription_data.topic.clone(),
+                        expression_type: body.subscription_data.expression_type.as_str().to_owned(),
+                        expression: body.subscription_data.sub_string.clone(),
+                        remark,
+                    }),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// UNREGISTER_CLIENT (35).

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rmq_remoting::RemotingConfig;
+use rmq_remoting::{RemotingConfig, TlsConfig};
 
 /// `instanceName` default (Java `rocketmq.client.name`, else `"DEFAULT"`).
 pub const DEFAULT_INSTANCE_NAME: &str = "DEFAULT";
@@ -78,7 +78,7 @@ pub struct ClientConfig {
     pub mq_client_api_timeout: Duration,
     /// ACL 1.0 credentials; requests are signed when set.
     pub credentials: Option<Credentials>,
-    /// Transport settings (language, version, frame limit, connect timeout).
+    /// Transport settings (language, version, frame limit, connect timeout, TLS).
     pub remoting: RemotingConfig,
     /// Broker address mapping: a broker address as the name server advertises it
     /// (`host:port`, exactly as in the route) → the address to dial instead. Empty by
@@ -89,6 +89,15 @@ pub struct ClientConfig {
     /// pulls, offsets and locks all dial the mapped address; unmapped addresses are dialed
     /// as advertised. Java has no such setting (users patch `brokerIP1` on the broker).
     pub broker_addr_map: std::collections::BTreeMap<String, String>,
+    /// Heartbeat V2 (brokers ≥ 5.1.3; Java `useHeartbeatV2`, system property
+    /// `com.rocketmq.heartbeat.v2`). Default false, as in Java. When on, every heartbeat
+    /// carries a fingerprint of the subscriptions, and a broker that acknowledged the
+    /// current fingerprint gets the heartbeat without subscriptions (`withoutSub`) until
+    /// something changes: a new fingerprint, a new connection, or a broker answering
+    /// `IS_SUB_CHANGE=true`. Older brokers, which do not answer `IS_SUPPORT_HEART_BEAT_V2`,
+    /// always get full heartbeats. A group whose members have different subscriptions
+    /// (or mixes V1 and V2 clients) gains nothing: the broker keeps one fingerprint per group.
+    pub use_heartbeat_v2: bool,
 }
 
 impl Default for ClientConfig {
@@ -109,6 +118,7 @@ impl Default for ClientConfig {
             credentials: None,
             remoting: RemotingConfig::default(),
             broker_addr_map: Default::default(),
+            use_heartbeat_v2: false,
         }
     }
 }
@@ -201,6 +211,32 @@ impl ClientConfig {
         self.remoting = r;
         self
     }
+    /// TLS on every connection (name servers and brokers), Java `setUseTLS(true)` plus the
+    /// `tls.client.*` properties: sets [`RemotingConfig::tls`]. Unlike Java, the server
+    /// certificate is verified by default (see [`TlsConfig`]):
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rmq_client_core::ClientConfig;
+    /// use rmq_remoting::TlsConfig;
+    ///
+    /// let tls = TlsConfig::builder()
+    ///     .ca_file("/etc/rocketmq/ca.pem")
+    ///     .client_cert("/etc/rocketmq/client.pem", "/etc/rocketmq/client.key")
+    ///     .build()?;
+    /// let config = ClientConfig::default().namesrv_addr("ns.example.com:9876").tls(tls);
+    /// # let _ = config; Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.remoting.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`ClientConfig::use_heartbeat_v2`].
+    pub fn use_heartbeat_v2(mut self, on: bool) -> Self {
+        self.use_heartbeat_v2 = on;
+        self
+    }
 
     /// The namespace, empty when unset.
     pub fn namespace_str(&self) -> &str {
@@ -235,9 +271,14 @@ impl ClientConfig {
 
     /// The first setting (by its Java name) in which `other` differs from `self` among
     /// those a shared client instance applies to every user: name servers, namespace,
-    /// credentials and the instance's periods and timeouts. `None` when they agree.
+    /// credentials, TLS and the instance's periods and timeouts. `None` when they agree.
     pub fn instance_setting_differing_from(&self, other: &ClientConfig) -> Option<&'static str> {
-        let checks: [(&'static str, bool); 9] = [
+        let checks: [(&'static str, bool); 11] = [
+            ("useTLS", self.remoting.tls == other.remoting.tls),
+            (
+                "useHeartbeatV2",
+                self.use_heartbeat_v2 == other.use_heartbeat_v2,
+            ),
             (
                 "brokerAddrMap",
                 self.broker_addr_map == other.broker_addr_map,

@@ -1,6 +1,6 @@
 //! Errors of the client core.
 
-use rmq_remoting::{HeaderError, RemotingError, RequestCode, ResponseCode};
+use rmq_remoting::{HeaderError, RemotingError, RequestCode, ResponseCode, TlsFailure};
 
 use crate::error_kind::ErrorKind;
 use crate::message::MessageDecodeError;
@@ -92,16 +92,53 @@ pub enum ClientError {
         /// The setting that differs (Java name).
         setting: &'static str,
     },
+    /// A broker refused a subscription in CHECK_CLIENT_CONFIG (46) before the consumer
+    /// started: it cannot filter by that expression type (a SQL92 subscription on a broker
+    /// with `enablePropertyFilter=false`, its default, answers SYSTEM_ERROR) or cannot
+    /// parse the expression (SUBSCRIPTION_PARSE_FAILED). Java throws `MQClientException`
+    /// from `start()` in the same place.
+    #[error(
+        "broker {addr} refused the {} subscription {:?} of topic {} ({code}: {}){}",
+        subscription.expression_type,
+        subscription.expression,
+        subscription.topic,
+        subscription.remark.as_deref().unwrap_or(""),
+        if *code == ResponseCode::SYSTEM_ERROR { "; SQL92 filtering needs enablePropertyFilter=true in the broker's config" } else { "" }
+    )]
+    SubscriptionRefused {
+        /// The broker that refused it.
+        addr: String,
+        /// Its answer.
+        code: ResponseCode,
+        /// What was refused, and the broker's remark.
+        subscription: Box<RefusedSubscription>,
+    },
     /// The client instance was shut down.
     #[error("client instance is shut down")]
     Shutdown,
+}
+
+/// The subscription of [`ClientError::SubscriptionRefused`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefusedSubscription {
+    /// The topic.
+    pub topic: String,
+    /// `SQL92` (or another non-TAG type).
+    pub expression_type: String,
+    /// The expression as subscribed.
+    pub expression: String,
+    /// The broker's remark.
+    pub remark: Option<String>,
 }
 
 impl ClientError {
     /// The response code when the broker answered with an error.
     pub fn response_code(&self) -> Option<ResponseCode> {
         match self {
-            ClientError::Broker { code, .. } => Some(*code),
+            ClientError::Broker { code, .. } | ClientError::SubscriptionRefused { code, .. } => {
+                Some(*code)
+            }
             _ => None,
         }
     }
@@ -119,6 +156,11 @@ impl ClientError {
                 ErrorKind::ShutDown
             }
             ClientError::Remoting(RemotingError::Encode(_)) => ErrorKind::Config,
+            // A refused certificate or a server without TLS needs a configuration change.
+            ClientError::Remoting(RemotingError::Tls {
+                kind: TlsFailure::Certificate | TlsFailure::NotTls,
+                ..
+            }) => ErrorKind::Config,
             ClientError::Remoting(_) => ErrorKind::Network,
             ClientError::Broker { code, .. } => ErrorKind::BrokerRefused(*code),
             ClientError::Header { .. }
@@ -128,7 +170,10 @@ impl ClientError {
             ClientError::TopicRouteNotFound { .. } | ClientError::BrokerNotFound { .. } => {
                 ErrorKind::NotFound
             }
+            // Neither a retry nor another broker helps: the subscription or the broker's
+            // configuration has to change.
             ClientError::InvalidConfig(_)
+            | ClientError::SubscriptionRefused { .. }
             | ClientError::GroupAlreadyRegistered { .. }
             | ClientError::InstanceConfigMismatch { .. } => ErrorKind::Config,
         }

@@ -308,6 +308,32 @@ request_header!(
 pub struct HeartbeatRequestHeader {}
 request_header!(HeartbeatRequestHeader, HEART_BEAT, EmptyHeader);
 
+/// CHECK_CLIENT_CONFIG (46) request: no fields of its own; the body is a
+/// [`CheckClientRequestBody`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckClientConfigRequestHeader {}
+request_header!(
+    CheckClientConfigRequestHeader,
+    CHECK_CLIENT_CONFIG,
+    EmptyHeader
+);
+
+/// The CHECK_CLIENT_CONFIG (46) body (Java `CheckClientRequestBody`), keys in fastjson's
+/// alphabetical order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckClientRequestBody {
+    /// Client id (lower-case `Id` in this body).
+    pub client_id: String,
+    /// Consumer group (namespace-wrapped as sent everywhere else).
+    pub group: String,
+    /// Java's namespace field; rmq wraps the names itself and leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The subscription to check.
+    pub subscription_data: crate::filter::SubscriptionData,
+}
+
 /// UNREGISTER_CLIENT (35) request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -332,6 +358,50 @@ request_header!(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockBatchMqRequestHeader {}
 request_header!(LockBatchMqRequestHeader, LOCK_BATCH_MQ, EmptyHeader);
+
+/// QUERY_ASSIGNMENT (400) request header: no fields of its own; the body is a
+/// [`QueryAssignmentRequestBody`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryAssignmentRequestHeader {}
+request_header!(QueryAssignmentRequestHeader, QUERY_ASSIGNMENT, EmptyHeader);
+
+/// The QUERY_ASSIGNMENT (400) body (Java `QueryAssignmentRequestBody`), fastjson key order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryAssignmentRequestBody {
+    /// Client id (lower-case `d` here).
+    pub client_id: String,
+    /// Consumer group.
+    pub consumer_group: String,
+    /// `CLUSTERING` or `BROADCASTING`.
+    pub message_model: String,
+    /// The Java strategy name the broker runs (`AVG` or `AVG_BY_CIRCLE`; brokers know no
+    /// other).
+    pub strategy_name: String,
+    /// Topic.
+    pub topic: String,
+}
+
+/// The QUERY_ASSIGNMENT answer body (Java `QueryAssignmentResponseBody`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryAssignmentResponseBody {
+    /// The queues assigned to the asking client; `None` (a Java broker that does not know
+    /// the topic, the group's consumers or the strategy) means "no answer".
+    #[serde(default)]
+    pub message_queue_assignments: Option<Vec<MessageQueueAssignment>>,
+}
+
+/// One assigned queue (Java `MessageQueueAssignment`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageQueueAssignment {
+    /// The queue.
+    pub message_queue: MessageQueue,
+    /// `PULL` (pull it as usual) or `POP` (pop it; queue id −1 for "any").
+    #[serde(default)]
+    pub mode: Option<String>,
+}
 
 /// UNLOCK_BATCH_MQ (42) request header: no fields of its own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -486,9 +556,9 @@ pub struct ConsumeMessageDirectlyResultRequestHeader {
 
 /// The heartbeat body (Java `HeartbeatData`), keys in fastjson's alphabetical order.
 ///
-/// `heartbeatFingerprint` / `withoutSub` (brokers ≥ 5.1.3, heartbeat V2) are not sent: a
-/// zero fingerprint means the same as none, and leaving them out keeps the body equal to a
-/// 4.9.8 Java client's.
+/// `heartbeatFingerprint` / `withoutSub` (heartbeat V2, brokers ≥ 5.1.3) are sent only
+/// when set: a V1 heartbeat is byte for byte a 4.9.8 Java client's (a zero fingerprint
+/// means the same as none to a 5.x broker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatData {
     /// Client id (capital `ID`).
@@ -497,9 +567,63 @@ pub struct HeartbeatData {
     /// Consumer groups of this client.
     #[serde(rename = "consumerDataSet")]
     pub consumer_data_set: Vec<ConsumerData>,
+    /// Heartbeat V2: a fingerprint of the body without client id and sub versions
+    /// (see [`HeartbeatData::fingerprint`]); never 0.
+    #[serde(
+        rename = "heartbeatFingerprint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub heartbeat_fingerprint: Option<i32>,
     /// Producer groups of this client.
     #[serde(rename = "producerDataSet")]
     pub producer_data_set: Vec<ProducerData>,
+    /// Heartbeat V2: `true` on a heartbeat whose subscription sets were left empty because
+    /// the broker already holds them (Java field `isWithoutSub`, JSON key `withoutSub`).
+    #[serde(
+        rename = "withoutSub",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub without_sub: Option<bool>,
+}
+
+impl HeartbeatData {
+    /// The heartbeat V2 fingerprint of this body (Java `computeHeartbeatFingerprint`): the
+    /// Java `String.hashCode` of its JSON with the client id, every `subVersion` and the V2
+    /// fields cleared, so it changes exactly when a group, a subscription or a setting in
+    /// the body does. The broker only compares fingerprints, so rmq need not (and does not)
+    /// produce the same number as a Java client with the same subscriptions. A hash of 0,
+    /// which the broker reads as "V1", becomes 1.
+    pub fn fingerprint(&self) -> i32 {
+        let mut copy = self.clone();
+        copy.client_id.clear();
+        copy.heartbeat_fingerprint = None;
+        copy.without_sub = None;
+        for c in &mut copy.consumer_data_set {
+            for s in &mut c.subscription_data_set {
+                s.sub_version = 0;
+            }
+        }
+        let json = serde_json::to_string(&copy).expect("serializable");
+        match crate::filter::java_string_hash(&json) {
+            0 => 1,
+            h => h,
+        }
+    }
+
+    /// This body as a V2 heartbeat: the fingerprint set and, with `without_sub`, every
+    /// subscription set emptied.
+    pub fn into_v2(mut self, fingerprint: i32, without_sub: bool) -> Self {
+        self.heartbeat_fingerprint = Some(fingerprint);
+        self.without_sub = Some(without_sub);
+        if without_sub {
+            for c in &mut self.consumer_data_set {
+                c.subscription_data_set.clear();
+            }
+        }
+        self
+    }
 }
 
 /// One consumer group in a heartbeat (Java `ConsumerData`).
@@ -553,4 +677,35 @@ impl ConsumerData {
 pub struct ProducerData {
     /// Producer group.
     pub group_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rocketmq-rust 1.0 broker's QUERY_ASSIGNMENT answer (`attachments` always present
+    /// and null) and a Java broker's "no answer" (the array left out).
+    #[test]
+    fn query_assignment_answers_decode() {
+        let rust = br#"{"messageQueueAssignments":[{"messageQueue":{"topic":"T","brokerName":"broker-a","queueId":3},"mode":"PULL","attachments":null}]}"#;
+        let body: QueryAssignmentResponseBody = serde_json::from_slice(rust).unwrap();
+        let got = body.message_queue_assignments.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].message_queue, MessageQueue::new("T", "broker-a", 3));
+        assert_eq!(got[0].mode.as_deref(), Some("PULL"));
+        let java_null: QueryAssignmentResponseBody = serde_json::from_slice(b"{}").unwrap();
+        assert_eq!(java_null.message_queue_assignments, None);
+        // The request body in fastjson's key order.
+        let req = QueryAssignmentRequestBody {
+            client_id: "c".into(),
+            consumer_group: "g".into(),
+            message_model: "CLUSTERING".into(),
+            strategy_name: "AVG".into(),
+            topic: "T".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"clientId":"c","consumerGroup":"g","messageModel":"CLUSTERING","strategyName":"AVG","topic":"T"}"#
+        );
+    }
 }

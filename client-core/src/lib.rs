@@ -77,7 +77,7 @@ pub mod trace;
 pub mod trace_dispatcher;
 pub mod validators;
 
-pub use api::{ClientApi, PullResult, PullStatus, SendResult};
+pub use api::{ClientApi, HeartbeatAnswer, PullResult, PullStatus, SendResult};
 pub use config::{ClientConfig, Credentials};
 pub use consumer_model::{ConsumeFromWhere, ConsumeType, MessageModel};
 pub use error::{BoxError, ClientError};

@@ -403,3 +403,91 @@ async fn a_batch_send_stores_every_message_with_its_own_id() {
     .await
     .expect("timed out");
 }
+
+/// The group's subscription table as the broker at `addr` holds it.
+async fn broker_subscriptions(instance: &ClientInstance, addr: &str, group: &str) -> Vec<String> {
+    let conn = instance
+        .api()
+        .get_consumer_connection_list(addr, group, Duration::from_secs(5))
+        .await
+        .unwrap();
+    conn.subscription_table.into_keys().collect()
+}
+
+#[tokio::test]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn heartbeat_v2_sends_subscriptions_until_acknowledged_then_only_the_fingerprint() {
+    tokio::time::timeout(LIMIT, async {
+        let instance =
+            ClientInstance::get_or_create(&config("hbv2").use_heartbeat_v2(true)).unwrap();
+        let topic = unique("rmq_core_hbv2");
+        let group = unique("cg_hbv2");
+        create_topic(&instance, &topic, 1).await;
+        instance
+            .register_consumer(Arc::new(RecordingConsumer {
+                group: group.clone(),
+                topic: topic.clone(),
+                queues: Mutex::new(Vec::new()),
+            }) as Arc<dyn ConsumerInner>)
+            .unwrap();
+        wait_route(&instance, &topic, 1).await;
+        let broker = env("RMQ_BROKER_ADDR");
+        // First full heartbeat: the broker stores the group's fingerprint but answers
+        // IS_SUB_CHANGE (it had none), so the next one is full as well; that one is
+        // acknowledged.
+        instance.send_heartbeat_to_all_brokers().await;
+        assert!(instance.heartbeat_v2_brokers().is_empty());
+        instance.send_heartbeat_to_all_brokers().await;
+        assert_eq!(
+            instance.heartbeat_v2_brokers(),
+            std::slice::from_ref(&broker)
+        );
+        // Light heartbeats from now on: the broker keeps the subscriptions it has.
+        for _ in 0..2 {
+            instance.send_heartbeat_to_all_brokers().await;
+            assert_eq!(
+                instance.heartbeat_v2_brokers(),
+                std::slice::from_ref(&broker)
+            );
+        }
+        assert!(
+            broker_subscriptions(&instance, &broker, &group)
+                .await
+                .contains(&topic)
+        );
+        // What the light heartbeat is on the wire, and what a broker answers to a light
+        // heartbeat whose fingerprint it does not hold.
+        let data = instance.heartbeat_data();
+        let fingerprint = data.fingerprint();
+        let light = data.clone().into_v2(fingerprint, true);
+        assert!(light.consumer_data_set[0].subscription_data_set.is_empty());
+        let api = instance.api();
+        let same = api
+            .send_heartbeat(&broker, &light, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(same.supports_v2 && !same.sub_change, "{same:?}");
+        let other = data.clone().into_v2(fingerprint.wrapping_add(1), true);
+        let changed = api
+            .send_heartbeat(&broker, &other, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(changed.supports_v2 && changed.sub_change, "{changed:?}");
+        // The instance notices on its next round (its light heartbeat is answered
+        // IS_SUB_CHANGE) and sends the subscriptions again at once.
+        instance.send_heartbeat_to_all_brokers().await;
+        assert!(
+            broker_subscriptions(&instance, &broker, &group)
+                .await
+                .contains(&topic)
+        );
+        instance.send_heartbeat_to_all_brokers().await;
+        assert_eq!(
+            instance.heartbeat_v2_brokers(),
+            std::slice::from_ref(&broker)
+        );
+        instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}

@@ -257,3 +257,55 @@ async fn advertised_broker_addresses_are_dialed_as_mapped() {
     .unwrap_err();
     assert!(err.to_string().contains("brokerAddrMap"), "{err}");
 }
+
+#[tokio::test]
+async fn a_broker_without_the_property_filter_refuses_sql92_at_check_time_with_a_clear_error() {
+    // The rocketmq-rust and Java brokers' answer with enablePropertyFilter=false (the test
+    // broker of the real-broker tests has it on).
+    let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let seen = Arc::clone(&bodies);
+    let broker = ScriptedBroker::start(BROKER, 1, move |req| {
+        if req.request_code() != RequestCode::CHECK_CLIENT_CONFIG {
+            return None;
+        }
+        seen.lock()
+            .unwrap()
+            .push(serde_json::from_slice(&req.body).unwrap());
+        let mut r = reply_to(req, ResponseCode::SYSTEM_ERROR, &[], Bytes::new());
+        r.remark = Some("The broker does not support consumer to filter message by SQL92".into());
+        Some(Reply::Answer(r))
+    })
+    .await;
+    let (instance, _) = kernel(&broker.addr, "scripted_check_client");
+    instance.update_topic_route(TOPIC).await.unwrap();
+    let tags = SubscriptionData::build(TOPIC, Some("TagA"), ExpressionType::Tag).unwrap();
+    // TAG subscriptions are never checked.
+    instance
+        .check_client_in_broker("cg_sql", std::slice::from_ref(&tags))
+        .await
+        .unwrap();
+    assert!(bodies.lock().unwrap().is_empty());
+    let sql = SubscriptionData::build(TOPIC, Some("a > 5"), ExpressionType::Sql92).unwrap();
+    let err = instance
+        .check_client_in_broker("cg_sql", &[tags, sql])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_eq!(err.response_code(), Some(ResponseCode::SYSTEM_ERROR));
+    let text = err.to_string();
+    for part in [
+        broker.addr.as_str(),
+        "SQL92",
+        "\"a > 5\"",
+        TOPIC,
+        "enablePropertyFilter=true",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from {text}");
+    }
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["group"], "cg_sql");
+    assert_eq!(bodies[0]["clientId"], instance.client_id());
+    assert_eq!(bodies[0]["subscriptionData"]["expressionType"], "SQL92");
+    assert_eq!(bodies[0]["subscriptionData"]["subString"], "a > 5");
+}

@@ -244,6 +244,8 @@ fn heartbeat_data(with_producer: bool) -> HeartbeatData {
         } else {
             vec![]
         },
+        heartbeat_fingerprint: None,
+        without_sub: None,
     }
 }
 
@@ -260,6 +262,48 @@ fn heartbeat_bodies_equal_javas() {
     assert_eq!(serde_json::to_vec(&heartbeat_data(true)).unwrap(), full);
     let back: HeartbeatData = serde_json::from_slice(&full).unwrap();
     assert_eq!(back, heartbeat_data(true));
+}
+
+/// Heartbeat V2: the Java body with the two fields added in fastjson's key order, and a
+/// fingerprint that ignores the client id and sub versions but not the subscriptions.
+#[test]
+fn heartbeat_v2_bodies_and_fingerprints() {
+    let v1 = heartbeat_data(true);
+    let f = v1.fingerprint();
+    assert_ne!(f, 0);
+    let mut other_client = heartbeat_data(true);
+    other_client.client_id = "10.0.0.9@1#2".into();
+    for s in &mut other_client.consumer_data_set[0].subscription_data_set {
+        s.sub_version += 1234;
+    }
+    assert_eq!(other_client.fingerprint(), f);
+    let mut other_tags = heartbeat_data(true);
+    other_tags.consumer_data_set[0].subscription_data_set[0] =
+        SubscriptionData::build_with_version(
+            "%RETRY%cg",
+            Some("TagZ"),
+            ExpressionType::Tag,
+            1700000000000,
+        )
+        .unwrap();
+    assert_ne!(other_tags.fingerprint(), f);
+    // Java's body with `heartbeatFingerprint` before `producerDataSet` and `withoutSub` last.
+    let full =
+        String::from_utf8(std::fs::read(vectors_dir().join("heartbeat.body")).unwrap()).unwrap();
+    let (head, producers) = full.split_once(",\"producerDataSet\"").unwrap();
+    let expect = format!(
+        "{head},\"heartbeatFingerprint\":{f},\"producerDataSet\"{},\"withoutSub\":false}}",
+        producers.strip_suffix('}').unwrap()
+    );
+    let v2 = v1.clone().into_v2(f, false);
+    assert_eq!(serde_json::to_string(&v2).unwrap(), expect);
+    assert_eq!(v2.fingerprint(), f);
+    let light = v1.into_v2(f, true);
+    assert!(light.consumer_data_set[0].subscription_data_set.is_empty());
+    assert_eq!(light.without_sub, Some(true));
+    let back: HeartbeatData =
+        serde_json::from_str(&serde_json::to_string(&light).unwrap()).unwrap();
+    assert_eq!(back, light);
 }
 
 fn ext_of(f: &serde_json::Value) -> ExtFields {

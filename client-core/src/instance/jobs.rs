@@ -94,6 +94,8 @@ impl ClientInstance {
     pub async fn heartbeat_now(&self, timeout: Duration) -> bool {
         let mut finished = self.inner.heartbeat_finished.subscribe();
         let after = self.inner.heartbeat_started.load(Ordering::SeqCst);
+        // Asked for because a broker may not know the group: full heartbeats everywhere.
+        lock(&self.inner.heartbeat_v2_acked).clear();
         self.inner.heartbeat_wanted.notify_one();
         tokio::time::timeout(timeout, finished.wait_for(|r| *r > after))
             .await
@@ -116,6 +118,8 @@ impl ClientInstance {
                     group_name: g.clone(),
                 })
                 .collect(),
+            heartbeat_fingerprint: None,
+            without_sub: None,
         }
     }
 
@@ -128,15 +132,62 @@ impl ClientInstance {
             return;
         }
         let masters_only = data.consumer_data_set.is_empty();
-        let timeout = self.inner.config.mq_client_api_timeout;
+        let v2 = self.inner.config.use_heartbeat_v2.then(|| {
+            let fingerprint = data.fingerprint();
+            let light = data.clone().into_v2(fingerprint, true);
+            (fingerprint, data.clone().into_v2(fingerprint, false), light)
+        });
         for addr in self.all_broker_addrs(masters_only) {
-            match self.inner.api.send_heartbeat(&addr, &data, timeout).await {
-                Ok(version) => {
-                    lock(&self.inner.broker_versions).insert(addr, version);
+            let Some((fingerprint, full, light)) = &v2 else {
+                self.heartbeat_to(&addr, &data).await;
+                continue;
+            };
+            let acked = lock(&self.inner.heartbeat_v2_acked).get(&addr) == Some(fingerprint);
+            let mut answer = self
+                .heartbeat_to(&addr, if acked { light } else { full })
+                .await;
+            if acked && answer.is_some_and(|a| a.sub_change) {
+                // The broker does not hold this fingerprint after all (it forgot the
+                // group, or another member changed it): give it the subscriptions now.
+                answer = self.heartbeat_to(&addr, full).await;
+            }
+            let mut table = lock(&self.inner.heartbeat_v2_acked);
+            match answer {
+                Some(a) if a.supports_v2 && !a.sub_change => {
+                    table.insert(addr, *fingerprint);
                 }
-                Err(e) => tracing::warn!(%addr, error = %e, "heartbeat failed"),
+                _ => {
+                    table.remove(&addr);
+                }
             }
         }
+    }
+
+    /// One heartbeat; records the broker's version. `None` (logged) when it failed.
+    async fn heartbeat_to(&self, addr: &str, data: &HeartbeatData) -> Option<HeartbeatAnswer> {
+        let timeout = self.inner.config.mq_client_api_timeout;
+        match self.inner.api.send_heartbeat(addr, data, timeout).await {
+            Ok(answer) => {
+                lock(&self.inner.broker_versions).insert(addr.to_owned(), answer.version);
+                Some(answer)
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "heartbeat failed");
+                None
+            }
+        }
+    }
+
+    /// The broker addresses that acknowledged this instance's current heartbeat V2
+    /// fingerprint and so get heartbeats without subscriptions; empty unless
+    /// [`ClientConfig::use_heartbeat_v2`](crate::ClientConfig::use_heartbeat_v2).
+    pub fn heartbeat_v2_brokers(&self) -> Vec<String> {
+        let mut addrs: Vec<String> = lock(&self.inner.heartbeat_v2_acked)
+            .keys()
+            .cloned()
+            .collect();
+        addrs.sort();
+        addrs
     }
 
     pub(super) async fn persist_all_consumer_offsets(&self) {

@@ -16,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::ClientApi;
+use crate::api::{ClientApi, HeartbeatAnswer};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::fastjson;
@@ -27,6 +27,7 @@ use crate::header::{
 use crate::message::{MessageExt, decode_message};
 use crate::route::{MASTER_ID, MessageQueue, TopicRouteData};
 
+mod check_client;
 mod consumer_inner;
 mod jobs;
 mod request_processor;
@@ -45,6 +46,10 @@ struct Inner {
     consumers: Mutex<HashMap<String, Arc<dyn ConsumerInner>>>,
     producers: Mutex<Vec<String>>,
     broker_versions: Mutex<HashMap<String, i32>>,
+    /// Heartbeat V2: broker address → the fingerprint it acknowledged (answered
+    /// `IS_SUPPORT_HEART_BEAT_V2` without `IS_SUB_CHANGE`); such a broker gets heartbeats
+    /// without subscriptions while the fingerprint stays the same.
+    heartbeat_v2_acked: Mutex<HashMap<String, i32>>,
     namesrv_index: AtomicUsize,
     started: AtomicBool,
     /// Wakes the heartbeat job before its next tick (a broker connection was opened, or a
@@ -133,6 +138,7 @@ impl ClientInstance {
             consumers: Mutex::new(HashMap::new()),
             producers: Mutex::new(Vec::new()),
             broker_versions: Mutex::new(HashMap::new()),
+            heartbeat_v2_acked: Mutex::new(HashMap::new()),
             namesrv_index: AtomicUsize::new(0),
             started: AtomicBool::new(false),
             heartbeat_wanted: Arc::new(tokio::sync::Notify::new()),
@@ -150,6 +156,8 @@ impl ClientInstance {
             if let Some(inner) = weak.upgrade()
                 && !inner.config.namesrv_addrs.iter().any(|a| a == addr)
             {
+                // A new connection may be a restarted broker: a full heartbeat first.
+                lock(&inner.heartbeat_v2_acked).remove(addr);
                 inner.heartbeat_wanted.notify_one();
             }
         }));
