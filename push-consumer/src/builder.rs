@@ -97,6 +97,13 @@ pub struct PushConsumerConfig {
     pub strict_last_offset: bool,
     /// Local offset store directory for broadcasting. Default `~/.rocketmq_offsets`.
     pub local_offset_store_dir: Option<PathBuf>,
+    /// Server-side assignment (Java 5.x `setClientRebalance(false)`): a broker of each
+    /// topic decides which queues this consumer gets (QUERY_ASSIGNMENT, brokers ≥ 5.0)
+    /// with the allocation strategy's name, which must be `AVG` (the default strategy) or
+    /// `AVG_BY_CIRCLE`, the only ones brokers run. Concurrent clustering consumers only:
+    /// orderly and broadcasting consumers allocate on the client, as in Java. See
+    /// `rmq_rebalance::RebalanceConfig::server_side_assignment`. Default false.
+    pub server_side_assignment: bool,
 }
 
 impl Default for PushConsumerConfig {
@@ -126,6 +133,7 @@ impl Default for PushConsumerConfig {
             membership_check_interval: Some(rmq_rebalance::MEMBERSHIP_CHECK_INTERVAL),
             strict_last_offset: false,
             local_offset_store_dir: None,
+            server_side_assignment: false,
         }
     }
 }
@@ -353,6 +361,8 @@ impl PushConsumerBuilder {
         strict_last_offset: bool,
         /// Sets [`PushConsumerConfig::local_offset_store_dir`].
         local_offset_store_dir: Option<PathBuf>,
+        /// Sets [`PushConsumerConfig::server_side_assignment`].
+        server_side_assignment: bool,
     }
 
     /// Validates the settings and starts consuming: registers with the client instance,

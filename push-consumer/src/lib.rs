@@ -80,4 +80,4 @@ pub use rmq_rebalance::{
     AllocateMessageQueueByMachineRoom, AllocateMessageQueueConsistentHash,
     AllocateMessageQueueStrategy, check_allocate_args,
 };
-pub use rmq_remoting::BoxFuture;
+pub use rmq_remoting::{BoxFuture, TlsConfig, TlsConfigBuilder, TlsConfigError, TlsFailure};

@@ -94,6 +94,14 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
     rb_config.handoff_lock = handoff;
     rb_config.handoff_timeout = config.handoff_timeout;
     rb_config.membership_check_interval = config.membership_check_interval;
+    rb_config.server_side_assignment =
+        config.server_side_assignment && !orderly && model == MessageModel::Clustering;
+    if rb_config.server_side_assignment && !matches!(b.strategy.name(), "AVG" | "AVG_BY_CIRCLE") {
+        return Err(PushConsumerError::InvalidConfig(format!(
+            "server_side_assignment: brokers run only the AVG and AVG_BY_CIRCLE strategies, not {}",
+            b.strategy.name()
+        )));
+    }
     let max_reconsume = config
         .max_reconsume_times
         .unwrap_or(if orderly { i32::MAX } else { 16 });
@@ -174,6 +182,21 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
     });
     for sub in subscriptions.values() {
         core.rebalance.subscribe(sub.clone());
+    }
+    // SQL92 subscriptions: every broker of the topic must be able to filter by them (Java
+    // `checkClientInBroker`); asked before the group is registered, so that a refusal
+    // leaves nothing behind.
+    if subscriptions
+        .values()
+        .any(|s| s.expression_type != ExpressionType::Tag)
+    {
+        for topic in subscriptions.keys() {
+            if let Err(e) = instance.update_topic_route(topic).await {
+                tracing::warn!(topic, error = %e, "no route for subscribed topic yet; will retry");
+            }
+        }
+        let subs: Vec<SubscriptionData> = subscriptions.values().cloned().collect();
+        instance.check_client_in_broker(&group, &subs).await?;
     }
     // The last step that can fail; `core` (and its consume tasks) is dropped with the error.
     instance.register_consumer(Arc::new(Weakly(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;

@@ -101,6 +101,35 @@ fn consumer(group: &str, topic: &str) -> rmq_push_consumer::PushConsumerBuilder 
         .consume_from_where(ConsumeFromWhere::FirstOffset)
 }
 
+/// Per queue of the topic: the group's committed offset on the broker and the max offset.
+async fn committed_and_max(
+    s: &Setup,
+    group: &str,
+) -> Vec<(rmq_client_core::MessageQueue, Option<i64>, i64)> {
+    let addr = env("RMQ_BROKER_ADDR");
+    let mut out = Vec::new();
+    for mq in s.instance.subscribe_queues(&s.topic) {
+        let api = s.instance.api();
+        let max = api
+            .get_max_offset(&addr, &mq, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let header = QueryConsumerOffsetRequestHeader {
+            consumer_group: group.to_owned(),
+            topic: s.topic.clone(),
+            queue_id: mq.queue_id,
+            set_zero_if_not_found: None,
+            bname: None,
+        };
+        let committed = api
+            .query_consumer_offset(&addr, &header, Duration::from_secs(5))
+            .await
+            .unwrap();
+        out.push((mq, committed, max));
+    }
+    out
+}
+
 async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -130,30 +159,7 @@ async fn ten_thousand_messages_over_8_queues_consumed_exactly_once() {
     let seen = c.seen.lock().unwrap().clone();
     assert!(ids.iter().all(|id| seen.get(id) == Some(&1)));
     // Every queue's committed offset is its max offset: all consumed, all committed.
-    let addr = env("RMQ_BROKER_ADDR");
-    for mq in s.instance.subscribe_queues(&s.topic) {
-        let max = s
-            .instance
-            .api()
-            .get_max_offset(&addr, &mq, Duration::from_secs(5))
-            .await
-            .unwrap();
-        let committed = s
-            .instance
-            .api()
-            .query_consumer_offset(
-                &addr,
-                &QueryConsumerOffsetRequestHeader {
-                    consumer_group: group.clone(),
-                    topic: s.topic.clone(),
-                    queue_id: mq.queue_id,
-                    set_zero_if_not_found: None,
-                    bname: None,
-                },
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
+    for (mq, committed, max) in committed_and_max(&s, &group).await {
         assert_eq!(committed, Some(max), "{mq:?}");
     }
     s.instance.shutdown(Duration::from_secs(2)).await;
@@ -737,4 +743,170 @@ async fn a_stop_right_after_start_drains_without_waiting_out_the_timeout() {
         );
     }
     s.instance.shutdown(Duration::from_secs(2)).await;
+}
+
+fn sql92_consumer(
+    group: &str,
+    topic: &str,
+    expression: &str,
+) -> rmq_push_consumer::PushConsumerBuilder {
+    PushConsumer::builder(group)
+        .client_config(
+            ClientConfig::default()
+                .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+                .client_ip("127.0.0.1"),
+        )
+        .subscribe_sql92(topic, expression)
+        .consume_from_where(ConsumeFromWhere::FirstOffset)
+}
+
+/// The test broker runs with `enablePropertyFilter=true` (the xtask's config).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn a_sql92_subscription_receives_exactly_the_matching_messages_and_bad_sql_fails_start() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let s = setup(1).await;
+        let mut wanted = std::collections::HashSet::new();
+        for i in 0..20 {
+            let msg = Message::new(&s.topic, format!("m-{i}"))
+                .tags(if i % 2 == 0 { "even" } else { "odd" })
+                .property("n", i.to_string());
+            let id = s.producer.send(msg).await.expect("send").msg_id;
+            if i >= 5 && i % 2 == 1 {
+                wanted.insert(id);
+            }
+        }
+        // A broker cannot compile this: start fails, naming the broker and the expression,
+        // before anything was registered.
+        let err = sql92_consumer(&unique("cg_sql_bad"), &s.topic, "n >>= 5")
+            .listener(Collector::default())
+            .start()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), rmq_push_consumer::ErrorKind::Config, "{err:?}");
+        let text = format!("{:?}", err);
+        assert!(
+            text.contains("SubscriptionRefused") && text.contains("n >>= 5"),
+            "{text}"
+        );
+        // Properties and the tag both filter on the broker (TAGS is a property to SQL92).
+        let collector = Arc::new(Collector::default());
+        let group = unique("cg_sql");
+        let consumer = sql92_consumer(&group, &s.topic, "n >= 5 AND TAGS = 'odd'")
+            .listener(Arc::clone(&collector))
+            .start()
+            .await
+            .unwrap();
+        wait_for("the matching messages", Duration::from_secs(60), || {
+            collector.unique() >= wanted.len()
+        })
+        .await;
+        consumer.shutdown().await;
+        // One queue, and its last message matches: by the time it was consumed, every
+        // message before it was either delivered or filtered out by the broker.
+        let seen: std::collections::HashSet<String> =
+            collector.seen.lock().unwrap().keys().cloned().collect();
+        assert_eq!(seen, wanted);
+        assert_eq!(collector.duplicates(), 0);
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Named AVG, so a broker runs AVG for it, but refuses to allocate on the client: queues
+/// a consumer with it gets can only come from the broker.
+#[derive(Debug)]
+struct BrokerOnlyAvg;
+
+impl rmq_push_consumer::AllocateMessageQueueStrategy for BrokerOnlyAvg {
+    fn name(&self) -> &str {
+        "AVG"
+    }
+    fn allocate(
+        &self,
+        _group: &str,
+        _cid: &str,
+        _all: &[rmq_client_core::MessageQueue],
+        _cids: &[String],
+    ) -> Result<Vec<rmq_client_core::MessageQueue>, rmq_push_consumer::AllocateError> {
+        Err(rmq_push_consumer::AllocateError::Config {
+            strategy: "AVG".into(),
+            reason: "this test strategy never allocates on the client".into(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn server_side_assignment_splits_the_queues_between_members_and_consumes_everything_once() {
+    tokio::time::timeout(Duration::from_secs(150), async {
+        let s = setup(8).await;
+        let group = unique("cg_server_side");
+        let c = Arc::new(Collector::default());
+        let member = || {
+            consumer(&group, &s.topic)
+                .allocate_strategy(Arc::new(BrokerOnlyAvg))
+                .server_side_assignment(true)
+                .listener(Arc::clone(&c))
+        };
+        let first = member().start().await.unwrap();
+        let mine = |m: &PushConsumer| {
+            let mut q: Vec<i32> = m
+                .assigned_queues()
+                .into_iter()
+                .filter(|q| q.topic == s.topic)
+                .map(|q| q.queue_id)
+                .collect();
+            q.sort();
+            q
+        };
+        wait_for(
+            "all 8 queues from the broker",
+            Duration::from_secs(30),
+            || mine(&first).len() == 8,
+        )
+        .await;
+        let second = member().start().await.unwrap();
+        // The broker's AVG over two members: 0–3 to the first client id, 4–7 to the other.
+        wait_for("4 + 4 queues", Duration::from_secs(60), || {
+            mine(&first).len() == 4 && mine(&second).len() == 4
+        })
+        .await;
+        let (a, b) = (mine(&first), mine(&second));
+        let mut union: Vec<i32> = a.iter().chain(&b).copied().collect();
+        union.sort();
+        assert_eq!(union, (0..8).collect::<Vec<_>>(), "{a:?} {b:?}");
+        assert!(a == [0, 1, 2, 3] || a == [4, 5, 6, 7], "{a:?}");
+        let ids = produce(&s, 400, "TagA").await;
+        wait_for("400 consumed", Duration::from_secs(60), || {
+            c.unique() == 400
+        })
+        .await;
+        assert_eq!(c.duplicates(), 0);
+        assert!(
+            ids.iter()
+                .all(|id| c.seen.lock().unwrap().get(id) == Some(&1))
+        );
+        // A member that leaves: the other gets everything back from the broker.
+        second.shutdown().await;
+        wait_for("8 queues again", Duration::from_secs(60), || {
+            mine(&first).len() == 8
+        })
+        .await;
+        first.shutdown().await;
+        // A strategy brokers do not run is refused before anything starts.
+        let err = consumer(&group, &s.topic)
+            .allocate_strategy(Arc::new(
+                rmq_push_consumer::AllocateMessageQueueConsistentHash::default(),
+            ))
+            .server_side_assignment(true)
+            .listener(Collector::default())
+            .start()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("AVG_BY_CIRCLE"), "{err}");
+        s.instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
 }

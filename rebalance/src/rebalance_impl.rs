@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rmq_client_core::header::LockBatchRequestBody;
+use rmq_client_core::header::{LockBatchRequestBody, QueryAssignmentRequestBody};
 use rmq_client_core::namespace::is_retry_topic;
 use rmq_client_core::{
     ClientError, ClientInstance, ConsumeFromWhere, MessageModel, MessageQueue, SubscriptionData,
@@ -54,6 +54,25 @@ pub enum RebalanceError {
     AwaitingRelease {
         /// The topic.
         topic: String,
+    },
+    /// Server-side assignment: the broker could not be asked, or refused.
+    #[error("QUERY_ASSIGNMENT for topic {topic} failed")]
+    QueryAssignment {
+        /// The topic.
+        topic: String,
+        /// The cause.
+        #[source]
+        source: ClientError,
+    },
+    /// Server-side assignment: the broker had no answer (it does not know the topic, the
+    /// group's members or the strategy yet), or an answer rmq cannot use (POP mode); the
+    /// old assignment is kept and the round retried after a second, as Java does.
+    #[error("topic {topic}: no usable assignment from the broker ({reason})")]
+    NoAssignment {
+        /// The topic.
+        topic: String,
+        /// Why the answer was not used.
+        reason: &'static str,
     },
     /// The strategy failed.
     #[error("allocation strategy {strategy} failed for topic {topic}")]
@@ -140,6 +159,18 @@ pub struct RebalanceConfig {
     /// without the check the others took a leaver's queues up to 20 s later (`cargo xtask
     /// chaos`). Costs one GET_CONSUMER_LIST_BY_GROUP per check. Default 2 s.
     pub membership_check_interval: Option<Duration>,
+    /// Server-side assignment (Java 5.x `setClientRebalance(false)`, brokers ≥ 5.0): each
+    /// rebalance asks a broker of the topic (QUERY_ASSIGNMENT) which queues this client
+    /// gets, the broker running the strategy named by [`AllocateMessageQueueStrategy::name`]
+    /// over the members that heartbeat to it; only `AVG` and `AVG_BY_CIRCLE` exist there.
+    /// Queues are then pulled, locked for hand-off and committed as usual. Clustering,
+    /// concurrent consumers only (Java also keeps orderly and broadcasting consumers on
+    /// client-side allocation). Default false.
+    ///
+    /// A broker without an answer keeps the old assignment (a Java broker answers null;
+    /// the rocketmq-rust 1.0 broker answers an empty list, which rmq takes as "no answer"
+    /// while this client is a member and there are enough queues for it to get one).
+    pub server_side_assignment: bool,
 }
 
 impl RebalanceConfig {
@@ -155,6 +186,7 @@ impl RebalanceConfig {
             handoff_lock: false,
             handoff_timeout: Duration::from_secs(15),
             membership_check_interval: Some(MEMBERSHIP_CHECK_INTERVAL),
+            server_side_assignment: false,
         }
     }
 }
@@ -286,7 +318,10 @@ impl RebalanceImpl {
         for topic in &topics {
             match self.rebalance_by_topic(topic).await {
                 Ok(()) => {}
-                Err(e @ RebalanceError::AwaitingRelease { .. }) => {
+                Err(
+                    e @ (RebalanceError::AwaitingRelease { .. }
+                    | RebalanceError::NoAssignment { .. }),
+                ) => {
                     balanced = false;
                     tracing::debug!(group = %self.config.group, error = %e, "rebalance incomplete");
                 }
@@ -329,21 +364,24 @@ impl RebalanceImpl {
                             source,
                         })?;
                 *lock(&self.last_members) = Some(cids.clone());
-                let mut sorted = all.clone();
-                sorted.sort();
-                let mut mine = self
-                    .strategy
-                    .allocate(
-                        &self.config.group,
-                        self.instance.client_id(),
-                        &sorted,
-                        &cids,
-                    )
-                    .map_err(|source| RebalanceError::Allocate {
-                        topic: topic.to_owned(),
-                        strategy: self.strategy.name().to_owned(),
-                        source,
-                    })?;
+                let mut mine = if self.config.server_side_assignment && !self.config.orderly {
+                    self.query_assignment(topic, &all, &cids).await?
+                } else {
+                    let mut sorted = all.clone();
+                    sorted.sort();
+                    self.strategy
+                        .allocate(
+                            &self.config.group,
+                            self.instance.client_id(),
+                            &sorted,
+                            &cids,
+                        )
+                        .map_err(|source| RebalanceError::Allocate {
+                            topic: topic.to_owned(),
+                            strategy: self.strategy.name().to_owned(),
+                            source,
+                        })?
+                };
                 let mut seen = HashSet::new();
                 mine.retain(|q| seen.insert(q.clone()));
                 mine
@@ -360,6 +398,58 @@ impl RebalanceImpl {
                 topic: topic.to_owned(),
             })
         }
+    }
+
+    /// The queues of `topic` a broker assigns to this client (see
+    /// [`RebalanceConfig::server_side_assignment`]); `all` and `cids` are what this client
+    /// knows, to tell an empty answer that means "none for you" from "no answer".
+    async fn query_assignment(
+        &self,
+        topic: &str,
+        all: &[MessageQueue],
+        cids: &[String],
+    ) -> Result<Vec<MessageQueue>, RebalanceError> {
+        let no_answer = |reason| RebalanceError::NoAssignment {
+            topic: topic.to_owned(),
+            reason,
+        };
+        let addr = self
+            .instance
+            .find_broker_addr_by_topic(topic)
+            .ok_or_else(|| no_answer("no broker serves the topic"))?;
+        let body = QueryAssignmentRequestBody {
+            client_id: self.instance.client_id().to_owned(),
+            consumer_group: self.config.group.clone(),
+            message_model: self.config.message_model.as_str().to_owned(),
+            strategy_name: self.strategy.name().to_owned(),
+            topic: topic.to_owned(),
+        };
+        let timeout = self.instance.config().mq_client_api_timeout;
+        let answer = self
+            .instance
+            .api()
+            .query_assignment(&addr, &body, timeout)
+            .await
+            .map_err(|source| RebalanceError::QueryAssignment {
+                topic: topic.to_owned(),
+                source,
+            })?
+            .ok_or_else(|| no_answer("no answer"))?;
+        if answer
+            .iter()
+            .any(|a| a.mode.as_deref().is_some_and(|m| m != "PULL") || a.message_queue.queue_id < 0)
+        {
+            return Err(no_answer("the broker assigns POP mode to the group"));
+        }
+        let me = self.instance.client_id();
+        if answer.is_empty() && cids.iter().any(|c| c == me) && cids.len() <= all.len() {
+            // AVG gives every member a queue when there are enough: an empty list is the
+            // rocketmq-rust broker's "no answer" (topic or members not known to it yet).
+            return Err(no_answer(
+                "an empty assignment although queues are left for us",
+            ));
+        }
+        Ok(answer.into_iter().map(|a| a.message_queue).collect())
     }
 
     /// Releases queues of `topic` not in `mine` and takes the new ones (Java
