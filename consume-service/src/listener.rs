@@ -280,12 +280,9 @@ pub struct ConsumeMessageContext {
 }
 
 impl ConsumeMessageContext {
-    /// The context of a new listener call.
-    pub(crate) fn new(
-        consumer_group: &str,
-        message_queue: &MessageQueue,
-        message_count: usize,
-    ) -> Self {
+    /// The context of a new call (a listener call, or a batch a lite pull consumer's
+    /// `poll` hands out) with a fresh `call_id`.
+    pub fn new(consumer_group: &str, message_queue: &MessageQueue, message_count: usize) -> Self {
         static NEXT_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         ConsumeMessageContext {
             consumer_group: consumer_group.to_owned(),

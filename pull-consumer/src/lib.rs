@@ -47,4 +47,4 @@ pub use rmq_rebalance::{
     AllocateMessageQueueByMachineRoom, AllocateMessageQueueConsistentHash,
     AllocateMessageQueueStrategy,
 };
-pub use rmq_remoting::BoxFuture;
+pub use rmq_remoting::{BoxFuture, TlsConfig, TlsConfigBuilder, TlsConfigError, TlsFailure};

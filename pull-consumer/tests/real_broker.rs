@@ -235,3 +235,82 @@ async fn lite_pull_seek_replays_and_stream_yields_messages() {
     assert!(!c.shutdown().await.performed, "idempotent");
     producer.shutdown(Duration::from_secs(2)).await;
 }
+
+/// Every message of the trace topic's one queue (read with a pull consumer), decoded.
+async fn trace_records(trace_topic: &str) -> Vec<rmq_client_core::trace::DecodedRecord> {
+    let reader = PullConsumer::builder(&unique("cg_trace_reader"))
+        .client_config(client())
+        .start()
+        .await
+        .unwrap();
+    let queues = reader
+        .fetch_subscribe_message_queues(trace_topic)
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    let mut offset = 0;
+    loop {
+        let r = reader.pull(&queues[0], "*", offset, 32).await.unwrap();
+        if r.status != PullStatus::Found {
+            break;
+        }
+        for m in &r.messages {
+            let body = std::str::from_utf8(&m.body).unwrap();
+            let decoded = rmq_client_core::trace::decode(body);
+            // The trace message's keys are the message ids, so a lookup by id finds it.
+            for d in &decoded {
+                let id = d.msg_id().unwrap();
+                assert!(m.keys().any(|k| k == id), "keys of {m:?} lack {id}");
+            }
+            records.extend(decoded);
+        }
+        offset = r.next_begin_offset;
+    }
+    reader.shutdown().await;
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn lite_pull_with_trace_records_every_polled_message() {
+    use rmq_client_core::trace::TraceType;
+    let (topic, ids, producer) = topic_with(2, 30).await;
+    let trace_topic = format!("{topic}_trace");
+    create_topic(&producer, &trace_topic, 1).await;
+    wait_route(&producer, &trace_topic, 1).await;
+    let group = unique("cg_lite_trace");
+    let mut cfg = LitePullConsumerConfig::default();
+    cfg.consume_from_where = ConsumeFromWhere::FirstOffset;
+    let consumer = LitePullConsumer::builder(&group)
+        .client_config(client())
+        .config(cfg)
+        .enable_trace(Some(&trace_topic))
+        .subscribe(&topic, "*")
+        .start()
+        .await
+        .unwrap();
+    poll_n(&consumer, 30, Duration::from_secs(60)).await;
+    // Shutdown sends what is queued.
+    consumer.shutdown().await;
+    let records = trace_records(&trace_topic).await;
+    let mut before = HashSet::new();
+    let mut after = HashSet::new();
+    for r in &records {
+        let id = r.msg_id().unwrap().to_owned();
+        match r.trace_type {
+            TraceType::SubBefore => {
+                assert_eq!(r.fields[2], group, "{r:?}");
+                before.insert(id);
+            }
+            TraceType::SubAfter => {
+                assert_eq!(r.fields[3], "true", "success: {r:?}");
+                after.insert(id);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let ids: HashSet<String> = ids.into_iter().collect();
+    assert_eq!(before, ids);
+    assert_eq!(after, ids);
+    producer.shutdown(Duration::from_secs(2)).await;
+}

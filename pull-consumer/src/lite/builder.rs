@@ -99,6 +99,22 @@ impl LitePullConsumerBuilder {
         self
     }
 
+    /// Records message trace for every batch `poll` hands out (Java
+    /// `DefaultLitePullConsumer(…, enableMsgTrace, customizedTraceTopic)`): as in Java, a
+    /// SubBefore and a SubAfter per polled batch, written when `poll` returns it, with
+    /// success true and a cost of 0 ms (what the application does with the batch is not
+    /// seen). Sent as the push consumer's trace is (see
+    /// `PushConsumerBuilder::enable_trace`): batched, through a bounded queue, dropped and
+    /// counted when it is full, to `trace_topic` (default `RMQ_SYS_TRACE_TOPIC`).
+    pub fn enable_trace(mut self, trace_topic: Option<&str>) -> Self {
+        self.config.trace_topic = Some(
+            trace_topic
+                .unwrap_or(rmq_client_core::trace::RMQ_SYS_TRACE_TOPIC)
+                .to_owned(),
+        );
+        self
+    }
+
     /// Validates the settings and starts (Java `start`): the client, the auto-commit job
     /// and, in subscribe mode, rebalancing. Returns a running consumer or an error with
     /// nothing left running.

@@ -33,6 +33,9 @@ pub struct LitePullConsumerConfig {
     pub broker_suspend_max_time: Duration,
     /// Pull timeout; must exceed the hold. Default 30 s.
     pub consumer_timeout_when_suspend: Duration,
+    /// Message trace topic, `None` (the default) for no trace (Java `enableMsgTrace` /
+    /// `customizedTraceTopic`); see [`LitePullConsumerBuilder::enable_trace`].
+    pub trace_topic: Option<String>,
 }
 
 impl Default for LitePullConsumerConfig {
@@ -51,6 +54,7 @@ impl Default for LitePullConsumerConfig {
             auto_commit_interval: Duration::from_secs(5),
             broker_suspend_max_time: Duration::from_millis(20_000),
             consumer_timeout_when_suspend: Duration::from_millis(30_000),
+            trace_topic: None,
         }
     }
 }

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use futures::Stream;
 use rmq_client_core::header::ConsumerData;
+use rmq_client_core::trace_dispatcher::TraceDispatcher;
 use rmq_client_core::{
     ClientConfig, ClientInstance, ConsumerInner, ExpressionType, MessageExt, MessageQueue,
     PullKernel, PullSpec, PullStatus, ShutdownReport, SubscriptionData, Weakly,
 };
-use rmq_consume_service::ProcessQueue;
+use rmq_consume_service::{
+    ConsumeMessageContext, ConsumeMessageHook, ConsumeMessageTraceHook, ProcessQueue,
+};
 use rmq_offset_store::{LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore};
 use rmq_rebalance::{
     AllocateMessageQueueAveragely, AllocateMessageQueueStrategy, ConsumeFromWhere, MessageModel,
@@ -79,6 +82,8 @@ struct Core {
     tx: mpsc::Sender<Batch>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Batch>>,
     cached_bytes: Arc<AtomicUsize>,
+    /// Message trace, when on: the sender and the hook that writes each polled batch.
+    trace: Option<(TraceDispatcher, ConsumeMessageTraceHook)>,
     token: CancellationToken,
     tracker: TaskTracker,
 }
@@ -235,6 +240,15 @@ impl Pending {
         rb.consume_from_where = s.config.consume_from_where;
         rb.consume_timestamp_ms = s.config.consume_timestamp_ms;
         let (tx, rx) = mpsc::channel(s.config.buffer_batches.max(1));
+        let trace = s.config.trace_topic.as_deref().map(|t| {
+            let dispatcher = TraceDispatcher::start(&instance, &s.group, t);
+            let hook = ConsumeMessageTraceHook::new(
+                dispatcher.clone(),
+                &s.group,
+                s.client.namespace_str(),
+            );
+            (dispatcher, hook)
+        });
         let core = Arc::new_cyclic(|weak: &Weak<Core>| Core {
             me: Weak::clone(weak),
             group: s.group.clone(),
@@ -257,6 +271,7 @@ impl Pending {
             tx,
             rx: tokio::sync::Mutex::new(rx),
             cached_bytes: Arc::new(AtomicUsize::new(0)),
+            trace,
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
@@ -410,6 +425,15 @@ impl LitePullConsumer {
                 let mut c = lock(&core.consumed);
                 let e = c.entry(batch.mq.clone()).or_insert(next);
                 *e = (*e).max(next);
+            }
+            if let Some((_, hook)) = &core.trace {
+                // Java's lite consumer runs its hooks in `poll`, "before" and "after" back
+                // to back, as a successful consumption.
+                let mut ctx = ConsumeMessageContext::new(&core.group, &batch.mq, batch.msgs.len());
+                hook.consume_message_before(&ctx, &batch.msgs);
+                ctx.success = true;
+                ctx.status = "CONSUME_SUCCESS";
+                hook.consume_message_after(&ctx, &batch.msgs);
             }
             return batch.msgs;
         }
@@ -587,6 +611,9 @@ impl LitePullConsumer {
         report.tasks_stopped =
             rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, Duration::from_secs(5))
                 .await;
+        if let Some((dispatcher, _)) = &core.trace {
+            dispatcher.shutdown(Duration::from_secs(3)).await;
+        }
         core.instance
             .release_consumer(&core.group, Duration::from_secs(3))
             .await;
