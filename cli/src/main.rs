@@ -94,8 +94,74 @@ struct Cli {
     /// broker, as a Java client with the same namespace uses them.
     #[arg(long, global = true, env = "RMQ_NAMESPACE")]
     namespace: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// TLS on every connection (name servers and brokers). The server certificate is verified
+/// by default, unlike the Java client.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Use TLS on every connection, name servers and brokers (Java `-Dtls.enable=true`).
+    /// The server certificates are verified against the system roots, or --tls-ca.
+    /// Implied by the other --tls-* flags.
+    #[arg(long, global = true, env = "RMQ_TLS")]
+    tls: bool,
+    /// Trust only the CA certificate(s) in FILE (PEM) instead of the system roots
+    /// (Java `tls.client.trustCertPath`).
+    #[arg(long = "tls-ca", global = true, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS (Java `tls.client.certPath`).
+    #[arg(
+        long = "tls-cert",
+        global = true,
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Private key of --tls-cert (PEM, unencrypted; Java `tls.client.keyPath`).
+    #[arg(
+        long = "tls-key",
+        global = true,
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<std::path::PathBuf>,
+    /// The name every server certificate must carry, instead of each address's host: for
+    /// brokers that advertise IP addresses their certificates do not list.
+    #[arg(long = "tls-server-name", global = true, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// INSECURE: accept any server certificate (encrypted, but anyone on the path can
+    /// impersonate the servers). The Java client's default; for self-signed test clusters.
+    #[arg(long = "tls-insecure", global = true)]
+    tls_insecure: bool,
+}
+
+impl TlsArgs {
+    /// The TLS settings, `None` for plaintext. A file that cannot be used is a usage error.
+    fn config(&self) -> Result<Option<rmq_remoting::TlsConfig>, Failure> {
+        let on = self.tls
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_server_name.is_some()
+            || self.tls_insecure;
+        if !on {
+            return Ok(None);
+        }
+        let mut b = rmq_remoting::TlsConfig::builder().insecure_skip_verify(self.tls_insecure);
+        if let Some(ca) = &self.tls_ca {
+            b = b.ca_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            b = b.client_cert(cert, key);
+        }
+        if let Some(name) = &self.tls_server_name {
+            b = b.server_name(name);
+        }
+        b.build().map(Some).map_err(|e| Failure(2, error_chain(&e)))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -363,6 +429,7 @@ struct Cluster {
     broker_addr_map: Vec<(String, String)>,
     credentials: Option<rmq_client_core::Credentials>,
     namespace: Option<String>,
+    tls: Option<rmq_remoting::TlsConfig>,
 }
 
 fn parse_addr_map(v: &str) -> Result<(String, String), String> {
@@ -396,6 +463,9 @@ fn client_config(cluster: &Cluster, name: &str) -> Result<ClientConfig, Failure>
     }
     if let Some(ns) = &cluster.namespace {
         config = config.namespace(ns);
+    }
+    if let Some(tls) = &cluster.tls {
+        config = config.tls(tls.clone());
     }
     Ok(config)
 }
@@ -457,6 +527,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             .zip(cli.secret_key)
             .map(|(a, s)| rmq_client_core::Credentials::new(a, s)),
         namespace: cli.namespace.filter(|n| !n.is_empty()),
+        tls: cli.tls.config()?,
     };
     let mut command = cli.command;
     if let Some(ns) = &cluster.namespace {
@@ -564,5 +635,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             topic,
             format,
         } => doctor(&cluster, &group, &topic, format).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (argument ids unique across global and subcommand
+    /// flags, `requires` naming real ids), which otherwise fail only when a command runs.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

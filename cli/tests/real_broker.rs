@@ -1091,3 +1091,130 @@ fn consume_with_trace_records_every_message_in_the_trace_topic() {
             .any(|m| m["body"].as_str().unwrap().contains(any.as_str()))
     );
 }
+
+/// A file of the servers' TLS folder (`RMQ_TLS_DIR`, made by `cargo xtask broker start`).
+fn tls_file(name: &str) -> String {
+    format!("{}/{name}", env("RMQ_TLS_DIR"))
+}
+
+/// `rmq` with TLS on every connection and `flags` (the broker and name server accept TLS
+/// and plaintext on the same port).
+fn rmq_tls(flags: &[&str]) -> Command {
+    let mut c = rmq();
+    c.arg("--tls").args(flags);
+    c
+}
+
+fn failed_with(out: &std::process::Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "expected {needle:?} in stderr: {stderr}"
+    );
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn over_tls_verified_against_the_cluster_ca_produce_route_and_consume_work() {
+    let topic = topic();
+    let ca = tls_file("ca.pem");
+    let verified = ["--tls-ca", ca.as_str()];
+    let p = rmq_tls(&verified)
+        .args(["produce", "--topic", &topic, "--count", "7"])
+        .args(["--size", "32", "--create-queues", "2"])
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let route = rmq_tls(&verified).args(["route", &topic]).output().unwrap();
+    assert!(
+        route.status.success(),
+        "{}",
+        String::from_utf8_lossy(&route.stderr)
+    );
+    assert!(String::from_utf8_lossy(&route.stdout).contains(&env("RMQ_BROKER_ADDR")));
+    let out = rmq_tls(&verified)
+        .args([
+            "consume",
+            "--topic",
+            &topic,
+            "--group",
+            &format!("g_{topic}"),
+        ])
+        .args([
+            "--from", "first", "--count", "7", "--format", "json", "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let (lines, text) = json_lines(out);
+    assert_eq!(lines.len(), 8, "7 messages and the summary:\n{text}");
+    // The same through the environment switch and a client certificate the servers trust.
+    let client = [
+        "--tls-ca",
+        ca.as_str(),
+        "--tls-cert",
+        &tls_file("client.pem"),
+        "--tls-key",
+        &tls_file("client.key"),
+    ]
+    .map(str::to_owned);
+    let out = rmq()
+        .env("RMQ_TLS", "true")
+        .args(&client)
+        .args([
+            "pull",
+            "--topic",
+            &topic,
+            "--queue-id",
+            "0",
+            "--offset",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
+fn over_tls_a_certificate_nobody_vouches_for_is_refused_unless_insecure_is_asked_for() {
+    // The servers' CA is not among the system roots: refused, exit 1, and the error says
+    // what to do.
+    let system_roots = rmq_tls(&[]).args(["topics"]).output().unwrap();
+    failed_with(&system_roots, 1, "certificate was not accepted");
+    let other_ca = tls_file("other-ca.pem");
+    let wrong_ca = rmq_tls(&["--tls-ca", &other_ca])
+        .args(["topics"])
+        .output()
+        .unwrap();
+    failed_with(&wrong_ca, 1, "--tls-ca");
+    // The certificate lists 127.0.0.1 and localhost, not this name.
+    let ca = tls_file("ca.pem");
+    let wrong_name = rmq_tls(&["--tls-ca", &ca, "--tls-server-name", "broker.example"])
+        .args(["topics"])
+        .output()
+        .unwrap();
+    failed_with(&wrong_name, 1, "certificate was not accepted");
+    // A client certificate from another CA: the name server does not ask for one, the
+    // broker does and refuses it.
+    let (cert, key) = (tls_file("other-client.pem"), tls_file("other-client.key"));
+    let topic = topic();
+    let foreign = rmq_tls(&["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key])
+        .args(["produce", "--topic", &topic, "--count", "1"])
+        .output()
+        .unwrap();
+    failed_with(&foreign, 1, "TLS");
+    let insecure = rmq_tls(&["--tls-insecure"])
+        .args(["topics"])
+        .output()
+        .unwrap();
+    assert!(
+        insecure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&insecure.stderr)
+    );
+}

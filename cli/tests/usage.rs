@@ -130,3 +130,58 @@ fn the_secret_key_is_never_echoed() {
     let (code, err, _) = rmq(&["--access-key", "ak", "route", "T"]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[test]
+fn tls_files_that_cannot_be_used_are_usage_errors_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("rmq-usage-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_pem = dir.join("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let missing = dir.join("missing.pem");
+    let (not_pem, missing) = (not_pem.to_str().unwrap(), missing.to_str().unwrap());
+    for (args, says) in [
+        (&["--tls-ca", missing, "topics"][..], missing),
+        (&["--tls-ca", not_pem, "topics"], not_pem),
+        // A certificate without its key (and the reverse) is refused by the parser.
+        (&["--tls-cert", not_pem, "topics"], "--tls-key"),
+        (&["--tls-key", not_pem, "topics"], "--tls-cert"),
+        (
+            &["--tls-server-name", "not a name!", "topics"],
+            "not a name!",
+        ),
+    ] {
+        let (code, err, _) = rmq(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tls_to_a_server_that_is_not_listening_is_still_a_plain_connection_error() {
+    let (code, err, _) = rmq(&["--tls-insecure", "topics"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+}
+
+#[test]
+fn tls_to_a_plaintext_only_server_says_so() {
+    // A plaintext RocketMQ server reads the client hello as a frame header with an absurd
+    // length and hangs up: that is what this one does.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut s, _) = l.accept().unwrap();
+        let mut head = [0u8; 4];
+        s.read_exact(&mut head).unwrap();
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(["--namesrv", &addr, "--tls", "topics"])
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not seem to have TLS enabled"), "{err}");
+}

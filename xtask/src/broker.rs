@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, run};
+use crate::{Result, pki, run};
 
 const VERSION: &str = "1.0.0";
 const NAMESRV_BIN: &str = "rocketmq-namesrv-rust";
@@ -29,6 +29,13 @@ pub(crate) struct BrokerEnv {
     dir: PathBuf,
 }
 
+impl BrokerEnv {
+    /// The folder with the CA and certificates both servers' TLS listeners use.
+    pub(crate) fn tls_dir(&self) -> PathBuf {
+        tls_dir(&self.dir)
+    }
+}
+
 pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -38,6 +45,11 @@ pub(crate) fn workspace_root() -> PathBuf {
 
 fn run_dir() -> PathBuf {
     workspace_root().join("target").join("rmq-broker")
+}
+
+/// The certificates both servers use (see [`pki::generate`]).
+fn tls_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("tls")
 }
 
 fn state_file() -> PathBuf {
@@ -52,7 +64,7 @@ fn cache_dir() -> Result<PathBuf> {
     let home = std::env::var_os("HOME").ok_or("HOME is not set; set RMQ_BROKER_CACHE")?;
     Ok(PathBuf::from(home)
         .join(".cache/rmq")
-        .join(format!("broker-{VERSION}")))
+        .join(format!("broker-{VERSION}-tls")))
 }
 
 /// Installs both servers into the cache unless they are already there; returns the bin dir.
@@ -79,6 +91,9 @@ pub(crate) fn install() -> Result<PathBuf> {
         .arg(&root)
         .arg("--target-dir")
         .arg(&build_dir)
+        // `tls`: the broker's default build has no TLS listener at all (the name server's
+        // default build has one); both take the feature.
+        .args(["--features", "tls"])
         .arg(format!("rocketmq-namesrv@{VERSION}"))
         .arg(format!("rocketmq-broker@{VERSION}"))
         .env_remove("CARGO_TARGET_DIR")
@@ -247,8 +262,15 @@ fn registered(namesrv: &str, broker_name: &str, broker_addr: &str) -> bool {
 }
 
 /// Starts a name server under `dir` (logs in `dir/namesrv.log`) on `port` or a free one,
-/// and waits until it listens; returns its address and PID.
-pub(crate) fn spawn_namesrv(bin: &Path, dir: &Path, port: Option<u16>) -> Result<(String, u32)> {
+/// and waits until it listens; returns its address and PID. With `tls` (a folder made by
+/// [`pki::generate`]) it also accepts TLS on the same port ("permissive": plaintext and TLS
+/// both, told apart by the first byte).
+pub(crate) fn spawn_namesrv(
+    bin: &Path,
+    dir: &Path,
+    port: Option<u16>,
+    tls: Option<&Path>,
+) -> Result<(String, u32)> {
     let home = dir.join("home");
     fs::create_dir_all(&home).map_err(|e| format!("create {}: {e}", home.display()))?;
     let ns_port = match port {
@@ -257,7 +279,19 @@ pub(crate) fn spawn_namesrv(bin: &Path, dir: &Path, port: Option<u16>) -> Result
     };
     let namesrv_addr = format!("127.0.0.1:{ns_port}");
     let ns_log = dir.join("namesrv.log");
-    let namesrv = server_command(&bin.join(NAMESRV_BIN), &home, &ns_log)?
+    let mut cmd = server_command(&bin.join(NAMESRV_BIN), &home, &ns_log)?;
+    if let Some(tls) = tls {
+        // The name server reads TLS settings only from a config file (TOML, flat keys).
+        let config = format!(
+            "tlsServerMode = \"permissive\"\ntlsServerCertPath = \"{}\"\ntlsServerKeyPath = \"{}\"\n",
+            tls.join(pki::SERVER_CERT).display(),
+            tls.join(pki::SERVER_KEY).display(),
+        );
+        let path = dir.join("namesrv.toml");
+        fs::write(&path, config).map_err(|e| format!("write {}: {e}", path.display()))?;
+        cmd.arg("-c").arg(path);
+    }
+    let namesrv = cmd
         .args([
             "--listenPort",
             &ns_port.to_string(),
@@ -294,8 +328,16 @@ pub(crate) struct BrokerSpec {
 
 impl BrokerSpec {
     /// Picks ports (avoiding `avoid`), writes the config under `dir` (`dir/<name>/…` for a
-    /// named broker other than the default one).
-    pub(crate) fn new(dir: &Path, name: &str, namesrv_addr: &str, avoid: &[u16]) -> Result<Self> {
+    /// named broker other than the default one). With `tls` (a folder made by
+    /// [`pki::generate`]) the broker also accepts TLS on its port, and checks a client
+    /// certificate against the CA when one is presented.
+    pub(crate) fn new(
+        dir: &Path,
+        name: &str,
+        namesrv_addr: &str,
+        avoid: &[u16],
+        tls: Option<&Path>,
+    ) -> Result<Self> {
         let dir = if name == BROKER_NAME {
             dir.to_path_buf()
         } else {
@@ -320,6 +362,8 @@ brokerIp2 = "127.0.0.1"
 namesrvAddr = "{namesrv_addr}"
 storePathRootDir = "{store}"
 autoCreateTopicEnable = true
+# SQL92 subscriptions (off by default, as in Java).
+enablePropertyFilter = true
 authConfigPath = "{auth}"
 
 [broker.brokerIdentity]
@@ -338,6 +382,25 @@ haListenPort = {ha_port}
             store = dir.join("store").display(),
             auth = dir.join("auth").display(),
         );
+        let config = match tls {
+            None => config,
+            // Permissive: the plaintext clients (and the broker's own registration with the
+            // name server, which stays plaintext) keep working.
+            Some(tls) => format!(
+                r#"{config}
+[broker.brokerServerConfig.tlsConfig.server]
+mode = "permissive"
+needClientAuth = "optional"
+authClient = true
+trustCertPath = "{ca}"
+certPath = "{cert}"
+keyPath = "{key}"
+"#,
+                ca = tls.join(pki::CA).display(),
+                cert = tls.join(pki::SERVER_CERT).display(),
+                key = tls.join(pki::SERVER_KEY).display(),
+            ),
+        };
         let config_path = dir.join("broker.toml");
         fs::write(&config_path, config)
             .map_err(|e| format!("write {}: {e}", config_path.display()))?;
@@ -419,9 +482,11 @@ pub(crate) fn start() -> Result<BrokerEnv> {
     let bin = install()?;
     let dir = run_dir();
     let _ = fs::remove_dir_all(&dir);
-    let (namesrv_addr, namesrv_pid) = spawn_namesrv(&bin, &dir, None)?;
+    let tls = tls_dir(&dir);
+    pki::generate(&tls)?;
+    let (namesrv_addr, namesrv_pid) = spawn_namesrv(&bin, &dir, None, Some(&tls))?;
     let ns_port = port_of(&namesrv_addr);
-    let broker = BrokerSpec::new(&dir, BROKER_NAME, &namesrv_addr, &[ns_port])?;
+    let broker = BrokerSpec::new(&dir, BROKER_NAME, &namesrv_addr, &[ns_port], Some(&tls))?;
     let broker_addr = broker.addr.clone();
     let broker_pid = broker.spawn(&bin)?;
     let env = BrokerEnv {

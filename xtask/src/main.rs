@@ -9,12 +9,13 @@
 //!   (crates.io `rocketmq-namesrv` / `rocketmq-broker` 1.0.0) on 127.0.0.1.
 //!
 //! The servers are installed once with `cargo install --locked --root <cache>` into a folder
-//! outside the clone (`$RMQ_BROKER_CACHE`, default `~/.cache/rmq/broker-1.0.0`) and
+//! outside the clone (`$RMQ_BROKER_CACHE`, default `~/.cache/rmq/broker-1.0.0-tls`) and
 //! reused afterwards. They run with a temporary store under `target/rmq-broker/`.
 
 mod bench;
 mod broker;
 mod chaos;
+mod pki;
 
 use std::process::{Command, ExitCode};
 
@@ -32,16 +33,18 @@ commands:
                          fails on loss or a missed recovery target (--short: two scenarios)
   ci                     fmt --check, clippy -D warnings, doc -D warnings, unit tests, real-broker tests,
                          chaos --short
-  broker install         install rocketmq-namesrv/rocketmq-broker 1.0.0 into the cache (once)
-  broker start           start a name server and a broker on 127.0.0.1; prints the name-server address
+  broker install         install rocketmq-namesrv/rocketmq-broker 1.0.0 (feature `tls`) into the cache (once)
+  broker start           start a name server and a broker on 127.0.0.1, plaintext and TLS on the same ports
+                         (certificates made in target/rmq-broker/tls); prints the name-server address
   broker stop            stop them (by PID)
   broker status          print whether they run
   test-integration       run the real-broker tests against an already started broker
 
 environment:
-  RMQ_BROKER_CACHE       where the server binaries are installed (default ~/.cache/rmq/broker-1.0.0)
+  RMQ_BROKER_CACHE       where the server binaries are installed (default ~/.cache/rmq/broker-1.0.0-tls)
   RMQ_NAMESRV_ADDR       set by the xtask for the tests: the name-server address
   RMQ_BROKER_ADDR        set by the xtask for the tests: the broker address
+  RMQ_TLS_DIR            set by the xtask for the tests: the servers' CA and certificates
   RMQ_CHAOS_ONLY         chaos: run only the scenarios whose name contains this";
 
 fn main() -> ExitCode {
@@ -60,8 +63,10 @@ fn main() -> ExitCode {
         ["broker", "start"] => broker::start().map(|env| {
             println!("{}", env.namesrv_addr);
             eprintln!(
-                "export RMQ_NAMESRV_ADDR={} RMQ_BROKER_ADDR={}",
-                env.namesrv_addr, env.broker_addr
+                "export RMQ_NAMESRV_ADDR={} RMQ_BROKER_ADDR={} RMQ_TLS_DIR={}",
+                env.namesrv_addr,
+                env.broker_addr,
+                env.tls_dir().display()
             );
         }),
         ["broker", "stop"] => broker::stop(),
@@ -300,7 +305,8 @@ fn integration_tests(env: &broker::BrokerEnv) -> Result<Tally> {
                 "--test-threads=2",
             ])
             .env("RMQ_NAMESRV_ADDR", &env.namesrv_addr)
-            .env("RMQ_BROKER_ADDR", &env.broker_addr),
+            .env("RMQ_BROKER_ADDR", &env.broker_addr)
+            .env("RMQ_TLS_DIR", env.tls_dir()),
     )?;
     for example in PLUGIN_EXAMPLES {
         run(

@@ -78,7 +78,7 @@ impl Cluster {
         let bin = broker::install()?;
         let dir = broker::workspace_root().join("target").join("rmq-chaos");
         let _ = std::fs::remove_dir_all(&dir);
-        let (namesrv_addr, namesrv_pid) = broker::spawn_namesrv(&bin, &dir, None)?;
+        let (namesrv_addr, namesrv_pid) = broker::spawn_namesrv(&bin, &dir, None, None)?;
         let namesrv_port = broker::port_of(&namesrv_addr);
         let mut cluster = Cluster {
             bin,
@@ -90,7 +90,7 @@ impl Cluster {
         };
         let mut avoid = vec![namesrv_port];
         for name in ["broker-a", "broker-b"] {
-            let spec = BrokerSpec::new(&cluster.dir, name, &cluster.namesrv_addr, &avoid)?;
+            let spec = BrokerSpec::new(&cluster.dir, name, &cluster.namesrv_addr, &avoid, None)?;
             avoid.push(broker::port_of(&spec.addr));
             let pid = spec.spawn(&cluster.bin)?;
             cluster.brokers.push((spec, pid));
@@ -133,7 +133,7 @@ impl Cluster {
     fn restart_namesrv(&mut self, down: Duration) -> Result<()> {
         broker::kill_process(self.namesrv_pid);
         std::thread::sleep(down);
-        let (_, pid) = broker::spawn_namesrv(&self.bin, &self.dir, Some(self.namesrv_port))?;
+        let (_, pid) = broker::spawn_namesrv(&self.bin, &self.dir, Some(self.namesrv_port), None)?;
         self.namesrv_pid = pid;
         Ok(())
     }
