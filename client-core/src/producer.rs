@@ -285,11 +285,7 @@ impl Producer {
         msg: Message,
         mq: &MessageQueue,
     ) -> Result<SendResult, ClientError> {
-        if self
-            .instance
-            .find_broker_address_in_publish(&mq.broker_name)
-            .is_none()
-        {
+        if self.instance.master_addr_cached(mq).is_none() {
             self.publish_queues(&mq.topic).await?;
         }
         self.send_to_queue_inner(&msg, mq).await
@@ -300,12 +296,12 @@ impl Producer {
         msg: &Message,
         mq: &MessageQueue,
     ) -> Result<SendResult, ClientError> {
-        let addr = self
-            .instance
-            .find_broker_address_in_publish(&mq.broker_name)
-            .ok_or_else(|| ClientError::BrokerNotFound {
-                broker_name: mq.broker_name.clone(),
-            })?;
+        let addr =
+            self.instance
+                .master_addr_cached(mq)
+                .ok_or_else(|| ClientError::BrokerNotFound {
+                    broker_name: self.instance.broker_name_of(mq).into_owned(),
+                })?;
         let mut properties = msg.properties.clone();
         let uniq = match properties.get(property::UNIQ_KEY) {
             Some(u) => u.to_owned(),
@@ -409,12 +405,9 @@ impl Producer {
         for _ in 0..=self.retry_times {
             let i = self.next_queue.fetch_add(1, Ordering::Relaxed);
             let mq = &queues[i % queues.len()];
-            let Some(addr) = self
-                .instance
-                .find_broker_address_in_publish(&mq.broker_name)
-            else {
+            let Some(addr) = self.instance.master_addr_cached(mq) else {
                 last = Some(ClientError::BrokerNotFound {
-                    broker_name: mq.broker_name.clone(),
+                    broker_name: self.instance.broker_name_of(mq).into_owned(),
                 });
                 continue;
             };

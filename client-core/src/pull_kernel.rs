@@ -11,6 +11,23 @@ use crate::header::PullMessageRequestHeader;
 use crate::instance::ClientInstance;
 use crate::route::{MASTER_ID, MessageQueue};
 
+/// A NO_NEW_MSG answer sooner than this to a pull that asked the broker to hold it means
+/// the broker did not hold it (see [`unheld_empty_pull_pause`]).
+const HELD_AT_LEAST: Duration = Duration::from_millis(500);
+/// The pause after such an answer: at most 10 pulls a second per queue.
+const UNHELD_EMPTY_PULL_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long a pull loop waits before pulling `mq` again after `result`, which came back
+/// `elapsed` after a long-polling pull was sent: `Some` (100 ms) for a NO_NEW_MSG answered
+/// at once (under 500 ms), `None` otherwise. A broker normally holds such a pull until a
+/// message arrives or the hold ends; one that does not (the rocketmq-rust 1.0 broker for
+/// static topics, or a broker with long polling off) would otherwise be pulled in a busy
+/// loop. Java has no such guard.
+pub fn unheld_empty_pull_pause(result: &PullResult, elapsed: Duration) -> Option<Duration> {
+    (result.status == crate::api::PullStatus::NoNewMsg && elapsed < HELD_AT_LEAST)
+        .then_some(UNHELD_EMPTY_PULL_PAUSE)
+}
+
 /// What one pull asks for.
 #[derive(Debug, Clone, Copy)]
 pub struct PullSpec<'a> {

@@ -146,10 +146,45 @@ impl BrokerData {
     }
 }
 
+/// The prefix of the broker name static-topic queues carry (Java
+/// `MixAll.LOGICAL_QUEUE_MOCK_BROKER_PREFIX`): `__syslo__global__` for the global scope.
+pub const LOGICAL_QUEUE_MOCK_BROKER_PREFIX: &str = "__syslo__";
+/// The default scope of a static topic (Java `MixAll.METADATA_SCOPE_GLOBAL`).
+pub const METADATA_SCOPE_GLOBAL: &str = "__global__";
+
+/// One broker's share of a 5.x static (logical-queue) topic (Java
+/// `TopicQueueMappingInfo`, REMOTING-5X §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicQueueMappingInfo {
+    /// Topic.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Scope, `__global__` by default.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Number of logical queues.
+    #[serde(default)]
+    pub total_queues: i32,
+    /// The physical broker hosting the logical queues listed in `curr_id_map`.
+    #[serde(default)]
+    pub bname: Option<String>,
+    /// The higher epoch wins when two brokers list one logical queue.
+    #[serde(default)]
+    pub epoch: i64,
+    /// Being changed.
+    #[serde(default)]
+    pub dirty: bool,
+    /// Logical queue id → physical queue id on `bname`, for the logical queues this broker
+    /// leads.
+    #[serde(default)]
+    pub curr_id_map: Option<BTreeMap<i32, i32>>,
+}
+
 /// A topic's route as the name server returns it (Java `TopicRouteData`).
 ///
-/// 5.x static-topic mappings (`topicQueueMappingByBroker`) are ignored: rmq reads
-/// `queueDatas`, which static topics also fill for their physical queues.
+/// A 5.x static topic (non-empty `topic_queue_mapping_by_broker`) is consumed through its
+/// logical queues, as Java 5.x does: see [`TopicRouteData::static_queue_brokers`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicRouteData {
@@ -165,6 +200,15 @@ pub struct TopicRouteData {
     /// Legacy filter servers.
     #[serde(default)]
     pub filter_server_table: HashMap<String, Vec<String>>,
+    /// 5.x static topics: broker name → its share of the logical queues. Java's key is
+    /// `topicQueueMappingByBroker`; the rocketmq-rust 1.0 name server writes
+    /// `topicQueueMappingInfo`; both are read.
+    #[serde(
+        default,
+        alias = "topicQueueMappingInfo",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub topic_queue_mapping_by_broker: Option<BTreeMap<String, TopicQueueMappingInfo>>,
 }
 
 /// Why a route body could not be read.
@@ -195,9 +239,65 @@ impl TopicRouteData {
             .sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
     }
 
+    /// For a static topic (a non-empty mapping), the logical queues and the physical broker
+    /// each is bound to (Java `ClientMetadata.topicRouteData2EndpointsForStaticTopic`):
+    /// every id below the largest `totalQueues`, on the broker of the highest-epoch mapping
+    /// that lists it; `None` for an id no mapping lists (its requests fail with "broker not
+    /// found", as in Java). The queues carry the mock broker name
+    /// `__syslo__<scope>` ([`LOGICAL_QUEUE_MOCK_BROKER_PREFIX`]). `None` for an ordinary
+    /// topic.
+    pub fn static_queue_brokers(&self, topic: &str) -> Option<Vec<(MessageQueue, Option<String>)>> {
+        let infos = self.topic_queue_mapping_by_broker.as_ref()?;
+        if infos.is_empty() {
+            return None;
+        }
+        let total = infos
+            .values()
+            .map(|i| i.total_queues)
+            .max()
+            .unwrap_or(0)
+            .max(0);
+        let scope = infos
+            .values()
+            .find_map(|i| i.scope.clone())
+            .unwrap_or_else(|| METADATA_SCOPE_GLOBAL.to_owned());
+        // Java `TopicQueueMappingUtils.getMockBrokerName`: the global scope loses its
+        // leading "__" (`__syslo__global__`), any other is appended as it is.
+        let mock = match scope.as_str() {
+            METADATA_SCOPE_GLOBAL => format!("{LOGICAL_QUEUE_MOCK_BROKER_PREFIX}{}", &scope[2..]),
+            other => format!("{LOGICAL_QUEUE_MOCK_BROKER_PREFIX}{other}"),
+        };
+        let mut bound: BTreeMap<i32, (i64, String)> = BTreeMap::new();
+        for (name, info) in infos {
+            let bname = info.bname.clone().unwrap_or_else(|| name.clone());
+            for logical in info.curr_id_map.iter().flat_map(|m| m.keys()) {
+                let better = bound
+                    .get(logical)
+                    .is_none_or(|(epoch, _)| info.epoch > *epoch);
+                if better {
+                    bound.insert(*logical, (info.epoch, bname.clone()));
+                }
+            }
+        }
+        Some(
+            (0..total)
+                .map(|id| {
+                    (
+                        MessageQueue::new(topic, &mock, id),
+                        bound.get(&id).map(|(_, b)| b.clone()),
+                    )
+                })
+                .collect(),
+        )
+    }
+
     /// Queues a consumer may pull from (Java `topicRouteData2TopicSubscribeInfo`): every
-    /// readable broker's `0..readQueueNums`, sorted.
+    /// readable broker's `0..readQueueNums`, sorted; a static topic's logical queues
+    /// (see [`TopicRouteData::static_queue_brokers`]).
     pub fn subscribe_queues(&self, topic: &str) -> Vec<MessageQueue> {
+        if let Some(logical) = self.static_queue_brokers(topic) {
+            return logical.into_iter().map(|(mq, _)| mq).collect();
+        }
         let mut out: Vec<MessageQueue> = self
             .queue_datas
             .iter()
@@ -211,8 +311,16 @@ impl TopicRouteData {
     }
 
     /// Queues a producer may send to (Java `topicRouteData2TopicPublishInfo`): writable
-    /// brokers that have a master, by broker name, `0..writeQueueNums`.
+    /// brokers that have a master, by broker name, `0..writeQueueNums`; a static topic's
+    /// bound logical queues.
     pub fn publish_queues(&self, topic: &str) -> Vec<MessageQueue> {
+        if let Some(logical) = self.static_queue_brokers(topic) {
+            return logical
+                .into_iter()
+                .filter(|(_, b)| b.is_some())
+                .map(|(mq, _)| mq)
+                .collect();
+        }
         let mut qds: Vec<&QueueData> = self.queue_datas.iter().collect();
         qds.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
         qds.into_iter()
@@ -330,5 +438,48 @@ mod tests {
             MessageQueue::new("T", "b", 3).to_string(),
             "MessageQueue [topic=T, brokerName=b, queueId=3]"
         );
+    }
+}
+
+#[cfg(test)]
+mod static_topic_tests {
+    use super::*;
+
+    /// Java's spelling (REMOTING-5X §2.2, unquoted integer keys as fastjson writes them):
+    /// the highest epoch wins a logical queue two brokers list; an id no broker lists is
+    /// unbound (not published, its requests fail); queueDatas are ignored.
+    #[test]
+    fn logical_queues_are_bound_to_the_highest_epoch() {
+        let body = br#"{"brokerDatas":[],"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":8,"writeQueueNums":8}],
+            "topicQueueMappingByBroker":{
+              "broker-a":{"bname":"broker-a","currIdMap":{0:0,1:1},"dirty":false,"epoch":5,"scope":"__global__","topic":"ST","totalQueues":4},
+              "broker-b":{"bname":"broker-b","currIdMap":{1:0,2:1},"dirty":false,"epoch":7,"scope":"__global__","topic":"ST","totalQueues":4}}}"#;
+        let route = TopicRouteData::parse(body).unwrap();
+        let bound: Vec<(i32, Option<String>)> = route
+            .static_queue_brokers("ST")
+            .unwrap()
+            .into_iter()
+            .map(|(mq, b)| {
+                assert_eq!(mq.broker_name, "__syslo__global__");
+                (mq.queue_id, b)
+            })
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                (0, Some("broker-a".to_owned())),
+                (1, Some("broker-b".to_owned())),
+                (2, Some("broker-b".to_owned())),
+                (3, None)
+            ]
+        );
+        assert_eq!(route.subscribe_queues("ST").len(), 4);
+        assert_eq!(route.publish_queues("ST").len(), 3);
+        // An ordinary route, or an empty mapping, is not static.
+        let plain = TopicRouteData::parse(
+            br#"{"brokerDatas":[],"queueDatas":[],"topicQueueMappingByBroker":{}}"#,
+        )
+        .unwrap();
+        assert!(plain.static_queue_brokers("T").is_none());
     }
 }

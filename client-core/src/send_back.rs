@@ -111,9 +111,14 @@ impl SendBack {
         delay_level: i32,
     ) -> Result<(), ClientError> {
         let origin_topic = self.instance.config().with_namespace(&msg.topic);
+        // The queue's own broker (for a static topic's logical queue, the bound one).
         let addr = self
             .instance
-            .find_broker_address_in_publish(&msg.broker_name);
+            .master_addr_cached(&crate::route::MessageQueue::new(
+                &origin_topic,
+                &*msg.broker_name,
+                msg.queue_id,
+            ));
         let direct = match addr {
             Some(addr) => {
                 let header = ConsumerSendMsgBackRequestHeader {

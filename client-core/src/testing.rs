@@ -62,6 +62,74 @@ pub async fn create_topic(instance: &ClientInstance, topic: &str, queues: i32) {
         .expect("create topic");
 }
 
+/// The offset every logical queue of [`create_static_topic`] starts at (`logicOffset` =
+/// `startOffset`). The rocketmq-rust 1.0 broker converts physical offsets back to logical
+/// ones with the comparison inverted (`LogicQueueMappingItem::compute_static_queue_offset`
+/// returns `logicOffset` when the physical offset is *past* `startOffset`), so with the
+/// natural 0 every next, max and committed offset comes back as 0 and a consumer re-reads
+/// from 0 forever. With both at 10^9 the conversion is the identity for every offset a
+/// test reaches; only the send result's offset and a pull's min / max offset headers then
+/// read 10^9.
+pub const STATIC_TOPIC_ITEM_OFFSET: i64 = 1_000_000_000;
+
+/// Creates `topic` as a static (logical-queue) topic with `queues` logical queues, logical
+/// queue `i` on physical queue `i` of the test broker `broker-a` (UPDATE_AND_CREATE_STATIC_TOPIC,
+/// 513, Java `MQAdminExt.createStaticTopic` for one broker), then waits (60 s at most)
+/// until the name server's route carries the mapping.
+///
+/// # Panics
+/// When the broker refuses or the route never shows the mapping.
+pub async fn create_static_topic(instance: &ClientInstance, topic: &str, queues: i32) {
+    use rmq_remoting::{RemotingCommand, RequestCode};
+    let broker = env("RMQ_BROKER_ADDR");
+    let header = crate::header::CreateTopicRequestHeader {
+        topic: topic.to_owned(),
+        default_topic: crate::route::AUTO_CREATE_TOPIC.into(),
+        read_queue_nums: queues,
+        write_queue_nums: queues,
+        perm: crate::route::perm::READ | crate::route::perm::WRITE,
+        topic_filter_type: "SINGLE_TAG".into(),
+        topic_sys_flag: 0,
+        order: false,
+    };
+    let mut req = RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_STATIC_TOPIC);
+    req.ext_fields = Some(rmq_remoting::protocol::ExtFields::from_header(&header).expect("header"));
+    let k = STATIC_TOPIC_ITEM_OFFSET;
+    let hosted: Vec<String> = (0..queues)
+        .map(|q| {
+            format!(
+                r#""{q}":[{{"gen":0,"queueId":{q},"bname":"broker-a","logicOffset":{k},"startOffset":{k},"endOffset":-1,"timeOfStart":-1,"timeOfEnd":-1}}]"#
+            )
+        })
+        .collect();
+    req.body = bytes::Bytes::from(format!(
+        r#"{{"topic":"{topic}","scope":"__global__","totalQueues":{queues},"bname":"broker-a","epoch":1,"dirty":false,"hostedQueues":{{{}}}}}"#,
+        hosted.join(",")
+    ));
+    let client = rmq_remoting::RemotingClient::new(rmq_remoting::RemotingConfig::default());
+    let resp = client
+        .invoke(&broker, req, Duration::from_secs(10))
+        .await
+        .expect("UPDATE_AND_CREATE_STATIC_TOPIC");
+    client.shutdown(Duration::from_secs(1)).await;
+    assert!(
+        resp.response_code().is_success(),
+        "static topic refused: {:?}",
+        resp.remark
+    );
+    for _ in 0..120 {
+        if instance.update_topic_route(topic).await.is_ok()
+            && instance
+                .topic_route(topic)
+                .is_some_and(|r| r.static_queue_brokers(topic).is_some())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the route of {topic} never showed its static mapping");
+}
+
 /// Waits (10 s at most) until the name server serves `topic` with `queues` readable queues.
 ///
 /// # Panics

@@ -309,3 +309,84 @@ async fn a_broker_without_the_property_filter_refuses_sql92_at_check_time_with_a
     assert_eq!(bodies[0]["subscriptionData"]["expressionType"], "SQL92");
     assert_eq!(bodies[0]["subscriptionData"]["subString"], "a > 5");
 }
+
+#[tokio::test]
+async fn a_static_topic_is_consumed_through_its_logical_queues_on_the_bound_broker() {
+    // A route as the rocketmq-rust 1.0 name server writes it for a static topic: the
+    // mapping under `topicQueueMappingInfo`, quoted integer keys; logical queues 0 and 1
+    // on physical queues 5 and 6 of broker-a; queueDatas list the physical queues, which a
+    // 5.x client ignores.
+    let pulls: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let seen = Arc::clone(&pulls);
+    // Known once the broker listens.
+    let route_body: Arc<Mutex<String>> = Arc::default();
+    let served = Arc::clone(&route_body);
+    let broker = ScriptedBroker::start(BROKER, 1, move |req| match req.request_code() {
+        RequestCode::GET_ROUTEINFO_BY_TOPIC => Some(Reply::Answer(reply_to(
+            req,
+            ResponseCode::SUCCESS,
+            &[],
+            Bytes::from(served.lock().unwrap().clone()),
+        ))),
+        RequestCode::PULL_MESSAGE => {
+            seen.lock().unwrap().push((
+                req.ext("queueId").unwrap().to_owned(),
+                req.ext("queueOffset").unwrap().to_owned(),
+                req.ext("bname").unwrap_or_default().to_owned(),
+            ));
+            // The broker answers with physical offsets in the records and the delta to the
+            // logical ones in the header.
+            let mut r = pull_response(req, ResponseCode::SUCCESS, 12, pull_body(TOPIC, 100, 2, 4));
+            r.ext_fields
+                .get_or_insert_with(Default::default)
+                .insert("offsetDelta", "-90");
+            Some(Reply::Answer(r))
+        }
+        _ => None,
+    })
+    .await;
+    let route = format!(
+        r#"{{"brokerDatas":[{{"brokerAddrs":{{"0":"{addr}"}},"brokerName":"{BROKER}","cluster":"c"}}],"queueDatas":[{{"brokerName":"{BROKER}","perm":6,"readQueueNums":8,"writeQueueNums":8,"topicSysFlag":0}}],"topicQueueMappingInfo":{{"{BROKER}":{{"topic":"{TOPIC}","scope":"__global__","totalQueues":2,"bname":"{BROKER}","epoch":1,"dirty":false,"currIdMap":{{"0":5,"1":6}}}}}}}}"#,
+        addr = broker.addr
+    );
+    let parsed = rmq_client_core::TopicRouteData::parse(route.as_bytes()).unwrap();
+    let logical = parsed.subscribe_queues(TOPIC);
+    assert_eq!(
+        logical,
+        [
+            MessageQueue::new(TOPIC, "__syslo__global__", 0),
+            MessageQueue::new(TOPIC, "__syslo__global__", 1)
+        ]
+    );
+    assert_eq!(parsed.publish_queues(TOPIC), logical);
+    *route_body.lock().unwrap() = route;
+    let (instance, kernel) = kernel(&broker.addr, "scripted_static_topic");
+    instance.update_topic_route(TOPIC).await.unwrap();
+    assert_eq!(instance.subscribe_queues(TOPIC), logical);
+    let mq = &logical[1];
+    assert_eq!(instance.broker_name_of(mq), BROKER);
+    assert_eq!(instance.master_addr_of(mq).await.unwrap(), broker.addr);
+    let sub = SubscriptionData::build(TOPIC, Some("*"), ExpressionType::Tag).unwrap();
+    let r = kernel
+        .pull(spec(mq, &sub, 10, Duration::from_secs(3)))
+        .await
+        .unwrap();
+    // Sent with the logical queue id and offset; the messages come back logical.
+    assert_eq!(
+        *pulls.lock().unwrap(),
+        [(
+            "1".to_owned(),
+            "10".to_owned(),
+            "__syslo__global__".to_owned()
+        )]
+    );
+    let got: Vec<(i32, i64, &str)> = r
+        .messages
+        .iter()
+        .map(|m| (m.queue_id, m.queue_offset, &*m.broker_name))
+        .collect();
+    assert_eq!(
+        got,
+        [(1, 10, "__syslo__global__"), (1, 11, "__syslo__global__")]
+    );
+}

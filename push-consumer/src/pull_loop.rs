@@ -202,6 +202,13 @@ impl Core {
                         PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {
                             next_offset = r.next_begin_offset;
                             self.correct_tags_offset(&mq, &pq, next_offset);
+                            if let Some(d) = rmq_client_core::pull_kernel::unheld_empty_pull_pause(
+                                &r,
+                                started.elapsed(),
+                            ) && !Self::pause(&token, d).await
+                            {
+                                return;
+                            }
                         }
                         PullStatus::OffsetIllegal => {
                             // The broker says where this queue continues (a too-small or

@@ -106,9 +106,9 @@ async fn committed_and_max(
     s: &Setup,
     group: &str,
 ) -> Vec<(rmq_client_core::MessageQueue, Option<i64>, i64)> {
-    let addr = env("RMQ_BROKER_ADDR");
     let mut out = Vec::new();
     for mq in s.instance.subscribe_queues(&s.topic) {
+        let addr = s.instance.master_addr_of(&mq).await.unwrap();
         let api = s.instance.api();
         let max = api
             .get_max_offset(&addr, &mq, Duration::from_secs(5))
@@ -119,7 +119,7 @@ async fn committed_and_max(
             topic: s.topic.clone(),
             queue_id: mq.queue_id,
             set_zero_if_not_found: None,
-            bname: None,
+            bname: Some(mq.broker_name.clone()),
         };
         let committed = api
             .query_consumer_offset(&addr, &header, Duration::from_secs(5))
@@ -905,6 +905,62 @@ async fn server_side_assignment_splits_the_queues_between_members_and_consumes_e
             .await
             .unwrap_err();
         assert!(err.to_string().contains("AVG_BY_CIRCLE"), "{err}");
+        s.instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn a_static_topic_is_consumed_once_through_its_logical_queues() {
+    tokio::time::timeout(Duration::from_secs(150), async {
+        let instance = ClientInstance::get_or_create(&config("static")).unwrap();
+        let topic = unique("rmq_static");
+        rmq_client_core::testing::create_static_topic(&instance, &topic, 2).await;
+        let logical = instance.subscribe_queues(&topic);
+        assert_eq!(logical.len(), 2);
+        assert!(
+            logical.iter().all(|q| q.broker_name == "__syslo__global__"),
+            "{logical:?}"
+        );
+        let s = Setup {
+            producer: Producer::new(&instance, &unique("pg")).unwrap(),
+            instance,
+            topic,
+        };
+        let ids = produce(&s, 60, "TagA").await;
+        let group = unique("cg_static");
+        let c = Arc::new(Collector::default());
+        let consumer = consumer(&group, &s.topic)
+            .listener(Arc::clone(&c))
+            .start()
+            .await
+            .unwrap();
+        wait_for("60 consumed", Duration::from_secs(60), || c.unique() == 60).await;
+        let mut owned: Vec<_> = consumer
+            .assigned_queues()
+            .into_iter()
+            .filter(|q| q.topic == s.topic)
+            .collect();
+        owned.sort();
+        assert_eq!(owned, logical);
+        consumer.shutdown().await;
+        assert_eq!(c.duplicates(), 0);
+        assert!(
+            ids.iter()
+                .all(|id| c.seen.lock().unwrap().get(id) == Some(&1))
+        );
+        // The committed offsets are logical, per logical queue, and cover everything.
+        let committed: i64 = committed_and_max(&s, &group)
+            .await
+            .into_iter()
+            .map(|(mq, committed, max)| {
+                assert_eq!(committed, Some(max), "{mq:?}");
+                max
+            })
+            .sum();
+        assert_eq!(committed, 60);
         s.instance.shutdown(Duration::from_secs(2)).await;
     })
     .await

@@ -709,7 +709,7 @@ impl RebalanceImpl {
         let mut by_broker: HashMap<String, Vec<MessageQueue>> = HashMap::new();
         for mq in self.owned_queues() {
             by_broker
-                .entry(mq.broker_name.clone())
+                .entry(self.instance.broker_name_of(&mq).into_owned())
                 .or_default()
                 .push(mq);
         }
@@ -731,10 +731,7 @@ impl RebalanceImpl {
 
     /// Unlocks `mq` at its master (UNLOCK_BATCH_MQ).
     pub async fn unlock(&self, mq: &MessageQueue, oneway: bool) {
-        let Some(addr) = self
-            .instance
-            .find_broker_address_in_publish(&mq.broker_name)
-        else {
+        let Some(addr) = self.instance.master_addr_cached(mq) else {
             return;
         };
         if let Err(e) = self

@@ -364,6 +364,10 @@ storePathRootDir = "{store}"
 autoCreateTopicEnable = true
 # SQL92 subscriptions (off by default, as in Java).
 enablePropertyFilter = true
+# Register every topic change with the whole topic table (the mapping of a static topic
+# included) at once, not only the changed topic's queues: a new static topic's mapping
+# otherwise reaches the name server with the periodic registration, up to 40 s later.
+enableSingleTopicRegister = false
 authConfigPath = "{auth}"
 
 [broker.brokerIdentity]

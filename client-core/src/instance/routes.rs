@@ -8,6 +8,9 @@ pub(super) struct RouteState {
     pub(super) topic_routes: HashMap<String, Arc<TopicRouteData>>,
     /// broker name → broker id → address.
     pub(super) broker_addrs: HashMap<String, BTreeMap<i64, String>>,
+    /// Static topics: topic → logical queue id → the physical broker it is bound to (Java
+    /// `topicEndPointsTable`).
+    pub(super) logical_queues: HashMap<String, BTreeMap<i32, String>>,
 }
 
 /// Where a pull should go (Java `FindBrokerResult`).
@@ -132,9 +135,23 @@ impl ClientInstance {
                 for b in &route.broker_datas {
                     broker_addrs.insert(b.broker_name.clone(), b.broker_addrs.clone());
                 }
+                let mut logical_queues = state.logical_queues.clone();
+                match route.static_queue_brokers(topic) {
+                    Some(bound) => {
+                        let bound = bound
+                            .into_iter()
+                            .filter_map(|(mq, b)| b.map(|b| (mq.queue_id, b)))
+                            .collect();
+                        logical_queues.insert(topic.to_owned(), bound);
+                    }
+                    None => {
+                        logical_queues.remove(topic);
+                    }
+                }
                 RouteState {
                     topic_routes,
                     broker_addrs,
+                    logical_queues,
                 }
             });
             tracing::info!(topic, "topic route changed");
@@ -234,6 +251,34 @@ impl ClientInstance {
             .unwrap_or_default()
     }
 
+    /// The broker that serves `mq` (Java `getBrokerNameFromMessageQueue`): its own broker
+    /// name, or for a static topic's logical queue (mock broker name `__syslo__…`) the
+    /// physical broker it is bound to; the mock name itself when unbound (lookups then
+    /// fail with "broker not found", as in Java).
+    pub fn broker_name_of<'a>(&self, mq: &'a MessageQueue) -> std::borrow::Cow<'a, str> {
+        if !mq
+            .broker_name
+            .starts_with(crate::route::LOGICAL_QUEUE_MOCK_BROKER_PREFIX)
+        {
+            return std::borrow::Cow::Borrowed(&mq.broker_name);
+        }
+        self.inner
+            .routes
+            .load()
+            .logical_queues
+            .get(&mq.topic)
+            .and_then(|q| q.get(&mq.queue_id))
+            .map_or(std::borrow::Cow::Borrowed(&mq.broker_name), |b| {
+                std::borrow::Cow::Owned(b.clone())
+            })
+    }
+
+    /// The master address of `mq`'s broker from the cache (see
+    /// [`ClientInstance::broker_name_of`]).
+    pub fn master_addr_cached(&self, mq: &MessageQueue) -> Option<String> {
+        self.find_broker_address_in_publish(&self.broker_name_of(mq))
+    }
+
     /// The master address of a broker (Java `findBrokerAddressInPublish`).
     pub fn find_broker_address_in_publish(&self, broker_name: &str) -> Option<String> {
         self.inner
@@ -253,13 +298,13 @@ impl ClientInstance {
     /// The route refresh's error; [`ClientError::BrokerNotFound`] when the refreshed route
     /// still has no master for the broker.
     pub async fn master_addr_of(&self, mq: &MessageQueue) -> Result<String, ClientError> {
-        if let Some(a) = self.find_broker_address_in_publish(&mq.broker_name) {
+        if let Some(a) = self.master_addr_cached(mq) {
             return Ok(a);
         }
         self.update_topic_route(&mq.topic).await?;
-        self.find_broker_address_in_publish(&mq.broker_name)
+        self.master_addr_cached(mq)
             .ok_or_else(|| ClientError::BrokerNotFound {
-                broker_name: mq.broker_name.clone(),
+                broker_name: self.broker_name_of(mq).into_owned(),
             })
     }
 
@@ -274,13 +319,16 @@ impl ClientInstance {
         mq: &MessageQueue,
         broker_id: i64,
     ) -> Result<FindBrokerResult, ClientError> {
-        if let Some(f) = self.find_broker_address_in_subscribe(&mq.broker_name, broker_id, false) {
+        if let Some(f) =
+            self.find_broker_address_in_subscribe(&self.broker_name_of(mq), broker_id, false)
+        {
             return Ok(f);
         }
         self.update_topic_route(&mq.topic).await?;
-        self.find_broker_address_in_subscribe(&mq.broker_name, broker_id, false)
+        let broker = self.broker_name_of(mq);
+        self.find_broker_address_in_subscribe(&broker, broker_id, false)
             .ok_or_else(|| ClientError::BrokerNotFound {
-                broker_name: mq.broker_name.clone(),
+                broker_name: broker.into_owned(),
             })
     }
 
@@ -387,6 +435,7 @@ impl ClientInstance {
             RouteState {
                 topic_routes: state.topic_routes.clone(),
                 broker_addrs,
+                logical_queues: state.logical_queues.clone(),
             }
         });
     }

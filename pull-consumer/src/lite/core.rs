@@ -123,6 +123,7 @@ impl Core {
             if seek_to.load(Ordering::Acquire) >= 0 {
                 continue;
             }
+            let started = std::time::Instant::now();
             let pulled = tokio::select! {
                 _ = token.cancelled() => return,
                 _ = &mut seek_wake => continue,
@@ -166,7 +167,15 @@ impl Core {
                                 "pull offset illegal; continuing at the corrected offset"
                             );
                         }
-                        _ => {}
+                        _ => {
+                            if let Some(d) = rmq_client_core::pull_kernel::unheld_empty_pull_pause(
+                                &r,
+                                started.elapsed(),
+                            ) && !pause(d).await
+                            {
+                                return;
+                            }
+                        }
                     }
                 }
                 Err(e) => {

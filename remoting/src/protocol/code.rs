@@ -128,6 +128,9 @@ codes! {
         QUERY_ASSIGNMENT = 400,
         /// SET_MESSAGE_REQUEST_MODE (401), client→broker.
         SET_MESSAGE_REQUEST_MODE = 401,
+        /// UPDATE_AND_CREATE_STATIC_TOPIC (513), admin→broker: a static (logical-queue)
+        /// topic with its `TopicQueueMappingDetail` body (REMOTING-5X §2.2).
+        UPDATE_AND_CREATE_STATIC_TOPIC = 513,
         /// POP_MESSAGE (200050), client→broker; JSON headers only.
         POP_MESSAGE = 200050,
         /// ACK_MESSAGE (200051), client→broker; JSON headers only.
