@@ -22,7 +22,9 @@ enum Stream {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 use crate::error::RemotingError;
-use crate::protocol::{LanguageCode, RemotingCommand, ResponseCode, SerializeType, VERSION_V5_3_2};
+use crate::protocol::{
+    LanguageCode, RemotingCommand, RequestCode, ResponseCode, SerializeType, VERSION_V5_3_2,
+};
 
 /// A boxed, sendable future, as returned by [`RequestHandler::handle`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -398,16 +400,7 @@ impl RemotingClient {
         self.stamp(&mut request);
         let code = request.request_code();
         let started = tokio::time::Instant::now();
-        let conn = match tokio::time::timeout(timeout, self.connection(addr)).await {
-            Ok(conn) => conn?,
-            Err(_) => {
-                return Err(RemotingError::Timeout {
-                    addr: addr.to_owned(),
-                    code,
-                    timeout,
-                });
-            }
-        };
+        let conn = self.connection_by(addr, code, started, timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
         let response = match conn.request(&mut request, left).await {
             Ok(r)
@@ -426,6 +419,26 @@ impl RemotingClient {
                 timeout,
             }),
             other => other,
+        }
+    }
+
+    /// The connection to `addr` (opened if needed) within what is left of `timeout`, which
+    /// began at `started`; a [`RemotingError::Timeout`] for `code` when it takes longer.
+    async fn connection_by(
+        &self,
+        addr: &str,
+        code: RequestCode,
+        started: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<Connection, RemotingError> {
+        let left = timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, self.connection(addr)).await {
+            Ok(conn) => conn,
+            Err(_) => Err(RemotingError::Timeout {
+                addr: addr.to_owned(),
+                code,
+                timeout,
+            }),
         }
     }
 
@@ -455,17 +468,7 @@ impl RemotingClient {
                 slots.remove(addr);
             }
         }
-        let left = timeout.saturating_sub(started.elapsed());
-        let conn = match tokio::time::timeout(left, self.connection(addr)).await {
-            Ok(conn) => conn?,
-            Err(_) => {
-                return Err(RemotingError::Timeout {
-                    addr: addr.to_owned(),
-                    code,
-                    timeout,
-                });
-            }
-        };
+        let conn = self.connection_by(addr, code, started, timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
         let response = conn.request(&mut request, left).await?;
         if response.response_code() == ResponseCode::GO_AWAY {

@@ -156,6 +156,26 @@ fn client(tls: TlsConfig) -> RemotingClient {
     RemotingClient::new(RemotingConfig::default().tls(tls))
 }
 
+/// A builder trusting the PKI file `ca` (PEM).
+fn trusting(pki: &Pki, ca: &str) -> rmq_remoting::TlsConfigBuilder {
+    TlsConfig::builder().ca_file(pki.path(ca))
+}
+
+/// One request with `tls` to `addr`, which must fail; its error.
+async fn refused(tls: TlsConfig, addr: &str) -> RemotingError {
+    client(tls).invoke(addr, ping(), TIMEOUT).await.unwrap_err()
+}
+
+/// One request with `tls` to `addr`, answered `pong`; then the server saw one good
+/// handshake.
+async fn answered(tls: TlsConfig, addr: &str, server: tokio::task::JoinHandle<Vec<String>>) {
+    let c = client(tls);
+    let r = c.invoke(addr, ping(), TIMEOUT).await.unwrap();
+    assert_eq!(&r.body[..], b"pong");
+    c.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(server.await.unwrap(), ["ok"]);
+}
+
 fn tls_kind(e: &RemotingError) -> TlsFailure {
     match e {
         RemotingError::Tls { kind, .. } => *kind,
@@ -189,14 +209,7 @@ async fn verified_round_trip_by_ip_address() {
 async fn unknown_issuer_is_a_certificate_error() {
     let pki = Pki::new();
     let (addr, _server) = tls_server(pki.server(false)).await;
-    let tls = TlsConfig::builder()
-        .ca_file(pki.path("other-ca.pem"))
-        .build()
-        .unwrap();
-    let e = client(tls)
-        .invoke(&addr, ping(), TIMEOUT)
-        .await
-        .unwrap_err();
+    let e = refused(trusting(&pki, "other-ca.pem").build().unwrap(), &addr).await;
     assert_eq!(tls_kind(&e), TlsFailure::Certificate, "{e:?}");
     let text = format!("{e}: {}", std::error::Error::source(&e).unwrap());
     assert!(text.contains("certificate was not accepted"), "{text}");
@@ -207,15 +220,11 @@ async fn unknown_issuer_is_a_certificate_error() {
 async fn wrong_server_name_is_a_certificate_error() {
     let pki = Pki::new();
     let (addr, _server) = tls_server(pki.server(false)).await;
-    let tls = TlsConfig::builder()
-        .ca_file(pki.path("ca.pem"))
+    let tls = trusting(&pki, "ca.pem")
         .server_name("broker.example.com")
         .build()
         .unwrap();
-    let e = client(tls)
-        .invoke(&addr, ping(), TIMEOUT)
-        .await
-        .unwrap_err();
+    let e = refused(tls, &addr).await;
     assert_eq!(tls_kind(&e), TlsFailure::Certificate, "{e:?}");
     let source = std::error::Error::source(&e).unwrap().to_string();
     assert!(source.contains("not valid for name"), "{source}");
@@ -226,15 +235,11 @@ async fn server_name_override_is_checked_instead_of_the_address() {
     let pki = Pki::new();
     let (addr, server) = tls_server(pki.server(false)).await;
     // Dialled by IP, verified as "localhost" (a SAN of the server certificate).
-    let tls = TlsConfig::builder()
-        .ca_file(pki.path("ca.pem"))
+    let tls = trusting(&pki, "ca.pem")
         .server_name("localhost")
         .build()
         .unwrap();
-    let c = client(tls);
-    c.invoke(&addr, ping(), TIMEOUT).await.unwrap();
-    c.shutdown(Duration::from_secs(1)).await;
-    assert_eq!(server.await.unwrap(), ["ok"]);
+    answered(tls, &addr, server).await;
 }
 
 #[tokio::test]
@@ -244,10 +249,7 @@ async fn system_roots_do_not_trust_a_private_ca() {
     // The default: system roots. Where the machine has none, building says so.
     match TlsConfig::builder().build() {
         Ok(tls) => {
-            let e = client(tls)
-                .invoke(&addr, ping(), TIMEOUT)
-                .await
-                .unwrap_err();
+            let e = refused(tls, &addr).await;
             assert_eq!(tls_kind(&e), TlsFailure::Certificate, "{e:?}");
         }
         Err(e) => assert!(matches!(e, TlsConfigError::NoSystemRoots { .. }), "{e:?}"),
@@ -258,18 +260,14 @@ async fn system_roots_do_not_trust_a_private_ca() {
 async fn insecure_skip_verify_accepts_an_untrusted_certificate() {
     let pki = Pki::new();
     let (addr, server) = tls_server(pki.server(false)).await;
-    let tls = TlsConfig::builder()
-        .ca_file(pki.path("other-ca.pem"))
+    let tls = trusting(&pki, "other-ca.pem")
         .server_name("wrong.example.com")
         .insecure_skip_verify(true)
         .build()
         .unwrap();
     assert!(tls.is_insecure());
     assert!(format!("{tls:?}").contains("NOT verified"));
-    let c = client(tls);
-    c.invoke(&addr, ping(), TIMEOUT).await.unwrap();
-    c.shutdown(Duration::from_secs(1)).await;
-    assert_eq!(server.await.unwrap(), ["ok"]);
+    answered(tls, &addr, server).await;
 }
 
 #[tokio::test]
@@ -286,14 +284,7 @@ async fn plaintext_server_is_named_as_such() {
         assert!(matches!(first, Some(Err(_))), "{first:?}");
     });
     let pki = Pki::new();
-    let tls = TlsConfig::builder()
-        .ca_file(pki.path("ca.pem"))
-        .build()
-        .unwrap();
-    let e = client(tls)
-        .invoke(&addr, ping(), TIMEOUT)
-        .await
-        .unwrap_err();
+    let e = refused(trusting(&pki, "ca.pem").build().unwrap(), &addr).await;
     assert_eq!(tls_kind(&e), TlsFailure::NotTls, "{e:?}");
     assert!(e.to_string().contains("plaintext"), "{e}");
 }
@@ -317,14 +308,7 @@ async fn plaintext_answer_to_the_hello_is_named_as_such() {
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
     let pki = Pki::new();
-    let tls = TlsConfig::builder()
-        .ca_file(pki.path("ca.pem"))
-        .build()
-        .unwrap();
-    let e = client(tls)
-        .invoke(&addr, ping(), TIMEOUT)
-        .await
-        .unwrap_err();
+    let e = refused(trusting(&pki, "ca.pem").build().unwrap(), &addr).await;
     assert_eq!(tls_kind(&e), TlsFailure::NotTls, "{e:?}");
 }
 
@@ -332,16 +316,11 @@ async fn plaintext_answer_to_the_hello_is_named_as_such() {
 async fn mutual_tls_with_the_client_certificate() {
     let pki = Pki::new();
     let (addr, server) = tls_server(pki.server(true)).await;
-    let tls = TlsConfig::builder()
-        .ca_file(pki.path("ca.pem"))
+    let tls = trusting(&pki, "ca.pem")
         .client_cert(pki.path("client.pem"), pki.path("client.key"))
         .build()
         .unwrap();
-    let c = client(tls);
-    let r = c.invoke(&addr, ping(), TIMEOUT).await.unwrap();
-    assert_eq!(&r.body[..], b"pong");
-    c.shutdown(Duration::from_secs(1)).await;
-    assert_eq!(server.await.unwrap(), ["ok"]);
+    answered(tls, &addr, server).await;
 }
 
 #[tokio::test]
@@ -349,14 +328,11 @@ async fn server_requiring_a_client_certificate_refuses_none_or_a_foreign_one() {
     for client_cert in [None, Some(("other-client.pem", "other-client.key"))] {
         let pki = Pki::new();
         let (addr, server) = tls_server(pki.server(true)).await;
-        let mut builder = TlsConfig::builder().ca_file(pki.path("ca.pem"));
+        let mut builder = trusting(&pki, "ca.pem");
         if let Some((cert, key)) = client_cert {
             builder = builder.client_cert(pki.path(cert), pki.path(key));
         }
-        let e = client(builder.build().unwrap())
-            .invoke(&addr, ping(), TIMEOUT)
-            .await
-            .unwrap_err();
+        let e = refused(builder.build().unwrap(), &addr).await;
         // With TLS 1.3 the client learns of the refusal only on its first read: the
         // connection closes with the server's alert as the reason.
         let tls_close = match &e {
@@ -375,67 +351,51 @@ async fn server_requiring_a_client_certificate_refuses_none_or_a_foreign_one() {
 #[test]
 fn configuration_errors_name_the_file() {
     let pki = Pki::new();
-    let missing = pki.path("nope.pem");
-    let e = TlsConfig::builder().ca_file(&missing).build().unwrap_err();
-    assert!(
-        matches!(
-            e,
-            TlsConfigError::Read {
-                what: "CA file",
-                ..
-            }
+    let ca = || trusting(&pki, "ca.pem");
+    type Case = (rmq_remoting::TlsConfigBuilder, fn(&TlsConfigError) -> bool);
+    let cases: [Case; 5] = [
+        (trusting(&pki, "nope.pem"), |e| {
+            matches!(
+                e,
+                TlsConfigError::Read {
+                    what: "CA file",
+                    ..
+                }
+            ) && e.to_string().contains("nope.pem")
+        }),
+        (trusting(&pki, "server.key"), |e| {
+            matches!(
+                e,
+                TlsConfigError::NoPem {
+                    expected: "certificate",
+                    ..
+                }
+            )
+        }),
+        (
+            ca().client_cert(pki.path("client.pem"), pki.path("client.pem")),
+            |e| {
+                matches!(
+                    e,
+                    TlsConfigError::NoPem {
+                        what: "client key",
+                        ..
+                    }
+                )
+            },
         ),
-        "{e:?}"
-    );
-    assert!(e.to_string().contains("nope.pem"), "{e}");
-
-    let e = TlsConfig::builder()
-        .ca_file(pki.path("server.key"))
-        .build()
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            TlsConfigError::NoPem {
-                expected: "certificate",
-                ..
-            }
+        (
+            ca().client_cert(pki.path("client.pem"), pki.path("server.key")),
+            |e| matches!(e, TlsConfigError::KeyMismatch { .. }),
         ),
-        "{e:?}"
-    );
-
-    let e = TlsConfig::builder()
-        .ca_file(pki.path("ca.pem"))
-        .client_cert(pki.path("client.pem"), pki.path("client.pem"))
-        .build()
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            TlsConfigError::NoPem {
-                what: "client key",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-
-    let e = TlsConfig::builder()
-        .ca_file(pki.path("ca.pem"))
-        .client_cert(pki.path("client.pem"), pki.path("server.key"))
-        .build()
-        .unwrap_err();
-    assert!(matches!(e, TlsConfigError::KeyMismatch { .. }), "{e:?}");
-
-    let e = TlsConfig::builder()
-        .ca_file(pki.path("ca.pem"))
-        .server_name("not a name")
-        .build()
-        .unwrap_err();
-    assert!(
-        matches!(e, TlsConfigError::InvalidServerName { .. }),
-        "{e:?}"
-    );
+        (ca().server_name("not a name"), |e| {
+            matches!(e, TlsConfigError::InvalidServerName { .. })
+        }),
+    ];
+    for (i, (builder, expected)) in cases.into_iter().enumerate() {
+        let e = builder.build().unwrap_err();
+        assert!(expected(&e), "case {i}: {e:?} ({e})");
+    }
 }
 
 #[test]
