@@ -518,6 +518,23 @@ request_header!(
     EmptyHeader
 );
 
+impl CreateTopicRequestHeader {
+    /// `topic` with `queues` read and write queues, read-write, `SINGLE_TAG`, not ordered,
+    /// from the template `TBW102` (what `mqadmin updateTopic` sends by default).
+    pub fn new(topic: &str, queues: i32) -> Self {
+        CreateTopicRequestHeader {
+            topic: topic.to_owned(),
+            default_topic: crate::route::AUTO_CREATE_TOPIC.into(),
+            read_queue_nums: queues,
+            write_queue_nums: queues,
+            perm: crate::route::perm::READ | crate::route::perm::WRITE,
+            topic_filter_type: "SINGLE_TAG".into(),
+            topic_sys_flag: 0,
+            order: false,
+        }
+    }
+}
+
 /// NOTIFY_CONSUMER_IDS_CHANGED (40), GET_CONSUMER_RUNNING_INFO (307) and similar broker
 /// requests name their group in `consumerGroup`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -82,16 +82,7 @@ pub const STATIC_TOPIC_ITEM_OFFSET: i64 = 1_000_000_000;
 pub async fn create_static_topic(instance: &ClientInstance, topic: &str, queues: i32) {
     use rmq_remoting::{RemotingCommand, RequestCode};
     let broker = env("RMQ_BROKER_ADDR");
-    let header = crate::header::CreateTopicRequestHeader {
-        topic: topic.to_owned(),
-        default_topic: crate::route::AUTO_CREATE_TOPIC.into(),
-        read_queue_nums: queues,
-        write_queue_nums: queues,
-        perm: crate::route::perm::READ | crate::route::perm::WRITE,
-        topic_filter_type: "SINGLE_TAG".into(),
-        topic_sys_flag: 0,
-        order: false,
-    };
+    let header = crate::header::CreateTopicRequestHeader::new(topic, queues);
     let mut req = RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_STATIC_TOPIC);
     req.ext_fields = Some(rmq_remoting::protocol::ExtFields::from_header(&header).expect("header"));
     let k = STATIC_TOPIC_ITEM_OFFSET;

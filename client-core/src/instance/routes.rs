@@ -207,16 +207,7 @@ impl ClientInstance {
             .filter_map(|b| b.master_addr())
             .collect();
         for addr in &masters {
-            let header = crate::header::CreateTopicRequestHeader {
-                topic: topic.to_owned(),
-                default_topic: crate::route::AUTO_CREATE_TOPIC.into(),
-                read_queue_nums: queues,
-                write_queue_nums: queues,
-                perm: crate::route::perm::READ | crate::route::perm::WRITE,
-                topic_filter_type: "SINGLE_TAG".into(),
-                topic_sys_flag: 0,
-                order: false,
-            };
+            let header = crate::header::CreateTopicRequestHeader::new(topic, queues);
             self.inner
                 .api
                 .create_topic(addr, &header, Duration::from_secs(10))
