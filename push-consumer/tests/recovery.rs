@@ -47,24 +47,29 @@ async fn subscription_not_exist_is_answered_with_a_heartbeat_and_an_immediate_pu
                 None
             }
             RequestCode::PULL_MESSAGE => {
+                // Only the subscribed topic's queue is refused and watched: the retry
+                // topic's queue is pulled by its own loop, which was never refused.
+                let empty = || {
+                    reply_to(
+                        req,
+                        ResponseCode::PULL_NOT_FOUND,
+                        &[
+                            ("suggestWhichBrokerId", "0"),
+                            ("nextBeginOffset", "0"),
+                            ("minOffset", "0"),
+                            ("maxOffset", "0"),
+                        ],
+                        bytes::Bytes::new(),
+                    )
+                };
+                if req.ext("topic") != Some("TopicTest") {
+                    return Some(Reply::Later(Duration::from_millis(500), empty()));
+                }
                 let mut log = seen.lock().unwrap();
                 if log.iter().any(|(s, _)| *s == Seen::PullRefused) {
                     log.push((Seen::Pull, now));
                     // A long poll that finds nothing.
-                    Some(Reply::Later(
-                        Duration::from_millis(500),
-                        reply_to(
-                            req,
-                            ResponseCode::PULL_NOT_FOUND,
-                            &[
-                                ("suggestWhichBrokerId", "0"),
-                                ("nextBeginOffset", "0"),
-                                ("minOffset", "0"),
-                                ("maxOffset", "0"),
-                            ],
-                            bytes::Bytes::new(),
-                        ),
-                    ))
+                    Some(Reply::Later(Duration::from_millis(500), empty()))
                 } else {
                     log.push((Seen::PullRefused, now));
                     Some(Reply::Answer(reply_to(
