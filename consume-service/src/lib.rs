@@ -7,6 +7,8 @@
 //! - [`MessageListenerConcurrently`] / [`MessageListenerOrderly`]: the user's async
 //!   listeners (also [`listener_fn`] for async closures and [`sync_listener`] for blocking
 //!   code), and the [`ConsumeMessageHook`] / [`FilterMessageHook`] hooks.
+//! - [`message_stream`]: a [`MessageStream`] of [`AckMessage`]s (ack / nack / drop) fed by a
+//!   [`StreamListener`], instead of a listener.
 //! - [`ConsumeMessageConcurrentlyService`]: bounded concurrency, retries via
 //!   CONSUMER_SEND_MSG_BACK with the `%RETRY%` fallback, `ackIndex`, panics and timeouts
 //!   counted as `RECONSUME_LATER`.
@@ -44,6 +46,7 @@ mod call;
 mod concurrent;
 mod consume_stats;
 mod listener;
+mod message_stream;
 mod metrics;
 mod orderly;
 mod process_queue;
@@ -58,6 +61,7 @@ pub use listener::{
     IntoConsumeConcurrentlyStatus, ListenerFn, MessageListenerConcurrently, MessageListenerOrderly,
     NoopHook, SyncListener, listener_fn, sync_listener,
 };
+pub use message_stream::{AckMessage, MessageStream, StreamListener, message_stream};
 pub use orderly::{
     ConsumeMessageOrderlyService, MAX_TIME_CONSUME_CONTINUOUSLY, OrderlyConfig, QueueLocker,
 };

@@ -7,11 +7,13 @@ use std::time::Duration;
 use rmq_client_core::{ClientConfig, ClientInstance, ExpressionType};
 use rmq_consume_service::{
     ConsumeMessageHook, FilterMessageHook, MessageListenerConcurrently, MessageListenerOrderly,
+    MessageStream, StreamListener,
 };
 use rmq_offset_store::OffsetStore;
 use rmq_rebalance::{
     AllocateMessageQueueAveragely, AllocateMessageQueueStrategy, ConsumeFromWhere, MessageModel,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::consumer::PushConsumer;
 use crate::error::PushConsumerError;
@@ -168,7 +170,13 @@ pub struct PushConsumerBuilder {
     pub(crate) consume_hooks: Vec<Arc<dyn ConsumeMessageHook>>,
     pub(crate) filter_hooks: Vec<Arc<dyn FilterMessageHook>>,
     pub(crate) trace_topic: Option<String>,
+    /// With `message_stream()`: the stream, and the token that ends it at shutdown (the
+    /// consumer's own).
+    pub(crate) stream: Option<(MessageStream, CancellationToken)>,
 }
+
+/// Messages a [`MessageStream`] holds before the consume calls wait for the application.
+const STREAM_CAPACITY: usize = 64;
 
 impl std::fmt::Debug for PushConsumerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,6 +220,7 @@ impl PushConsumerBuilder {
             consume_hooks: Vec::new(),
             filter_hooks: Vec::new(),
             trace_topic: None,
+            stream: None,
         }
     }
 
@@ -266,6 +275,38 @@ impl PushConsumerBuilder {
     /// The orderly listener (Java `registerMessageListener(MessageListenerOrderly)`).
     pub fn orderly_listener<L: MessageListenerOrderly>(mut self, listener: L) -> Self {
         self.listener = Some(ListenerFactory::orderly(listener));
+        self
+    }
+
+    /// Instead of a listener: messages as a `futures::Stream`, taken once with
+    /// [`PushConsumer::messages`] after start. Each item is an [`AckMessage`](crate::AckMessage) to `ack()`,
+    /// `nack(delay_level)` (redelivery through the retry topic, as `RECONSUME_LATER`), or
+    /// drop (counts as `nack(0)`). Concurrent mode: up to `consume_thread_max` batches
+    /// (`consume_message_batch_max_size` messages each, 1 by default) are out at once, in
+    /// any order; the memory budget covers them; offsets move only past acked messages;
+    /// shutdown and rebalance hand-off wait for them as for listener calls. Java has no
+    /// counterpart (every RocketMQ client takes a callback); this is async-nats's
+    /// `messages()` / rdkafka's `stream()`.
+    pub fn message_stream(self) -> Self {
+        self.with_stream(ListenerFactory::concurrent)
+    }
+
+    /// [`PushConsumerBuilder::message_stream`] in orderly mode: one stream for all queues
+    /// that hands out, per queue, one batch at a time in offset order — the next message of
+    /// a queue comes only after the previous one was acked (queues interleave). A nack (or
+    /// a dropped handle) suspends that queue for `suspend_current_queue_time` and hands the
+    /// same message out again, as `SUSPEND_CURRENT_QUEUE_A_MOMENT` does. (A stream per
+    /// queue, rdkafka's `split_partition_queue`, was not chosen: queues come and go with
+    /// rebalance, and one stream keeps the application's loop the same in both modes.)
+    pub fn orderly_message_stream(self) -> Self {
+        self.with_stream(ListenerFactory::orderly)
+    }
+
+    fn with_stream(mut self, factory: fn(StreamListener) -> ListenerFactory) -> Self {
+        let stop = CancellationToken::new();
+        let (listener, stream) = rmq_consume_service::message_stream(STREAM_CAPACITY, stop.clone());
+        self.listener = Some(factory(listener));
+        self.stream = Some((stream, stop));
         self
     }
 

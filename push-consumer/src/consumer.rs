@@ -92,6 +92,14 @@ impl PushConsumer {
         self.core().rebalance.owned_queues()
     }
 
+    /// The stream of a consumer built with
+    /// [`PushConsumerBuilder::message_stream`](crate::PushConsumerBuilder::message_stream)
+    /// (or `orderly_message_stream`); `None` for a listener consumer and after the first
+    /// call. It ends once the consumer has shut down.
+    pub fn messages(&self) -> Option<rmq_consume_service::MessageStream> {
+        crate::core::lock(&self.core().message_stream).take()
+    }
+
     /// Stops pulling for every queue; cached messages are still consumed (Java `suspend`).
     /// An offset reset from the broker does not undo it.
     pub fn suspend(&self) {

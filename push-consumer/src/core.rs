@@ -51,6 +51,9 @@ pub(crate) struct Core {
     pub(crate) stats: Arc<ConsumeStats>,
     /// The message trace sender, when tracing is on.
     pub(crate) trace: Option<rmq_client_core::trace_dispatcher::TraceDispatcher>,
+    /// The stream of a consumer started with `message_stream()`, until
+    /// `PushConsumer::messages` takes it.
+    pub(crate) message_stream: Mutex<Option<rmq_consume_service::MessageStream>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -66,10 +66,10 @@ pub use rmq_client_core::{
     MessageExt, MessageModel, MessageQueue, Properties,
 };
 pub use rmq_consume_service::{
-    ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
+    AckMessage, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
     ConsumeMessageHook, ConsumeOrderlyContext, ConsumeOrderlyStatus, FilterMessageHook,
-    IntoConsumeConcurrentlyStatus, MessageListenerConcurrently, MessageListenerOrderly, NoopHook,
-    listener_fn, sync_listener,
+    IntoConsumeConcurrentlyStatus, MessageListenerConcurrently, MessageListenerOrderly,
+    MessageStream, NoopHook, listener_fn, sync_listener,
 };
 pub use rmq_offset_store::{
     LocalFileOffsetStore, OffsetStore, OffsetStoreError, ReadOffsetType, RemoteBrokerOffsetStore,

@@ -34,7 +34,12 @@ const LOCK_INTERVAL: Duration = Duration::from_millis(20_000);
 /// Validated builder → running consumer. Everything that can fail (the client instance,
 /// the offset store's load, the subscriptions, the group's registration) happens before
 /// the first task is spawned; what was built is dropped on failure, which stops it.
-pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushConsumerError> {
+pub(crate) async fn start(mut b: PushConsumerBuilder) -> Result<PushConsumer, PushConsumerError> {
+    let (message_stream, token) = match b.stream.take() {
+        // The stream ends when this consumer's token is cancelled (shutdown, drop).
+        Some((stream, token)) => (Some(stream), token),
+        None => (None, CancellationToken::new()),
+    };
     let mut client = b.client;
     let model = b.config.message_model;
     if model == MessageModel::Clustering {
@@ -165,6 +170,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
             kernel: PullKernel::new(&instance, &group),
             stats: Arc::clone(&stats),
             trace: trace.clone(),
+            message_stream: Mutex::new(message_stream),
             subscriptions: subscriptions.clone(),
             offset_store: Arc::clone(&offset_store),
             rebalance,
@@ -175,7 +181,7 @@ pub(crate) async fn start(b: PushConsumerBuilder) -> Result<PushConsumer, PushCo
             cached_bytes: Arc::new(AtomicUsize::new(0)),
             paused: AtomicBool::new(false),
             resetting: AtomicUsize::new(0),
-            token: CancellationToken::new(),
+            token,
             tracker: TaskTracker::new(),
             start_ms: rmq_client_core::now_millis(),
         }

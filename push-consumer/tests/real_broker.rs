@@ -763,9 +763,12 @@ fn sql92_consumer(
 /// The test broker runs with `enablePropertyFilter=true` (the xtask's config). What the
 /// rocketmq-rust 1.0 broker can show: the start-time check (an expression it cannot parse
 /// is refused before anything starts) and SQL92 subscriptions end to end (heartbeat,
-/// check, pulls typed SQL92). It cannot show matching by property: on its pull path every
-/// property reference reads as null (`n IS NOT NULL`, `TAGS = 'x'` match nothing, `TRUE`
-/// matches everything; checked by hand), so the expression here does not depend on one.
+/// check, pulls typed SQL92). It cannot show matching by property: its filter decodes a
+/// stored message's properties with `MessageDecoder::decode_properties` (rocketmq-protocol
+/// 1.0.0, `message_decoder.rs` 844–863), which advances the buffer to the topic and then
+/// reads at offsets counted from the record's start, so it finds no properties in any real
+/// record; every property reads as null (`n IS NOT NULL`, `TAGS = 'x'` match nothing, `TRUE`
+/// matches everything; checked by hand). The expression here does not depend on one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "real broker: run by cargo xtask ci"]
 async fn a_sql92_subscription_is_checked_at_start_and_consumed_end_to_end() {
@@ -969,6 +972,88 @@ async fn a_static_topic_is_consumed_once_through_its_logical_queues() {
             })
             .sum();
         assert_eq!(committed, 60);
+        s.instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn a_message_stream_acks_nacks_and_dropped_handles_each_come_out_right() {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(150), async {
+        let s = setup(4).await;
+        let ids = produce(&s, 300, "TagA").await;
+        let group = unique("cg_stream");
+        let consumer = PushConsumer::builder(&group)
+            .client_config(
+                ClientConfig::default()
+                    .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+                    .client_ip("127.0.0.1"),
+            )
+            .subscribe(&s.topic, "*")
+            .consume_from_where(ConsumeFromWhere::FirstOffset)
+            .message_stream()
+            .start()
+            .await
+            .unwrap();
+        let stream = consumer.messages().expect("a stream consumer");
+        assert!(consumer.messages().is_none(), "taken once");
+        // Every 50th message is nacked (delay level 1, 1 s) and every 75th dropped on its
+        // first delivery; both must come back, once, through the retry topic.
+        // Message number (from the body) → the reconsume times of each delivery; and the
+        // message ids (a redelivery keeps its id).
+        let deliveries: Arc<Mutex<HashMap<usize, Vec<i32>>>> = Arc::default();
+        let msg_ids: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+        let (seen, seen_ids) = (Arc::clone(&deliveries), Arc::clone(&msg_ids));
+        let app = tokio::spawn(stream.for_each_concurrent(16, move |m| {
+            let (seen, seen_ids) = (Arc::clone(&seen), Arc::clone(&seen_ids));
+            async move {
+                seen_ids.lock().unwrap().insert(m.msg_id().into_owned());
+                let body = String::from_utf8_lossy(&m.body).into_owned();
+                let n: usize = body.trim_start_matches("m-").parse().unwrap();
+                let first = m.reconsume_times == 0;
+                seen.lock()
+                    .unwrap()
+                    .entry(n)
+                    .or_default()
+                    .push(m.reconsume_times);
+                if first && n % 50 == 0 {
+                    m.nack(1);
+                } else if first && n % 75 == 0 {
+                    drop(m);
+                } else {
+                    m.ack();
+                }
+            }
+        }));
+        let redelivered: Vec<usize> = (0..300).filter(|n| n % 50 == 0 || n % 75 == 0).collect();
+        wait_for("every message acked", Duration::from_secs(90), || {
+            let d = deliveries.lock().unwrap();
+            d.len() == 300 && d.values().map(Vec::len).sum::<usize>() == 300 + redelivered.len()
+        })
+        .await;
+        consumer.shutdown().await;
+        // The stream ends with the consumer.
+        tokio::time::timeout(Duration::from_secs(10), app)
+            .await
+            .expect("the stream ended after shutdown")
+            .unwrap();
+        let d = std::mem::take(&mut *deliveries.lock().unwrap());
+        for n in 0..300 {
+            let expect = if redelivered.contains(&n) {
+                vec![0, 1]
+            } else {
+                vec![0]
+            };
+            assert_eq!(d.get(&n), Some(&expect), "message {n}");
+        }
+        let got_ids = std::mem::take(&mut *msg_ids.lock().unwrap());
+        assert_eq!(
+            got_ids,
+            ids.into_iter().collect::<std::collections::HashSet<_>>()
+        );
         s.instance.shutdown(Duration::from_secs(2)).await;
     })
     .await

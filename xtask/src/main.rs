@@ -288,9 +288,9 @@ fn demo(count: Option<&str>) -> Result<()> {
 }
 
 /// Runs the tests marked `#[ignore = "real broker …"]` with the broker's addresses exported.
-/// The examples that plug user code into a consumer, run against the broker (each fails
-/// unless every message was consumed exactly as it claims).
-const PLUGIN_EXAMPLES: [&str; 2] = ["custom_strategy", "custom_offset_store"];
+/// The examples run against the broker: the two that plug user code into a consumer and
+/// the message stream (each fails unless every message was consumed exactly as it claims).
+const EXAMPLES: [&str; 3] = ["custom_strategy", "custom_offset_store", "stream"];
 
 fn integration_tests(env: &broker::BrokerEnv) -> Result<Tally> {
     let mut tally = run_tests(
@@ -308,7 +308,7 @@ fn integration_tests(env: &broker::BrokerEnv) -> Result<Tally> {
             .env("RMQ_BROKER_ADDR", &env.broker_addr)
             .env("RMQ_TLS_DIR", env.tls_dir()),
     )?;
-    for example in PLUGIN_EXAMPLES {
+    for example in EXAMPLES {
         run(
             &format!("example {example} against the real broker"),
             cargo()

@@ -1,0 +1,308 @@
+//! Messages as an async [`Stream`], each with an acknowledgement handle ([`AckMessage`]):
+//! the async-nats / rdkafka way of consuming, on top of the same consume services as the
+//! listeners. A [`StreamListener`] is the listener: each call hands its messages to the
+//! stream and waits until every one was acked or nacked, then answers as a listener would.
+//! So everything that holds for listener calls holds for handles in flight: at most
+//! `consumeThreadMax` calls (so that many batches) are out at once, their bodies count
+//! against the memory budget, offsets move only past acked messages, and shutdown and
+//! rebalance hand-off wait for them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use rmq_client_core::MessageExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::listener::{
+    ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
+    ConsumeOrderlyStatus, MessageListenerConcurrently, MessageListenerOrderly,
+};
+
+/// What the application said of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ack,
+    /// Redeliver; the delay level as [`ConsumeConcurrentlyContext::delay_level_when_next_consume`].
+    Nack(i32),
+}
+
+/// A message from a [`MessageStream`] and its acknowledgement handle.
+///
+/// Exactly one of [`AckMessage::ack`] or [`AckMessage::nack`] should be called. **Dropping
+/// it without either counts as `nack(0)`**: the message is redelivered (through the retry
+/// topic after 10 s, then longer, in concurrent mode; after `suspendCurrentQueueTimeMillis`
+/// in orderly mode), never silently lost. A handle acked after its listener call ended
+/// (past `consumeTimeout`, 15 min, or after shutdown gave up waiting) changes nothing: the
+/// message was already given back for redelivery.
+#[derive(Debug)]
+pub struct AckMessage {
+    message: MessageExt,
+    reply: Option<oneshot::Sender<Outcome>>,
+}
+
+impl AckMessage {
+    /// The message.
+    pub fn message(&self) -> &MessageExt {
+        &self.message
+    }
+
+    /// Consumed: the offset may move past it (Java `CONSUME_SUCCESS`).
+    pub fn ack(mut self) {
+        self.reply(Outcome::Ack);
+    }
+
+    /// Not consumed: redeliver it. Concurrent mode: through `%RETRY%<group>` with
+    /// `delay_level` (0: the broker's schedule, 3 + reconsume times, i.e. 10 s first; −1:
+    /// straight to the DLQ; > 0: that level), as `RECONSUME_LATER` does. Orderly mode: the
+    /// queue is suspended for `suspendCurrentQueueTimeMillis` and the message comes again
+    /// in order (`delay_level` is not used), as `SUSPEND_CURRENT_QUEUE_A_MOMENT` does.
+    pub fn nack(mut self, delay_level: i32) {
+        self.reply(Outcome::Nack(delay_level));
+    }
+
+    fn reply(&mut self, outcome: Outcome) {
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+impl std::ops::Deref for AckMessage {
+    type Target = MessageExt;
+    fn deref(&self) -> &MessageExt {
+        &self.message
+    }
+}
+
+/// The messages of a consumer started with a stream instead of a listener: a
+/// `futures::Stream` of [`AckMessage`]. It ends when the consumer has shut down.
+///
+/// Poll it from one task; process messages concurrently as you like (for example with
+/// `for_each_concurrent`): up to `consumeThreadMax` batches (20 by default, one message
+/// each by default) are handed out at once. Keep polling until `shutdown()` returns:
+/// dropping the stream while the consumer runs makes every later call give its messages
+/// back for redelivery.
+pub struct MessageStream {
+    rx: mpsc::Receiver<AckMessage>,
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl std::fmt::Debug for MessageStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageStream").finish_non_exhaustive()
+    }
+}
+
+impl Stream for MessageStream {
+    type Item = AckMessage;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<AckMessage>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(m) => Poll::Ready(m),
+            // Nothing waiting: the end once the consumer stopped.
+            Poll::Pending => match self.stopped.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// The listener behind a [`MessageStream`] (concurrent and orderly): hands each call's
+/// messages to the stream and answers with what the handles said. Made by
+/// [`message_stream`].
+#[derive(Debug, Clone)]
+pub struct StreamListener {
+    tx: mpsc::Sender<AckMessage>,
+}
+
+/// A listener and the stream it feeds. `capacity` (at least 1) bounds the messages waiting
+/// to be polled; the consume services bound the ones handed out. The stream ends when
+/// `stopped` is cancelled (the consumer's shutdown) and nothing is left waiting in it, or
+/// when the listener is dropped.
+pub fn message_stream(
+    capacity: usize,
+    stopped: CancellationToken,
+) -> (StreamListener, MessageStream) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let stopped = Box::pin(stopped.cancelled_owned());
+    (StreamListener { tx }, MessageStream { rx, stopped })
+}
+
+impl StreamListener {
+    /// Hands `msgs` out and waits for each one's outcome; the index and delay level of the
+    /// first message not acked, if any.
+    async fn hand_out(&self, msgs: &[MessageExt]) -> Option<(usize, i32)> {
+        let mut pending = Vec::with_capacity(msgs.len());
+        for (i, m) in msgs.iter().enumerate() {
+            let (reply, outcome) = oneshot::channel();
+            let handed = AckMessage {
+                message: m.clone(),
+                reply: Some(reply),
+            };
+            if self.tx.send(handed).await.is_err() {
+                // Nobody polls the stream any more.
+                return Some((i, 0));
+            }
+            pending.push(outcome);
+        }
+        let mut first_nack = None;
+        for (i, outcome) in pending.into_iter().enumerate() {
+            // A dropped handle is a nack(0). Every handle is awaited, so none is left in
+            // the application's hands when the call returns.
+            let outcome = outcome.await.unwrap_or(Outcome::Nack(0));
+            if let (Outcome::Nack(level), None) = (outcome, first_nack) {
+                first_nack = Some((i, level));
+            }
+        }
+        first_nack
+    }
+}
+
+impl MessageListenerConcurrently for StreamListener {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        ctx: &mut ConsumeConcurrentlyContext,
+    ) -> ConsumeConcurrentlyStatus {
+        match self.hand_out(msgs).await {
+            None => ConsumeConcurrentlyStatus::ConsumeSuccess,
+            Some((i, level)) => {
+                // The batch up to the first nack is acknowledged; it and everything after
+                // it are redelivered (with batches of 1, the default, exactly the nacked
+                // message).
+                ctx.delay_level_when_next_consume = level;
+                if i == 0 {
+                    ConsumeConcurrentlyStatus::ReconsumeLater
+                } else {
+                    ctx.ack_index = i as i32 - 1;
+                    ConsumeConcurrentlyStatus::ConsumeSuccess
+                }
+            }
+        }
+    }
+}
+
+impl MessageListenerOrderly for StreamListener {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        _ctx: &mut ConsumeOrderlyContext,
+    ) -> ConsumeOrderlyStatus {
+        match self.hand_out(msgs).await {
+            None => ConsumeOrderlyStatus::Success,
+            Some(_) => ConsumeOrderlyStatus::SuspendCurrentQueueAMoment,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use rmq_client_core::MessageQueue;
+
+    use super::*;
+
+    fn msgs(n: i64) -> Vec<MessageExt> {
+        (0..n)
+            .map(|o| MessageExt {
+                queue_offset: o,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn ctx() -> ConsumeConcurrentlyContext {
+        ConsumeConcurrentlyContext::new(MessageQueue::new("T", "b", 0))
+    }
+
+    /// Runs one concurrent call over `n` messages while `answer` handles each one (by
+    /// offset); the call's status and context.
+    async fn call(
+        n: i64,
+        answer: impl Fn(AckMessage) + Send + 'static,
+    ) -> (ConsumeConcurrentlyStatus, ConsumeConcurrentlyContext) {
+        let stop = CancellationToken::new();
+        let (listener, mut stream) = message_stream(4, stop);
+        let app = tokio::spawn(async move {
+            while let Some(m) = stream.next().await {
+                answer(m);
+            }
+        });
+        let mut c = ctx();
+        let status =
+            MessageListenerConcurrently::consume_message(&listener, &msgs(n), &mut c).await;
+        drop(listener);
+        app.await.unwrap();
+        (status, c)
+    }
+
+    #[tokio::test]
+    async fn acks_nacks_and_dropped_handles_become_the_listener_answer() {
+        let (s, _) = call(1, |m| m.ack()).await;
+        assert_eq!(s, ConsumeConcurrentlyStatus::ConsumeSuccess);
+        let (s, c) = call(1, |m| m.nack(5)).await;
+        assert_eq!(s, ConsumeConcurrentlyStatus::ReconsumeLater);
+        assert_eq!(c.delay_level_when_next_consume, 5);
+        // Dropped unanswered: a nack with the broker's own schedule.
+        let (s, c) = call(1, drop).await;
+        assert_eq!(s, ConsumeConcurrentlyStatus::ReconsumeLater);
+        assert_eq!(c.delay_level_when_next_consume, 0);
+        // A batch: everything before the first nack is acknowledged.
+        let (s, c) = call(3, |m| {
+            if m.queue_offset == 1 {
+                m.nack(2)
+            } else {
+                m.ack()
+            }
+        })
+        .await;
+        assert_eq!(s, ConsumeConcurrentlyStatus::ConsumeSuccess);
+        assert_eq!((c.ack_index, c.delay_level_when_next_consume), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn orderly_nack_suspends_the_queue() {
+        let stop = CancellationToken::new();
+        let (listener, mut stream) = message_stream(4, stop);
+        let app = tokio::spawn(async move {
+            let first = stream.next().await.unwrap();
+            first.ack();
+            let second = stream.next().await.unwrap();
+            second.nack(0);
+        });
+        let mut c = ConsumeOrderlyContext::new(MessageQueue::new("T", "b", 0));
+        let ok = MessageListenerOrderly::consume_message(&listener, &msgs(1), &mut c).await;
+        let again = MessageListenerOrderly::consume_message(&listener, &msgs(1), &mut c).await;
+        app.await.unwrap();
+        assert_eq!(ok, ConsumeOrderlyStatus::Success);
+        assert_eq!(again, ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
+    }
+
+    #[tokio::test]
+    async fn the_stream_ends_after_the_stop_once_drained_and_a_gone_stream_nacks() {
+        let stop = CancellationToken::new();
+        let (listener, mut stream) = message_stream(4, stop.clone());
+        let l = listener.clone();
+        let call = tokio::spawn(async move {
+            let mut c = ctx();
+            MessageListenerConcurrently::consume_message(&l, &msgs(1), &mut c).await
+        });
+        let m = stream.next().await.unwrap();
+        stop.cancel();
+        m.ack();
+        assert_eq!(
+            call.await.unwrap(),
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        );
+        // Stopped and nothing waiting: the end.
+        assert!(stream.next().await.is_none());
+        drop(stream);
+        // Nobody polls any more: the messages go back for redelivery.
+        let mut c = ctx();
+        let s = MessageListenerConcurrently::consume_message(&listener, &msgs(1), &mut c).await;
+        assert_eq!(s, ConsumeConcurrentlyStatus::ReconsumeLater);
+    }
+}
