@@ -16,6 +16,7 @@ pub(crate) struct ConsumeOpts {
     pub(crate) quiet: bool,
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
     pub(crate) trace: Option<String>,
+    pub(crate) stream: bool,
 }
 
 /// A message id as a 128-bit key: the 32 hex digits of a UNIQ_KEY or IPv4 offset id are
@@ -206,13 +207,35 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
     if let Some(t) = &o.trace {
         b = b.enable_trace(Some(t));
     }
-    b = if o.orderly {
-        b.orderly_listener(StatsListener(Arc::clone(&stats)))
-    } else {
-        b.listener(StatsListener(Arc::clone(&stats)))
+    b = match (o.stream, o.orderly) {
+        (true, true) => b.orderly_message_stream(),
+        (true, false) => b.message_stream(),
+        (false, true) => b.orderly_listener(StatsListener(Arc::clone(&stats))),
+        (false, false) => b.listener(StatsListener(Arc::clone(&stats))),
     };
     let started = Instant::now();
     let consumer = b.start().await.map_err(fail)?;
+    // With --stream: one task takes the messages, records and acks them; past --count it
+    // keeps the handles unanswered (nothing is committed past them, nothing is sent back)
+    // until the command ends.
+    let stream_task = consumer.messages().map(|mut messages| {
+        let stats = Arc::clone(&stats);
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut held = Vec::new();
+            while let Some(m) = messages.next().await {
+                if stats.record(std::slice::from_ref(m.message())) {
+                    m.ack();
+                } else {
+                    held.push(m);
+                }
+            }
+            // Held until the command aborts this task, after the consumer stopped: a
+            // handle dropped while its call still waits would send the message back.
+            std::future::pending::<()>().await;
+            drop(held);
+        })
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut last_progress = Instant::now();
     let mut idle_stop = false;
@@ -257,6 +280,9 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
             .await;
     } else {
         consumer.shutdown().await;
+    }
+    if let Some(task) = stream_task {
+        task.abort();
     }
     let s = stats.inner.lock().unwrap_or_else(|e| e.into_inner());
     let received = stats.received.load(Ordering::Relaxed);

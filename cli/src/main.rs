@@ -222,6 +222,10 @@ enum Command {
         /// only with traceTopicEnable=true).
         #[arg(long, value_name = "TOPIC", num_args = 0..=1, default_missing_value = "RMQ_SYS_TRACE_TOPIC")]
         trace: Option<String>,
+        /// Take the messages as a stream of acknowledgement handles (the library's
+        /// `message_stream()`) instead of a listener; the output is the same.
+        #[arg(long)]
+        stream: bool,
     },
     /// Send messages: `--count` generated ones, or one per line of standard input.
     Produce {
@@ -548,6 +552,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             quiet,
             metrics_addr,
             trace,
+            stream,
         } => {
             let opts = ConsumeOpts {
                 topic,
@@ -563,6 +568,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 quiet,
                 metrics_addr,
                 trace,
+                stream,
             };
             consume(&cluster, opts).await
         }

@@ -2,7 +2,8 @@
 //! CPU µs per message (user + sys of the consumer process), heap allocations per message
 //! (rmq, built with `alloc-stats`) and peak RSS — for rmq and, in the same run, for a
 //! consumer built on `rocketmq-client-rust` 1.0.0 (`bench/peer-rocketmq-client-rust`, its
-//! own workspace). `RMQ_BENCH_BASELINE=<path to another rmq binary>` measures that build
+//! own workspace), and for `rmq consume --stream` (the message stream with ack handles
+//! instead of the listener). `RMQ_BENCH_BASELINE=<path to another rmq binary>` measures that build
 //! too, on its own topic, in the same run (before/after figures). Then the backlog run:
 //! 1 000 000 messages consumed by `rmq consume` with default settings.
 
@@ -192,6 +193,16 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 return Err("rmq consume (2 threads) failed".into());
             }
             let two_allocs = allocations_per_msg(&out, count);
+            // The message stream (ack handles) instead of the listener, same settings.
+            let t_stream = format!("bench_stream_{stamp}");
+            produce(&env, &t_stream, count)?;
+            eprintln!("==> rmq consume --stream of {count}");
+            let (ok, stream, out) = measure(rmq_consume(&env, &t_stream, count).arg("--stream"))?;
+            eprintln!("{}", out.trim());
+            if !ok {
+                return Err("rmq consume --stream failed".into());
+            }
+            let stream_allocs = allocations_per_msg(&out, count);
             let base = match &baseline {
                 Some(bin) => {
                     eprintln!("==> baseline {} consume of {count}", bin.display());
@@ -225,6 +236,12 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 &two,
                 two_allocs,
             ));
+            rows.push(line(
+                "rmq (`rmq consume --stream`: ack handles, 1 runtime thread)",
+                count,
+                &stream,
+                stream_allocs,
+            ));
             if let Some((u, a)) = &base {
                 rows.push(line("rmq baseline (`RMQ_BENCH_BASELINE`)", count, u, *a));
             }
@@ -249,6 +266,11 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                     rmq.max_rss_kib as f64 / u.max_rss_kib as f64
                 ));
             }
+            rows.push(format!(
+                "Stream / listener (both 1 runtime thread): CPU per message {:.2}x, throughput {:.2}x (target: within 10 %).",
+                stream.cpu_s / rmq.cpu_s,
+                rmq.wall_s / stream.wall_s
+            ));
         }
         if backlog > 0 {
             let t_backlog = format!("bench_backlog_{stamp}");

@@ -88,6 +88,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Removes the sources cargo extracted from `cargo package`'s temporary registry on an
+/// earlier run (`$CARGO_HOME/registry/src/-<hash>/rmq-*`). Cargo keys them by the
+/// registry's path and the crate's name and version only, so a second run in the same
+/// checkout would verify each crate against the first run's copy of its dependencies.
+fn forget_packaged_sources() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    // Local registries have no host name: their folder is "-<hash>".
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for krate in std::fs::read_dir(registry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if krate.file_name().to_string_lossy().starts_with("rmq-") {
+                let _ = std::fs::remove_dir_all(krate.path());
+            }
+        }
+    }
+}
+
 /// An error message for the user; the xtask prints it and exits 1.
 pub(crate) type Result<T, E = String> = std::result::Result<T, E>;
 
@@ -180,6 +211,7 @@ fn ci() -> Result<()> {
     )?;
     // Every library crate and the CLI package and build as a user would get them from
     // crates.io (in dependency order, each against the packaged others).
+    forget_packaged_sources();
     run(
         "cargo package",
         cargo().args([
