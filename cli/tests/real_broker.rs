@@ -1070,20 +1070,32 @@ fn consume_with_trace_records_every_message_in_the_trace_topic() {
             .collect::<std::collections::BTreeSet<_>>(),
         consumed
     );
-    // Found by message id, as the dashboard's trace query does.
+    // Found by message id, as the dashboard's trace query does. The rocketmq-rust broker
+    // builds its key index in the background and refuses key queries (SYSTEM_ERROR "index
+    // query is unsafe … rebuild may still be in progress") until it has caught up: asked
+    // again, at most 40 times.
     let any = consumed.iter().next().unwrap();
-    let out = rmq()
-        .args([
-            "message",
-            "--key",
-            any,
-            "--topic",
-            &trace_topic,
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let mut attempts = 0;
+    let out = loop {
+        let out = rmq()
+            .args([
+                "message",
+                "--key",
+                any,
+                "--topic",
+                &trace_topic,
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        attempts += 1;
+        let catching_up = String::from_utf8_lossy(&out.stderr).contains("index query is unsafe");
+        if !catching_up || attempts == 40 {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
     let (found, _) = json_lines(out);
     assert!(
         found
