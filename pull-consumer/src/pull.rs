@@ -45,6 +45,9 @@ pub struct PullConsumerConfig {
     pub consumer_timeout_when_suspend: Duration,
     /// Retries before the DLQ for [`PullConsumer::send_message_back`]. Default 16.
     pub max_reconsume_times: i32,
+    /// Longest wait at shutdown for the consumer's tasks, and again for its
+    /// unregistration. Default 5 s (Java `awaitTerminationMillisWhenShutdown`).
+    pub await_termination_when_shutdown: Duration,
 }
 
 impl Default for PullConsumerConfig {
@@ -55,6 +58,7 @@ impl Default for PullConsumerConfig {
             broker_suspend_max_time: Duration::from_millis(20_000),
             consumer_timeout_when_suspend: Duration::from_millis(30_000),
             max_reconsume_times: 16,
+            await_termination_when_shutdown: Duration::from_secs(5),
         }
     }
 }
@@ -349,8 +353,8 @@ impl PullConsumer {
             return report;
         }
         report.performed = true;
-        report.tasks_stopped =
-            rmq_remoting::task::stop_and_wait(&s.token, &s.tracker, Duration::from_secs(5)).await;
+        let grace = self.inner.settings.config.await_termination_when_shutdown;
+        report.tasks_stopped = rmq_remoting::task::stop_and_wait(&s.token, &s.tracker, grace).await;
         let queues: Vec<MessageQueue> = s
             .offset_store
             .clone_offset_table(None)
@@ -364,9 +368,7 @@ impl PullConsumer {
                 report.offsets_persisted = false;
             }
         }
-        s.instance
-            .release_consumer(&s.group, Duration::from_secs(3))
-            .await;
+        s.instance.release_consumer(&s.group, grace).await;
         report
     }
 

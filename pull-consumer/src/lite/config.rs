@@ -33,6 +33,10 @@ pub struct LitePullConsumerConfig {
     pub broker_suspend_max_time: Duration,
     /// Pull timeout; must exceed the hold. Default 30 s.
     pub consumer_timeout_when_suspend: Duration,
+    /// Longest wait at shutdown for the consumer's tasks, for the trace records still
+    /// queued, and for its unregistration. Default 5 s (Java
+    /// `awaitTerminationMillisWhenShutdown`).
+    pub await_termination_when_shutdown: Duration,
     /// Message trace topic, `None` (the default) for no trace (Java `enableMsgTrace` /
     /// `customizedTraceTopic`); see [`LitePullConsumerBuilder::enable_trace`].
     pub trace_topic: Option<String>,
@@ -54,6 +58,7 @@ impl Default for LitePullConsumerConfig {
             auto_commit_interval: Duration::from_secs(5),
             broker_suspend_max_time: Duration::from_millis(20_000),
             consumer_timeout_when_suspend: Duration::from_millis(30_000),
+            await_termination_when_shutdown: Duration::from_secs(5),
             trace_topic: None,
         }
     }

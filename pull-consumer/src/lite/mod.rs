@@ -608,15 +608,13 @@ impl LitePullConsumer {
         if core.config.auto_commit {
             report.offsets_persisted = core.commit(true).await.is_ok();
         }
+        let grace = core.config.await_termination_when_shutdown;
         report.tasks_stopped =
-            rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, Duration::from_secs(5))
-                .await;
+            rmq_remoting::task::stop_and_wait(&core.token, &core.tracker, grace).await;
         if let Some((dispatcher, _)) = &core.trace {
-            dispatcher.shutdown(Duration::from_secs(3)).await;
+            dispatcher.shutdown(grace).await;
         }
-        core.instance
-            .release_consumer(&core.group, Duration::from_secs(3))
-            .await;
+        core.instance.release_consumer(&core.group, grace).await;
         report
     }
 }
