@@ -90,13 +90,15 @@ impl MessageListenerConcurrently for Collector {
     }
 }
 
+fn client() -> ClientConfig {
+    ClientConfig::default()
+        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+        .client_ip("127.0.0.1")
+}
+
 fn consumer(group: &str, topic: &str) -> rmq_push_consumer::PushConsumerBuilder {
     PushConsumer::builder(group)
-        .client_config(
-            ClientConfig::default()
-                .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
-                .client_ip("127.0.0.1"),
-        )
+        .client_config(client())
         .subscribe(topic, "*")
         .consume_from_where(ConsumeFromWhere::FirstOffset)
 }
@@ -751,11 +753,7 @@ fn sql92_consumer(
     expression: &str,
 ) -> rmq_push_consumer::PushConsumerBuilder {
     PushConsumer::builder(group)
-        .client_config(
-            ClientConfig::default()
-                .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
-                .client_ip("127.0.0.1"),
-        )
+        .client_config(client())
         .subscribe_sql92(topic, expression)
         .consume_from_where(ConsumeFromWhere::FirstOffset)
 }
@@ -986,14 +984,7 @@ async fn a_message_stream_acks_nacks_and_dropped_handles_each_come_out_right() {
         let s = setup(4).await;
         let ids = produce(&s, 300, "TagA").await;
         let group = unique("cg_stream");
-        let consumer = PushConsumer::builder(&group)
-            .client_config(
-                ClientConfig::default()
-                    .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
-                    .client_ip("127.0.0.1"),
-            )
-            .subscribe(&s.topic, "*")
-            .consume_from_where(ConsumeFromWhere::FirstOffset)
+        let consumer = consumer(&group, &s.topic)
             .message_stream()
             .start()
             .await
