@@ -207,6 +207,11 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
     if let Some(t) = &o.trace {
         b = b.enable_trace(Some(t));
     }
+    if o.count.is_some() {
+        // Each message printed is committed as soon as it is acked; past --count nothing
+        // is, and nothing waits in a half-answered batch.
+        b = b.stream_batch_size(1);
+    }
     b = match (o.stream, o.orderly) {
         (true, true) => b.orderly_message_stream(),
         (true, false) => b.message_stream(),

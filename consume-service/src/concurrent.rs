@@ -333,6 +333,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         ctx.message_queue.clone_from(&batch.mq);
         ctx.delay_level_when_next_consume = 0;
         ctx.ack_index = i32::MAX;
+        ctx.retry.clear();
         let mut hook_ctx = (!self.hooks.is_empty())
             .then(|| ConsumeMessageContext::new(&self.config.group, &batch.mq, msgs.len()));
         if let Some(h) = &hook_ctx {
@@ -386,31 +387,40 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         batch: &PullBatch,
         rt_ms: f64,
     ) {
-        let len = msgs.len() as i64;
-        let ack_index: i64 = match status {
-            ConsumeConcurrentlyStatus::ConsumeSuccess => i64::from(ctx.ack_index).min(len - 1),
-            ConsumeConcurrentlyStatus::ReconsumeLater => -1,
+        let len = msgs.len();
+        // The messages to retry, each with its delay level.
+        let retry: Vec<(usize, i32)> = match status {
+            ConsumeConcurrentlyStatus::ConsumeSuccess if !ctx.retry.is_empty() => ctx
+                .retry
+                .iter()
+                .copied()
+                .filter(|(i, _)| *i < len)
+                .collect(),
+            ConsumeConcurrentlyStatus::ConsumeSuccess => {
+                let acked = usize::try_from(ctx.ack_index).map_or(0, |a| a.saturating_add(1));
+                (acked.min(len)..len)
+                    .map(|i| (i, ctx.delay_level_when_next_consume))
+                    .collect()
+            }
+            ConsumeConcurrentlyStatus::ReconsumeLater => (0..len)
+                .map(|i| (i, ctx.delay_level_when_next_consume))
+                .collect(),
         };
-        self.metrics.ok.increment((ack_index + 1) as u64);
-        self.metrics.failed.increment((len - ack_index - 1) as u64);
-        self.config.stats.record_consume(
-            &batch.mq.topic,
-            (ack_index + 1) as u64,
-            (len - ack_index - 1) as u64,
-            rt_ms,
-        );
+        let failed = retry.len() as u64;
+        let ok = len as u64 - failed;
+        self.metrics.ok.increment(ok);
+        self.metrics.failed.increment(failed);
+        self.config
+            .stats
+            .record_consume(&batch.mq.topic, ok, failed, rt_ms);
         let mut local_retry = Vec::new();
-        for m in msgs.iter().skip((ack_index + 1) as usize) {
+        for (m, delay_level) in retry.iter().map(|&(i, level)| (&msgs[i], level)) {
             match self.config.message_model {
                 MessageModel::Broadcasting => {
                     tracing::warn!(msg_id = %m.msg_id(), queue = ?batch.mq, "broadcasting: consume failed, message dropped (no retry in broadcasting mode)");
                 }
                 MessageModel::Clustering => {
-                    if let Err(e) = self
-                        .send_back
-                        .send_message_back(m, ctx.delay_level_when_next_consume)
-                        .await
-                    {
+                    if let Err(e) = self.send_back.send_message_back(m, delay_level).await {
                         tracing::warn!(msg_id = %m.msg_id(), error = %e, "send-back failed; consuming again locally in 5 s");
                         let mut again = m.clone();
                         again.reconsume_times += 1;

@@ -29,6 +29,10 @@ pub struct ConsumeConcurrentlyContext {
     /// With `ConsumeSuccess`, messages up to and including this index are acknowledged and
     /// the rest retried. Default `i32::MAX` (all).
     pub ack_index: i32,
+    /// The message stream's per-message answers: with `ConsumeSuccess`, when not empty,
+    /// exactly these messages (index in the batch, delay level) are retried and the others
+    /// acknowledged, instead of everything after `ack_index`.
+    pub(crate) retry: Vec<(usize, i32)>,
 }
 
 impl ConsumeConcurrentlyContext {
@@ -38,6 +42,7 @@ impl ConsumeConcurrentlyContext {
             message_queue,
             delay_level_when_next_consume: 0,
             ack_index: i32::MAX,
+            retry: Vec::new(),
         }
     }
 }

@@ -132,32 +132,33 @@ pub fn message_stream(
 }
 
 impl StreamListener {
-    /// Hands `msgs` out and waits for each one's outcome; the index and delay level of the
-    /// first message not acked, if any.
-    async fn hand_out(&self, msgs: &[MessageExt]) -> Option<(usize, i32)> {
+    /// Hands `msgs` out and waits for each one's outcome; the index and delay level of
+    /// every message not acked, in order.
+    async fn hand_out(&self, msgs: &[MessageExt]) -> Vec<(usize, i32)> {
         let mut pending = Vec::with_capacity(msgs.len());
-        for (i, m) in msgs.iter().enumerate() {
+        for m in msgs {
             let (reply, outcome) = oneshot::channel();
             let handed = AckMessage {
                 message: m.clone(),
                 reply: Some(reply),
             };
             if self.tx.send(handed).await.is_err() {
-                // Nobody polls the stream any more.
-                return Some((i, 0));
+                // Nobody polls the stream any more: this and the rest go back.
+                break;
             }
             pending.push(outcome);
         }
-        let mut first_nack = None;
+        let handed = pending.len();
+        let mut nacked = Vec::new();
         for (i, outcome) in pending.into_iter().enumerate() {
             // A dropped handle is a nack(0). Every handle is awaited, so none is left in
             // the application's hands when the call returns.
-            let outcome = outcome.await.unwrap_or(Outcome::Nack(0));
-            if let (Outcome::Nack(level), None) = (outcome, first_nack) {
-                first_nack = Some((i, level));
+            if let Outcome::Nack(level) = outcome.await.unwrap_or(Outcome::Nack(0)) {
+                nacked.push((i, level));
             }
         }
-        first_nack
+        nacked.extend((handed..msgs.len()).map(|i| (i, 0)));
+        nacked
     }
 }
 
@@ -167,21 +168,16 @@ impl MessageListenerConcurrently for StreamListener {
         msgs: &[MessageExt],
         ctx: &mut ConsumeConcurrentlyContext,
     ) -> ConsumeConcurrentlyStatus {
-        match self.hand_out(msgs).await {
-            None => ConsumeConcurrentlyStatus::ConsumeSuccess,
-            Some((i, level)) => {
-                // The batch up to the first nack is acknowledged; it and everything after
-                // it are redelivered (with batches of 1, the default, exactly the nacked
-                // message).
-                ctx.delay_level_when_next_consume = level;
-                if i == 0 {
-                    ConsumeConcurrentlyStatus::ReconsumeLater
-                } else {
-                    ctx.ack_index = i as i32 - 1;
-                    ConsumeConcurrentlyStatus::ConsumeSuccess
-                }
-            }
+        let nacked = self.hand_out(msgs).await;
+        if nacked.len() == msgs.len() {
+            // Nothing acked: the listener's own answer, with the first delay level.
+            ctx.delay_level_when_next_consume = nacked.first().map_or(0, |(_, l)| *l);
+            return ConsumeConcurrentlyStatus::ReconsumeLater;
         }
+        // Exactly the nacked messages are retried, each with its own delay level; the
+        // acked ones around them are not.
+        ctx.retry = nacked;
+        ConsumeConcurrentlyStatus::ConsumeSuccess
     }
 }
 
@@ -191,9 +187,10 @@ impl MessageListenerOrderly for StreamListener {
         msgs: &[MessageExt],
         _ctx: &mut ConsumeOrderlyContext,
     ) -> ConsumeOrderlyStatus {
-        match self.hand_out(msgs).await {
-            None => ConsumeOrderlyStatus::Success,
-            Some(_) => ConsumeOrderlyStatus::SuspendCurrentQueueAMoment,
+        if self.hand_out(msgs).await.is_empty() {
+            ConsumeOrderlyStatus::Success
+        } else {
+            ConsumeOrderlyStatus::SuspendCurrentQueueAMoment
         }
     }
 }
@@ -250,7 +247,7 @@ mod tests {
         let (s, c) = call(1, drop).await;
         assert_eq!(s, ConsumeConcurrentlyStatus::ReconsumeLater);
         assert_eq!(c.delay_level_when_next_consume, 0);
-        // A batch: everything before the first nack is acknowledged.
+        // A batch: each message answered on its own.
         let (s, c) = call(3, |m| {
             if m.queue_offset == 1 {
                 m.nack(2)
@@ -260,7 +257,8 @@ mod tests {
         })
         .await;
         assert_eq!(s, ConsumeConcurrentlyStatus::ConsumeSuccess);
-        assert_eq!((c.ack_index, c.delay_level_when_next_consume), (0, 2));
+        // Exactly the nacked one is retried, with its level; 0 and 2 are acked.
+        assert_eq!(c.retry, [(1, 2)]);
     }
 
     #[tokio::test]

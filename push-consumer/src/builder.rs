@@ -106,6 +106,12 @@ pub struct PushConsumerConfig {
     /// orderly and broadcasting consumers allocate on the client, as in Java. See
     /// `rmq_rebalance::RebalanceConfig::server_side_assignment`. Default false.
     pub server_side_assignment: bool,
+    /// Messages per call of a concurrent message stream (`message_stream()`), in place of
+    /// `consume_message_batch_max_size` (1..=1024). Each message is still answered on its
+    /// own; a batch's acked messages are committed when the whole batch is answered, so 1
+    /// commits each message as soon as it is acked. Default 32: the stream then costs
+    /// the listener's CPU per message (0.90–1.02x measured; with 1, 1.33x).
+    pub stream_batch_size: usize,
 }
 
 impl Default for PushConsumerConfig {
@@ -136,6 +142,7 @@ impl Default for PushConsumerConfig {
             strict_last_offset: false,
             local_offset_store_dir: None,
             server_side_assignment: false,
+            stream_batch_size: 32,
         }
     }
 }
@@ -281,8 +288,9 @@ impl PushConsumerBuilder {
     /// Instead of a listener: messages as a `futures::Stream`, taken once with
     /// [`PushConsumer::messages`] after start. Each item is an [`AckMessage`](crate::AckMessage) to `ack()`,
     /// `nack(delay_level)` (redelivery through the retry topic, as `RECONSUME_LATER`), or
-    /// drop (counts as `nack(0)`). Concurrent mode: up to `consume_thread_max` batches
-    /// (`consume_message_batch_max_size` messages each, 1 by default) are out at once, in
+    /// drop (counts as `nack(0)`). Concurrent mode: up to `consume_thread_max` calls of up
+    /// to [`PushConsumerConfig::stream_batch_size`] messages (32 by default; each message is
+    /// still answered on its own, and only the nacked ones are retried) are out at once, in
     /// any order; the memory budget covers them; offsets move only past acked messages;
     /// shutdown and rebalance hand-off wait for them as for listener calls. Java has no
     /// counterpart (every RocketMQ client takes a callback); this is async-nats's
@@ -404,6 +412,8 @@ impl PushConsumerBuilder {
         local_offset_store_dir: Option<PathBuf>,
         /// Sets [`PushConsumerConfig::server_side_assignment`].
         server_side_assignment: bool,
+        /// Sets [`PushConsumerConfig::stream_batch_size`] (1..=1024).
+        stream_batch_size: usize,
     }
 
     /// Validates the settings and starts consuming: registers with the client instance,
@@ -438,6 +448,12 @@ impl PushConsumerBuilder {
             return bad(format!(
                 "pullBatchSize {} is outside 1..=1024",
                 self.config.pull_batch_size
+            ));
+        }
+        if !(1..=1024).contains(&self.config.stream_batch_size) {
+            return bad(format!(
+                "streamBatchSize {} is outside 1..=1024",
+                self.config.stream_batch_size
             ));
         }
         if !(1..=1024).contains(&self.config.consume_message_batch_max_size) {

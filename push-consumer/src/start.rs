@@ -88,7 +88,11 @@ pub(crate) async fn start(mut b: PushConsumerBuilder) -> Result<PushConsumer, Pu
         .listener
         .ok_or_else(|| PushConsumerError::InvalidConfig("no listener".into()))?;
     let orderly = matches!(listener, ListenerFactory::Orderly(_));
-    let config = b.config;
+    let mut config = b.config;
+    if message_stream.is_some() && !orderly {
+        // A concurrent stream answers each message on its own whatever the call size.
+        config.consume_message_batch_max_size = config.stream_batch_size;
+    }
     let mut rb_config = RebalanceConfig::new(&group);
     rb_config.message_model = model;
     rb_config.consume_from_where = config.consume_from_where;
