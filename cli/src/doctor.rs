@@ -520,7 +520,7 @@ async fn retry_and_dlq(
         Ok(_) => {
             let mut stored = 0i64;
             for mq in instance.subscribe_queues(&dlq) {
-                if let Some(addr) = instance.find_broker_address_in_publish(&mq.broker_name) {
+                if let Some(addr) = instance.master_addr_cached(&mq) {
                     let t = instance.config().mq_client_api_timeout;
                     let max = instance
                         .api()

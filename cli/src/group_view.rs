@@ -70,7 +70,7 @@ pub(crate) async fn queue_offsets(
     mq: &MessageQueue,
 ) -> Result<(i64, Option<i64>), String> {
     let addr = instance
-        .find_broker_address_in_publish(&mq.broker_name)
+        .master_addr_cached(mq)
         .ok_or_else(|| format!("no master address for broker {}", mq.broker_name))?;
     let timeout = instance.config().mq_client_api_timeout;
     let unreachable = |e: ClientError| {

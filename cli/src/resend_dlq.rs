@@ -178,11 +178,11 @@ async fn send_back(
     origin: &str,
     timeout: Duration,
 ) -> Result<(), rmq_client_core::ClientError> {
-    let addr = instance
-        .find_broker_address_in_publish(&mq.broker_name)
-        .ok_or_else(|| rmq_client_core::ClientError::BrokerNotFound {
+    let addr = instance.master_addr_cached(mq).ok_or_else(|| {
+        rmq_client_core::ClientError::BrokerNotFound {
             broker_name: mq.broker_name.clone(),
-        })?;
+        }
+    })?;
     let header = ConsumerSendMsgBackRequestHeader {
         offset: m.commit_log_offset,
         group: group.to_owned(),
@@ -210,14 +210,12 @@ async fn commit(
     offset: i64,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let addr = instance
-        .find_broker_address_in_publish(&mq.broker_name)
-        .ok_or_else(|| {
-            Failure(
-                1,
-                format!("no master address for broker {}", mq.broker_name),
-            )
-        })?;
+    let addr = instance.master_addr_cached(mq).ok_or_else(|| {
+        Failure(
+            1,
+            format!("no master address for broker {}", mq.broker_name),
+        )
+    })?;
     let header = UpdateConsumerOffsetRequestHeader {
         consumer_group: group.to_owned(),
         topic: mq.topic.clone(),
