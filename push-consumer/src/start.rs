@@ -193,31 +193,23 @@ pub(crate) async fn start(mut b: PushConsumerBuilder) -> Result<PushConsumer, Pu
     for sub in subscriptions.values() {
         core.rebalance.subscribe(sub.clone());
     }
-    // SQL92 subscriptions: every broker of the topic must be able to filter by them (Java
-    // `checkClientInBroker`); asked before the group is registered, so that a refusal
-    // leaves nothing behind.
-    if subscriptions
-        .values()
-        .any(|s| s.expression_type != ExpressionType::Tag)
-    {
-        for topic in subscriptions.keys() {
-            if let Err(e) = instance.update_topic_route(topic).await {
-                tracing::warn!(topic, error = %e, "no route for subscribed topic yet; will retry");
-            }
-        }
-        let subs: Vec<SubscriptionData> = subscriptions.values().cloned().collect();
-        instance.check_client_in_broker(&group, &subs).await?;
-    }
-    // The last step that can fail; `core` (and its consume tasks) is dropped with the error.
-    instance.register_consumer(Arc::new(Weakly(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;
-    // From here on the handle owns everything: dropping it stops it all.
-    let consumer = PushConsumer::from_core(Arc::clone(&core));
-    instance.start();
+    // Routes first: the SQL92 check needs them, and registration hands the cached queues to
+    // the consumer.
     for topic in subscriptions.keys() {
         if let Err(e) = instance.update_topic_route(topic).await {
             tracing::warn!(topic, error = %e, "no route for subscribed topic yet; will retry");
         }
     }
+    // SQL92 subscriptions: every broker of the topic must be able to filter by them (Java
+    // `checkClientInBroker`); asked before the group is registered, so that a refusal
+    // leaves nothing behind.
+    let subs: Vec<SubscriptionData> = subscriptions.values().cloned().collect();
+    instance.check_client_in_broker(&group, &subs).await?;
+    // The last step that can fail; `core` (and its consume tasks) is dropped with the error.
+    instance.register_consumer(Arc::new(Weakly(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;
+    // From here on the handle owns everything: dropping it stops it all.
+    let consumer = PushConsumer::from_core(Arc::clone(&core));
+    instance.start();
     instance.send_heartbeat_to_all_brokers().await;
 
     let rb = Arc::clone(&core.rebalance);
