@@ -14,6 +14,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::codec::DEFAULT_MAX_FRAME_LEN;
 use crate::connection::{Connection, ConnectionOptions, Inbound};
+use crate::error::RemotingError;
+use crate::protocol::{
+    LanguageCode, RemotingCommand, RequestCode, ResponseCode, SerializeType, VERSION_V5_3_2,
+};
 use crate::tls::TlsConfig;
 
 /// A connected socket, before its tasks start.
@@ -21,10 +25,6 @@ enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
-use crate::error::RemotingError;
-use crate::protocol::{
-    LanguageCode, RemotingCommand, RequestCode, ResponseCode, SerializeType, VERSION_V5_3_2,
-};
 
 /// A boxed, sendable future, as returned by [`RequestHandler::handle`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
