@@ -209,7 +209,7 @@ pub(crate) fn broker_error(
     }
 }
 
-fn response_header<T: DeserializeOwned>(
+pub(crate) fn response_header<T: DeserializeOwned>(
     request: RequestCode,
     resp: &RemotingCommand,
 ) -> Result<T, ClientError> {
@@ -217,7 +217,10 @@ fn response_header<T: DeserializeOwned>(
         .map_err(|source| ClientError::Header { request, source })
 }
 
-fn json_body<T: DeserializeOwned>(request: RequestCode, body: &[u8]) -> Result<T, ClientError> {
+pub(crate) fn json_body<T: DeserializeOwned>(
+    request: RequestCode,
+    body: &[u8],
+) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|source| ClientError::Body {
         request,
         source: Box::new(source),

@@ -18,8 +18,9 @@
 //! - [`SendBack`]: failed messages back to the broker for a retry (CONSUMER_SEND_MSG_BACK,
 //!   with the `%RETRY%` producer fallback), used by the push and pull consumers.
 //! - [`producer`]: a small [`Producer`] for retries, tests and the CLI.
-//! - [`pop`]: pop consumption's wire pieces (receipt handles, pop-retry topics, offset-info
-//!   strings, the batch-ack body both brokers accept); the pop consumer is not built yet.
+//! - [`pop`]: pop consumption: [`PopKernel`](pop::PopKernel) pops, acknowledges and delays
+//!   messages of a group; receipt handles, pop-retry topics, the batch-ack body both
+//!   brokers accept.
 //! - [`trace`] and [`trace_dispatcher`]: message trace records (Java's encoding) and their
 //!   bounded background sender.
 //! - [`admin`]: the read-only admin requests (members, running info, cluster, topics,

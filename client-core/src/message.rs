@@ -133,6 +133,10 @@ pub struct MessageExt {
     /// property); `None` outside a pull. `queue_max_offset - queue_offset - 1` is the
     /// backlog behind this message.
     pub queue_max_offset: Option<i64>,
+    /// Popped messages only: the receipt handle that acknowledges it (Java keeps it in the
+    /// `POP_CK` property; rmq leaves the properties as received). `None` for pulled
+    /// messages.
+    pub receipt: Option<crate::pop::PopReceipt>,
 }
 
 impl Default for MessageExt {
@@ -159,6 +163,7 @@ impl Default for MessageExt {
             body: Bytes::new(),
             queue_min_offset: None,
             queue_max_offset: None,
+            receipt: None,
         }
     }
 }
@@ -174,6 +179,7 @@ impl fmt::Debug for MessageExt {
             .field("reconsume_times", &self.reconsume_times)
             .field("properties", &self.properties)
             .field("body_len", &self.body.len())
+            .field("receipt", &self.receipt)
             .finish_non_exhaustive()
     }
 }
@@ -566,6 +572,7 @@ fn decode_record(
         body: payload,
         queue_min_offset: None,
         queue_max_offset: None,
+        receipt: None,
     });
     Ok(total_size as usize)
 }

@@ -491,3 +491,125 @@ async fn heartbeat_v2_sends_subscriptions_until_acknowledged_then_only_the_finge
     .await
     .expect("timed out");
 }
+
+/// Pops every message of `topic` visible now (queue −1: all queues of the broker), until
+/// `want` arrived or a pop came back empty after they all did.
+async fn pop_until(
+    kernel: &rmq_client_core::pop::PopKernel,
+    mq: &MessageQueue,
+    sub: &SubscriptionData,
+    want: usize,
+    limit: Duration,
+) -> Vec<rmq_client_core::MessageExt> {
+    use rmq_client_core::pop::{ConsumeInitMode, PopSpec};
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut got = Vec::new();
+    while got.len() < want && tokio::time::Instant::now() < deadline {
+        let r = kernel
+            .pop(PopSpec {
+                mq,
+                subscription: sub,
+                max_msg_nums: 32,
+                invisible_time: Duration::from_secs(60),
+                poll_time: Duration::from_secs(2),
+                init_mode: ConsumeInitMode::Min,
+            })
+            .await
+            .expect("pop");
+        got.extend(r.messages);
+    }
+    got
+}
+
+#[tokio::test]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn pop_ack_and_change_invisible_time_on_a_real_broker() {
+    use rmq_client_core::pop::{PopKernel, PopStatus};
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let instance = ClientInstance::get_or_create(&config("pop")).unwrap();
+        let topic = unique("rmq_core_pop");
+        create_topic(&instance, &topic, 2).await;
+        wait_route(&instance, &topic, 2).await;
+        let producer = Producer::new(&instance, &unique("pg")).unwrap();
+        for i in 0..10 {
+            let tag = if i % 2 == 0 { "TagA" } else { "TagB" };
+            producer
+                .send(Message::new(&topic, format!("pop-{i}")).tags(tag))
+                .await
+                .expect("send");
+        }
+        let group = unique("cg_pop");
+        let kernel = PopKernel::new(&instance, &group);
+        let broker = instance.subscribe_queues(&topic)[0].broker_name.clone();
+        let all = MessageQueue::new(&topic, &broker, -1);
+        let sub = SubscriptionData::build(&topic, Some("*"), ExpressionType::Tag).unwrap();
+        let got = pop_until(&kernel, &all, &sub, 10, Duration::from_secs(30)).await;
+        assert_eq!(got.len(), 10, "{got:?}");
+        for m in &got {
+            let r = m.receipt.as_ref().expect("receipt");
+            let h = r.handle();
+            assert_eq!(
+                (h.retry.as_str(), h.broker_name.as_str()),
+                ("0", broker.as_str())
+            );
+            assert_eq!((h.queue_id, h.queue_offset), (m.queue_id, m.queue_offset));
+            assert_eq!(&*m.topic, topic);
+            assert!(!r.is_expired(rmq_client_core::now_millis()));
+        }
+        // All invisible now.
+        let again = pop_until(&kernel, &all, &sub, 1, Duration::from_secs(3)).await;
+        assert!(again.is_empty(), "{again:?}");
+        // Nine acked in one batch; the tenth made visible again in 5 s.
+        let refs: Vec<&rmq_client_core::MessageExt> = got[..9].iter().collect();
+        assert_eq!(kernel.ack(&refs).await, 9);
+        let last = &got[9];
+        let receipt = last.receipt.as_ref().unwrap();
+        let before = receipt.handle();
+        match receipt.change_invisible_time(Duration::from_secs(5)).await {
+            Ok(()) => {
+                // A broker that writes the new check point: a new handle, and the message
+                // comes back (through the pop-retry topic) once more delivered.
+                let after = receipt.handle();
+                assert_ne!(before.as_str(), after.as_str());
+                assert_eq!(
+                    (after.ck_queue_offset, after.invisible_time),
+                    (last.queue_offset, 5000)
+                );
+                let back = pop_until(&kernel, &all, &sub, 1, Duration::from_secs(60)).await;
+                assert_eq!(back.len(), 1, "{back:?}");
+                assert_eq!(
+                    (&back[0].body, &*back[0].topic),
+                    (&last.body, topic.as_str())
+                );
+                assert!(back[0].receipt.as_ref().unwrap().ack().await.expect("ack"));
+            }
+            Err(e) => {
+                // rocketmq-rust 1.0 cannot store a check point (it sets the absolute revive
+                // time as a relative timer delay: "timer delay exceeds the configured
+                // maximum"), so it refuses with SYSTEM_ERROR. The old handle stays
+                // valid and acknowledges the message.
+                assert_eq!(
+                    e.response_code(),
+                    Some(rmq_remoting::ResponseCode::SYSTEM_ERROR),
+                    "{e}"
+                );
+                assert_eq!(receipt.handle(), before);
+                assert!(receipt.ack().await.expect("ack"));
+            }
+        }
+        let r = kernel
+            .pop(rmq_client_core::pop::PopSpec {
+                mq: &all,
+                subscription: &sub,
+                max_msg_nums: 32,
+                invisible_time: Duration::from_secs(60),
+                poll_time: Duration::from_secs(3),
+                init_mode: rmq_client_core::pop::ConsumeInitMode::Min,
+            })
+            .await
+            .expect("pop");
+        assert_eq!(r.status, PopStatus::NoNewMsg, "{:?}", r.messages);
+    })
+    .await
+    .expect("within the limit");
+}

@@ -135,6 +135,10 @@ codes! {
         POP_MESSAGE = 200050,
         /// ACK_MESSAGE (200051), client→broker; JSON headers only.
         ACK_MESSAGE = 200051,
+        /// CHANGE_MESSAGE_INVISIBLETIME (200053), client→broker; JSON headers only.
+        CHANGE_MESSAGE_INVISIBLETIME = 200053,
+        /// BATCH_ACK_MESSAGE (200151), client→broker; a JSON body, no custom header.
+        BATCH_ACK_MESSAGE = 200151,
     }
 }
 
@@ -195,8 +199,13 @@ codes! {
         CONSUMER_NOT_ONLINE = 206,
         /// CONSUME_MSG_TIMEOUT (207).
         CONSUME_MSG_TIMEOUT = 207,
-        /// NO_MESSAGE (208), POP.
+        /// NO_MESSAGE (208), POP: an ack or invisible-time change for an offset the
+        /// queue no longer (or not yet) holds.
         NO_MESSAGE = 208,
+        /// POLLING_FULL (209), POP: too many pops parked at the broker.
+        POLLING_FULL = 209,
+        /// POLLING_TIMEOUT (210), POP: nothing found within the pop's `pollTime`.
+        POLLING_TIMEOUT = 210,
         /// FLOW_CONTROL (215): broker flow control, retry after 20 ms.
         FLOW_CONTROL = 215,
         /// NOT_LEADER_FOR_QUEUE (501).

@@ -2,9 +2,6 @@
 //! `ExtraInfoUtil`), the pop-retry topic names (Java `KeyBuilder`), the POP_MESSAGE
 //! response's offset-info strings, and the BATCH_ACK_MESSAGE body in the one form both the
 //! Java and the rocketmq-rust 1.0 brokers accept. Checked against `vectors/pop.json`.
-//!
-//! The pop consumer itself (POP_MESSAGE long polling, ACK, CHANGE_INVISIBLETIME) is not
-//! built yet.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
