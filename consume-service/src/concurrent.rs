@@ -20,6 +20,7 @@ use crate::listener::{
     ConsumeMessageHook, MessageListenerConcurrently,
 };
 use crate::metrics::ConsumeMetrics;
+use crate::pop_process_queue::PopProcessQueue;
 use crate::process_queue::ProcessQueue;
 use crate::work_queue::WorkQueue;
 use rmq_client_core::SendBack;
@@ -66,10 +67,19 @@ impl ConcurrentConfig {
     }
 }
 
-/// One pull's messages on their way to the listener, shared by all its listener calls.
+/// Where a batch's messages came from, which decides how their results are settled.
+enum Owner {
+    /// Pulled: failures are sent back, the offset moves past the consumed ones.
+    Pull(Arc<ProcessQueue>),
+    /// Popped: consumed ones are acknowledged, failed ones made invisible for their delay.
+    Pop(Arc<PopProcessQueue>),
+}
+
+/// One pull's (or pop's) messages on their way to the listener, shared by all its listener
+/// calls.
 struct PullBatch {
     msgs: Vec<MessageExt>,
-    pq: Arc<ProcessQueue>,
+    owner: Owner,
     mq: MessageQueue,
 }
 
@@ -221,7 +231,43 @@ impl ConsumeMessageConcurrentlyService {
             .reset_retry_and_namespace_all(&mut msgs);
         let batch = Arc::new(PullBatch {
             msgs,
-            pq: Arc::clone(pq),
+            owner: Owner::Pull(Arc::clone(pq)),
+            mq: mq.clone(),
+        });
+        send_calls(
+            &self.handle.stopper.queue,
+            &self.handle.stopper.token,
+            batch,
+            self.handle.config.consume_message_batch_max_size,
+        )
+        .await
+    }
+
+    /// Hands popped messages (already counted in `ppq`) to the listener in calls of
+    /// `consumeMessageBatchMaxSize` (Java `ConsumeMessagePopConcurrentlyService`). Consumed
+    /// messages are acknowledged; failed ones stay invisible for their delay
+    /// ([`rmq_client_core::pop::pop_retry_delay`]) and come back through the pop-retry
+    /// topic; when the broker refuses that, they are sent back to `%RETRY%<group>` (and
+    /// acknowledged), so that they come back even from a broker that cannot revive them.
+    /// A call whose receipt expired before it started is skipped (the broker may have
+    /// handed the messages to another consumer). Waits only while the queue of waiting
+    /// calls is full; returns `false` when the service is stopped (the messages stay
+    /// unacknowledged and come back after their invisible time).
+    pub async fn submit_popped(
+        &self,
+        mut msgs: Vec<MessageExt>,
+        ppq: &Arc<PopProcessQueue>,
+        mq: &MessageQueue,
+    ) -> bool {
+        if msgs.is_empty() {
+            return true;
+        }
+        self.handle
+            .send_back
+            .reset_retry_and_namespace_all(&mut msgs);
+        let batch = Arc::new(PullBatch {
+            msgs,
+            owner: Owner::Pop(Arc::clone(ppq)),
             mq: mq.clone(),
         });
         send_calls(
@@ -316,11 +362,33 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                     None => return,
                 },
             };
-            let _call = work.batch.pq.begin_call();
-            if work.batch.pq.is_dropped() {
-                // Released queue: these messages stay unconsumed and uncommitted.
-                continue;
-            }
+            let _call = match &work.batch.owner {
+                Owner::Pull(pq) => {
+                    let call = pq.begin_call();
+                    if pq.is_dropped() {
+                        // Released queue: these messages stay unconsumed and uncommitted.
+                        continue;
+                    }
+                    Some(call)
+                }
+                Owner::Pop(ppq) => {
+                    // A popped message is this consumer's until its invisible time ends,
+                    // whatever the assignment says now; past that, another consumer may
+                    // have it (Java skips such a batch too).
+                    let msgs = &work.batch.msgs[work.range.clone()];
+                    let now = rmq_client_core::now_millis();
+                    if msgs
+                        .first()
+                        .and_then(|m| m.receipt.as_ref())
+                        .is_some_and(|r| r.is_expired(now))
+                    {
+                        tracing::warn!(queue = ?work.batch.mq, messages = msgs.len(), "popped messages' invisible time ran out before their call; skipped");
+                        ppq.done(msgs);
+                        continue;
+                    }
+                    None
+                }
+            };
             self.in_flight.fetch_add(1, Ordering::Relaxed);
             self.run_call(&work, &mut ctx).await;
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -367,7 +435,9 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 hook.consume_message_after(h, msgs);
             }
         }
-        if batch.pq.is_dropped() {
+        if let Owner::Pull(pq) = &batch.owner
+            && pq.is_dropped()
+        {
             // Released (or reset) while the call ran: the queue's next owner consumes these
             // again, so neither a commit nor a send-back happens here (Java
             // `ConsumeRequest.run`: "processQueue is dropped without process consume result").
@@ -413,6 +483,13 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         self.config
             .stats
             .record_consume(&batch.mq.topic, ok, failed, rt_ms);
+        let pq = match &batch.owner {
+            Owner::Pull(pq) => pq,
+            Owner::Pop(ppq) => {
+                self.settle_popped(ppq, msgs, &retry).await;
+                return;
+            }
+        };
         let mut local_retry = Vec::new();
         for (m, delay_level) in retry.iter().map(|&(i, level)| (&msgs[i], level)) {
             match self.config.message_model {
@@ -434,15 +511,15 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             .iter()
             .map(|m| m.queue_offset)
             .filter(|o| !local_retry.iter().any(|r| r.queue_offset == *o));
-        if let Some(offset) = batch.pq.remove_messages(done)
-            && !batch.pq.is_dropped()
+        if let Some(offset) = pq.remove_messages(done)
+            && !pq.is_dropped()
         {
             self.offset_store.update_offset(&batch.mq, offset, true);
         }
         if !local_retry.is_empty() {
             let retry = Arc::new(PullBatch {
                 msgs: local_retry,
-                pq: Arc::clone(&batch.pq),
+                owner: Owner::Pull(Arc::clone(pq)),
                 mq: batch.mq.clone(),
             });
             let (queue, token) = (Arc::clone(&self.queue), self.token.clone());
@@ -456,6 +533,61 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 }
             });
         }
+    }
+}
+
+impl<L: MessageListenerConcurrently> Inner<L> {
+    /// Settles popped messages after their call: `retry` (index, delay level) are delayed,
+    /// the rest acknowledged (Java `ConsumeMessagePopConcurrentlyService.processConsumeResult`).
+    async fn settle_popped(
+        &self,
+        ppq: &PopProcessQueue,
+        msgs: &[MessageExt],
+        retry: &[(usize, i32)],
+    ) {
+        let max = self.send_back.max_reconsume_times();
+        let now = rmq_client_core::now_millis();
+        let mut acks: Vec<&MessageExt> = Vec::with_capacity(msgs.len());
+        let mut failed = retry.iter().peekable();
+        for (i, m) in msgs.iter().enumerate() {
+            let level = match failed.peek() {
+                Some(&&(j, level)) if j == i => {
+                    failed.next();
+                    level
+                }
+                _ => {
+                    acks.push(m);
+                    continue;
+                }
+            };
+            let Some(receipt) = m.receipt.as_ref() else {
+                continue;
+            };
+            let age = now - m.born_timestamp;
+            let Some(delay) =
+                rmq_client_core::pop::pop_retry_delay(m.reconsume_times, level, max, age)
+            else {
+                tracing::warn!(msg_id = %m.msg_id(), reconsume_times = m.reconsume_times, "popped message given up (consumed too many times, or delay level -1); acknowledged unconsumed");
+                acks.push(m);
+                continue;
+            };
+            if let Err(e) = receipt.change_invisible_time(delay).await {
+                // The broker cannot delay it (rocketmq-rust 1.0 cannot store the check
+                // point): retry it through %RETRY%<group> instead, which this consumer
+                // pulls, then acknowledge the pop.
+                tracing::debug!(msg_id = %m.msg_id(), error = %e, "changing the invisible time failed; sending the message back");
+                match self.send_back.send_message_back(m, level).await {
+                    Ok(()) => acks.push(m),
+                    Err(e) => {
+                        tracing::warn!(msg_id = %m.msg_id(), error = %e, "send-back failed too; the message comes back after its invisible time");
+                    }
+                }
+            }
+        }
+        if !acks.is_empty() {
+            ppq.kernel().ack(&acks).await;
+        }
+        ppq.done(msgs);
     }
 }
 

@@ -3,7 +3,7 @@
 //! What happens to pulled messages until their offset is committed:
 //!
 //! - [`ProcessQueue`]: the per-queue cache and the commit offset (the smallest offset not
-//!   yet consumed).
+//!   yet consumed); [`PopProcessQueue`]: what a pop-mode queue has not settled yet.
 //! - [`MessageListenerConcurrently`] / [`MessageListenerOrderly`]: the user's async
 //!   listeners (also [`listener_fn`] for async closures and [`sync_listener`] for blocking
 //!   code), and the [`ConsumeMessageHook`] / [`FilterMessageHook`] hooks.
@@ -11,7 +11,7 @@
 //!   [`StreamListener`], instead of a listener.
 //! - [`ConsumeMessageConcurrentlyService`]: bounded concurrency, retries via
 //!   CONSUMER_SEND_MSG_BACK with the `%RETRY%` fallback, `ackIndex`, panics and timeouts
-//!   counted as `RECONSUME_LATER`.
+//!   counted as `RECONSUME_LATER`; popped messages acknowledged or delayed instead.
 //! - [`ConsumeMessageOrderlyService`]: one call per queue at a time, in order, under the
 //!   broker lock; suspend and redeliver; DLQ after `maxReconsumeTimes`.
 //! - [`ConsumeMessageTraceHook`]: message trace (SubBefore / SubAfter) of every call.
@@ -49,6 +49,7 @@ mod listener;
 mod message_stream;
 mod metrics;
 mod orderly;
+mod pop_process_queue;
 mod process_queue;
 mod trace_hook;
 mod work_queue;
@@ -65,6 +66,7 @@ pub use message_stream::{AckMessage, MessageStream, StreamListener, message_stre
 pub use orderly::{
     ConsumeMessageOrderlyService, MAX_TIME_CONSUME_CONTINUOUSLY, OrderlyConfig, QueueLocker,
 };
+pub use pop_process_queue::{POP_MAX_IDLE_TIME, PopProcessQueue};
 pub use process_queue::{
     CallGuard, PULL_MAX_IDLE_TIME, ProcessQueue, REBALANCE_LOCK_MAX_LIVE_TIME,
 };

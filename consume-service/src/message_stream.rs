@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use rmq_client_core::MessageExt;
+use rmq_client_core::{ClientError, MessageExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -54,13 +54,37 @@ impl AckMessage {
         self.reply(Outcome::Ack);
     }
 
-    /// Not consumed: redeliver it. Concurrent mode: through `%RETRY%<group>` with
+    /// Not consumed: redeliver it. Pop mode: it stays invisible for the pop delay of
+    /// `delay_level` (0: by reconsume times, 10 s first, then 30 s, 1 min…), then comes
+    /// back. Concurrent mode: through `%RETRY%<group>` with
     /// `delay_level` (0: the broker's schedule, 3 + reconsume times, i.e. 10 s first; −1:
     /// straight to the DLQ; > 0: that level), as `RECONSUME_LATER` does. Orderly mode: the
     /// queue is suspended for `suspendCurrentQueueTimeMillis` and the message comes again
     /// in order (`delay_level` is not used), as `SUSPEND_CURRENT_QUEUE_A_MOMENT` does.
     pub fn nack(mut self, delay_level: i32) {
         self.reply(Outcome::Nack(delay_level));
+    }
+
+    /// Still working on it: in pop mode, keeps the message invisible to other consumers for
+    /// another invisible time (the one it was popped with) from now
+    /// (CHANGE_MESSAGE_INVISIBLETIME), so a slow message is not redelivered meanwhile; the
+    /// later `ack` uses the new receipt handle. Like async-nats' `in_progress`. Pulled
+    /// messages are never redelivered while their handle is held (their offset cannot
+    /// move past them), so for them this does nothing and returns `Ok`.
+    ///
+    /// # Errors
+    /// The broker's refusal (rocketmq-rust 1.0 refuses every change with SYSTEM_ERROR: it
+    /// cannot store the check point), a transport error, or [`ClientError::Shutdown`]
+    /// once the consumer is gone. The old handle then stays valid for `ack`.
+    pub async fn in_progress(&self) -> Result<(), ClientError> {
+        match &self.message.receipt {
+            Some(r) => {
+                let invisible = r.handle().invisible_time.max(0) as u64;
+                r.change_invisible_time(std::time::Duration::from_millis(invisible))
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
     fn reply(&mut self, outcome: Outcome) {

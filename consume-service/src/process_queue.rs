@@ -87,7 +87,11 @@ impl std::fmt::Debug for State {
 
 /// Waits (at most `timeout`) until `done()` holds, re-checking it whenever `notify` wakes;
 /// the waiter is registered before each check, so a wake-up between the two is not lost.
-async fn wait_until(notify: &Notify, timeout: Duration, done: impl Fn() -> bool + Sync) -> bool {
+pub(crate) async fn wait_until(
+    notify: &Notify,
+    timeout: Duration,
+    done: impl Fn() -> bool + Sync,
+) -> bool {
     let wait = async {
         loop {
             let woken = notify.notified();

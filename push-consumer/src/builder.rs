@@ -112,6 +112,33 @@ pub struct PushConsumerConfig {
     /// commits each message as soon as it is acked. Default 32: the stream then costs
     /// the listener's CPU per message (0.90–1.02x measured; with 1, 1.33x).
     pub stream_batch_size: usize,
+    /// Pop consumption (RocketMQ 5.x; Java `setClientRebalance(false)` with the group's
+    /// consume mode set to POP by `mqadmin setConsumeMode`). At start rmq sets POP (with
+    /// `popShareQueueNum` 0: every member pops every queue) for each subscribed topic on
+    /// each of its masters (SET_MESSAGE_REQUEST_MODE, persisted by the broker for the
+    /// topic and group; Java consumers of the group that also use server-side assignment
+    /// pop too), then lets the brokers assign queues (server-side assignment, so the
+    /// strategy must be AVG or AVG_BY_CIRCLE). Each assigned POP queue is long-polled with
+    /// POP_MESSAGE; the broker keeps the offsets and hides popped messages for
+    /// `pop_invisible_time`; consumed messages are acknowledged (ACK_MESSAGE, or one
+    /// BATCH_ACK_MESSAGE per call), failed ones made invisible for Java's pop delay (10 s,
+    /// 30 s, 1 min…, CHANGE_MESSAGE_INVISIBLETIME; sent to `%RETRY%<group>` when the broker
+    /// refuses that). A message not acknowledged in time (a crashed consumer) comes back
+    /// after its invisible time. Concurrent clustering consumers only (listener or
+    /// `message_stream()`). Default false.
+    ///
+    /// The rocketmq-rust 1.0 broker pops and acknowledges, but cannot store check points:
+    /// it refuses CHANGE_MESSAGE_INVISIBLETIME and never brings an unacknowledged message
+    /// back (see README).
+    pub pop_mode: bool,
+    /// How long popped messages stay invisible to other consumers, 5..=300 s. Default 60 s
+    /// (Java `popInvisibleTime`, which silently replaces values outside that range).
+    pub pop_invisible_time: Duration,
+    /// Messages per pop, 1..=32. Default 32 (Java `popBatchNums`).
+    pub pop_batch_nums: i32,
+    /// Popped messages not yet settled per queue before popping pauses. Default 96 (Java
+    /// `popThresholdForQueue`).
+    pub pop_threshold_for_queue: usize,
 }
 
 impl Default for PushConsumerConfig {
@@ -143,6 +170,10 @@ impl Default for PushConsumerConfig {
             local_offset_store_dir: None,
             server_side_assignment: false,
             stream_batch_size: 32,
+            pop_mode: false,
+            pop_invisible_time: Duration::from_secs(60),
+            pop_batch_nums: 32,
+            pop_threshold_for_queue: 96,
         }
     }
 }
@@ -414,6 +445,14 @@ impl PushConsumerBuilder {
         server_side_assignment: bool,
         /// Sets [`PushConsumerConfig::stream_batch_size`] (1..=1024).
         stream_batch_size: usize,
+        /// Sets [`PushConsumerConfig::pop_mode`].
+        pop_mode: bool,
+        /// Sets [`PushConsumerConfig::pop_invisible_time`] (5..=300 s).
+        pop_invisible_time: Duration,
+        /// Sets [`PushConsumerConfig::pop_batch_nums`] (1..=32).
+        pop_batch_nums: i32,
+        /// Sets [`PushConsumerConfig::pop_threshold_for_queue`] (messages).
+        pop_threshold_for_queue: usize,
     }
 
     /// Validates the settings and starts consuming: registers with the client instance,
@@ -469,6 +508,29 @@ impl PushConsumerBuilder {
                 "consumeThreadMin {} / consumeThreadMax {} are not 1 ≤ min ≤ max",
                 self.config.consume_thread_min, self.config.consume_thread_max
             ));
+        }
+        if self.config.pop_mode {
+            if self.config.message_model != MessageModel::Clustering
+                || matches!(self.listener, Some(ListenerFactory::Orderly(_)))
+            {
+                return bad("pop mode needs a concurrent listener (or message_stream()) and clustering (Java also keeps orderly and broadcasting consumers on pull)".into());
+            }
+            let t = self.config.pop_invisible_time;
+            if !(Duration::from_secs(5)..=Duration::from_secs(300)).contains(&t) {
+                return bad(format!(
+                    "popInvisibleTime {} ms is outside 5000..=300000",
+                    t.as_millis()
+                ));
+            }
+            if !(1..=32).contains(&self.config.pop_batch_nums) {
+                return bad(format!(
+                    "popBatchNums {} is outside 1..=32",
+                    self.config.pop_batch_nums
+                ));
+            }
+            if self.config.pop_threshold_for_queue == 0 {
+                return bad("popThresholdForQueue must be above 0".into());
+            }
         }
         if self.config.pull_threshold_for_queue == 0 || self.config.memory_budget == 0 {
             return bad("pullThresholdForQueue and memory_budget must be above 0".into());

@@ -87,9 +87,12 @@ impl PushConsumer {
         self.core().instance.client_id()
     }
 
-    /// The queues owned now.
+    /// The queues owned now: pulled ones, then (pop mode) popped ones, whose queue id is
+    /// −1 when the broker hands out all of its queues of the topic.
     pub fn assigned_queues(&self) -> Vec<MessageQueue> {
-        self.core().rebalance.owned_queues()
+        let mut q = self.core().rebalance.owned_queues();
+        q.extend(self.core().rebalance.pop_queues());
+        q
     }
 
     /// The stream of a consumer built with
@@ -141,7 +144,7 @@ impl PushConsumer {
         let core = &self.handle.core;
         let grace = core.config.await_termination_when_shutdown;
         core.token.cancel();
-        let queues = core.queues().len();
+        let queues = core.queues().len() + crate::core::lock(&core.pop_queues).len();
         let messages_left = core.drain_all(drain_timeout).await;
         let calls_done = match &core.service {
             Service::Concurrent(s) => s.shutdown(await_calls).await,

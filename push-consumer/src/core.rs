@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rmq_client_core::header::ConsumerData;
+use rmq_client_core::pop::PopKernel;
 use rmq_client_core::{ClientConfig, ClientInstance, MessageQueue, PullKernel, SubscriptionData};
-use rmq_consume_service::{ConsumeStats, FilterMessageHook, ProcessQueue};
+use rmq_consume_service::{ConsumeStats, FilterMessageHook, PopProcessQueue, ProcessQueue};
 use rmq_offset_store::{OffsetStore, ReadOffsetType};
 use rmq_rebalance::{RebalanceImpl, RebalanceService};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,12 @@ use crate::listener_factory::Service;
 
 pub(crate) struct QueueEntry {
     pub(crate) pq: Arc<ProcessQueue>,
+    pub(crate) token: CancellationToken,
+}
+
+/// A queue popped in pop mode: what it has not settled yet, and its pop task's token.
+pub(crate) struct PopEntry {
+    pub(crate) ppq: Arc<PopProcessQueue>,
     pub(crate) token: CancellationToken,
 }
 
@@ -39,6 +46,9 @@ pub(crate) struct Core {
     pub(crate) service: Service,
     pub(crate) filter_hooks: Vec<Arc<dyn FilterMessageHook>>,
     pub(crate) queues: Mutex<HashMap<MessageQueue, QueueEntry>>,
+    /// Pop mode: the kernel that pops and settles, and the queues popped.
+    pub(crate) pop_kernel: Option<Arc<PopKernel>>,
+    pub(crate) pop_queues: Mutex<HashMap<MessageQueue, PopEntry>>,
     pub(crate) cached_bytes: Arc<AtomicUsize>,
     /// The user's `suspend()`.
     pub(crate) paused: AtomicBool,
@@ -80,15 +90,60 @@ impl Core {
     pub(crate) async fn drain_all(&self, timeout: Duration) -> usize {
         let pqs: Vec<Arc<ProcessQueue>> =
             self.queues().values().map(|e| Arc::clone(&e.pq)).collect();
+        let ppqs: Vec<Arc<PopProcessQueue>> = lock(&self.pop_queues)
+            .values()
+            .map(|e| Arc::clone(&e.ppq))
+            .collect();
         for pq in &pqs {
             pq.seal();
+        }
+        for ppq in &ppqs {
+            ppq.seal();
         }
         let deadline = tokio::time::Instant::now() + timeout;
         for pq in &pqs {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             pq.wait_empty(left).await;
         }
-        pqs.iter().map(|pq| pq.msg_count()).sum()
+        for ppq in &ppqs {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            ppq.wait_empty(left).await;
+        }
+        pqs.iter().map(|pq| pq.msg_count()).sum::<usize>()
+            + ppqs.iter().map(|p| p.wait_ack_count()).sum::<usize>()
+    }
+
+    /// Pop mode: starts popping `mq`; `false` when this consumer does not pop.
+    pub(crate) fn pop_queue_added(self: &Arc<Self>, mq: &MessageQueue) -> bool {
+        let Some(kernel) = &self.pop_kernel else {
+            return false;
+        };
+        let ppq = Arc::new(PopProcessQueue::new(
+            Arc::clone(kernel),
+            Arc::clone(&self.cached_bytes),
+        ));
+        let token = self.token.child_token();
+        lock(&self.pop_queues).insert(
+            mq.clone(),
+            PopEntry {
+                ppq: Arc::clone(&ppq),
+                token: token.clone(),
+            },
+        );
+        let core = Arc::clone(self);
+        let mq = mq.clone();
+        let span = tracing::debug_span!("pop", queue = ?mq);
+        self.tracker
+            .spawn(async move { core.pop_loop(mq, ppq, token).await }.instrument(span));
+        true
+    }
+
+    /// Pop mode: stops popping `mq`. What it popped is still consumed and acknowledged.
+    pub(crate) fn pop_queue_removed(&self, mq: &MessageQueue) {
+        if let Some(e) = lock(&self.pop_queues).remove(mq) {
+            e.token.cancel();
+            e.ppq.set_dropped(true);
+        }
     }
 
     /// What dropping the last handle does: cancels every task of the consumer at once

@@ -35,7 +35,8 @@
 //! The pieces, in the order a consumer lives: `builder` (the Java knobs, validation), `start`
 //! (a running consumer or an error with nothing running), `consumer` (the handle: drop stops
 //! it, `shutdown` drains and reports), `core` (what a started consumer owns; the queue table),
-//! `pull_loop` (one queue's pull loop and flow control), `listener_factory`, `rebalance_hook`
+//! `pull_loop` (one queue's pull loop and flow control), `pop_loop` (the same in pop mode),
+//! `listener_factory`, `rebalance_hook`
 //! (queues added and removed), `broker_requests` (offset reset, running info, consume
 //! directly), `error`.
 //!
@@ -49,6 +50,7 @@ mod consumer;
 mod core;
 mod error;
 mod listener_factory;
+mod pop_loop;
 mod pull_loop;
 mod rebalance_hook;
 mod start;

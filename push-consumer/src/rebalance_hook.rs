@@ -29,6 +29,18 @@ impl RebalanceListener for RebalanceHook {
         })
     }
 
+    fn pop_queue_added(&self, mq: &MessageQueue) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|core| core.pop_queue_added(mq))
+    }
+
+    fn pop_queue_removed(&self, mq: &MessageQueue) {
+        if let Some(core) = self.0.upgrade() {
+            core.pop_queue_removed(mq);
+        }
+    }
+
     fn lock_state(&self, mq: &MessageQueue, locked: bool) {
         if let Some(core) = self.0.upgrade()
             && let Some(e) = core.queues().get(mq)

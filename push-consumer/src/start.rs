@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rmq_client_core::namespace::retry_topic;
+use rmq_client_core::pop::{MessageRequestMode, PopKernel, SetMessageRequestModeRequestBody};
 use rmq_client_core::trace_dispatcher::TraceDispatcher;
 use rmq_client_core::{
     ClientInstance, ConsumerInner, ExpressionType, PullKernel, SubscriptionData, Weakly,
@@ -103,8 +104,10 @@ pub(crate) async fn start(mut b: PushConsumerBuilder) -> Result<PushConsumer, Pu
     rb_config.handoff_lock = handoff;
     rb_config.handoff_timeout = config.handoff_timeout;
     rb_config.membership_check_interval = config.membership_check_interval;
-    rb_config.server_side_assignment =
-        config.server_side_assignment && !orderly && model == MessageModel::Clustering;
+    let pop_mode = config.pop_mode && !orderly && model == MessageModel::Clustering;
+    rb_config.server_side_assignment = (config.server_side_assignment || pop_mode)
+        && !orderly
+        && model == MessageModel::Clustering;
     if rb_config.server_side_assignment && !matches!(b.strategy.name(), "AVG" | "AVG_BY_CIRCLE") {
         return Err(PushConsumerError::InvalidConfig(format!(
             "server_side_assignment: brokers run only the AVG and AVG_BY_CIRCLE strategies, not {}",
@@ -182,6 +185,8 @@ pub(crate) async fn start(mut b: PushConsumerBuilder) -> Result<PushConsumer, Pu
             service,
             filter_hooks: b.filter_hooks.clone(),
             queues: Mutex::new(HashMap::new()),
+            pop_kernel: pop_mode.then(|| PopKernel::new(&instance, &group)),
+            pop_queues: Mutex::new(HashMap::new()),
             cached_bytes: Arc::new(AtomicUsize::new(0)),
             paused: AtomicBool::new(false),
             resetting: AtomicUsize::new(0),
@@ -205,6 +210,12 @@ pub(crate) async fn start(mut b: PushConsumerBuilder) -> Result<PushConsumer, Pu
     // leaves nothing behind.
     let subs: Vec<SubscriptionData> = subscriptions.values().cloned().collect();
     instance.check_client_in_broker(&group, &subs).await?;
+    if pop_mode {
+        let retry = retry_topic(&group);
+        for topic in subscriptions.keys().filter(|t| **t != retry) {
+            set_pop_mode(&instance, &group, topic).await?;
+        }
+    }
     // The last step that can fail; `core` (and its consume tasks) is dropped with the error.
     instance.register_consumer(Arc::new(Weakly(Arc::downgrade(&core))) as Arc<dyn ConsumerInner>)?;
     // From here on the handle owns everything: dropping it stops it all.
@@ -235,4 +246,36 @@ pub(crate) async fn start(mut b: PushConsumerBuilder) -> Result<PushConsumer, Pu
     }
     tracing::info!(group = %group, client_id = instance.client_id(), "push consumer started");
     Ok(consumer)
+}
+
+/// Sets the group's consume mode for `topic` to POP on every master of the topic
+/// (SET_MESSAGE_REQUEST_MODE, what `mqadmin setConsumeMode -m POP -q 0` sends).
+async fn set_pop_mode(
+    instance: &ClientInstance,
+    group: &str,
+    topic: &str,
+) -> Result<(), PushConsumerError> {
+    let route = instance.topic_route(topic).ok_or_else(|| {
+        PushConsumerError::InvalidConfig(format!(
+            "pop mode: topic {topic} has no route (pop needs the topic to exist)"
+        ))
+    })?;
+    let body = SetMessageRequestModeRequestBody {
+        consumer_group: group.to_owned(),
+        mode: MessageRequestMode::Pop,
+        pop_share_queue_num: 0,
+        topic: topic.to_owned(),
+    };
+    let timeout = instance.config().mq_client_api_timeout;
+    for b in &route.broker_datas {
+        let Some(addr) = b.broker_addrs.get(&rmq_client_core::route::MASTER_ID) else {
+            continue;
+        };
+        instance
+            .api()
+            .set_message_request_mode(addr, &body, timeout)
+            .await?;
+        tracing::info!(topic, group, broker = %b.broker_name, "consume mode set to POP");
+    }
+    Ok(())
 }

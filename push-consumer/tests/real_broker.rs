@@ -1050,3 +1050,187 @@ async fn a_message_stream_acks_nacks_and_dropped_handles_each_come_out_right() {
     .await
     .expect("timed out");
 }
+
+fn pop_consumer(group: &str, topic: &str) -> rmq_push_consumer::PushConsumerBuilder {
+    consumer(group, topic)
+        .pop_mode(true)
+        .pop_invisible_time(Duration::from_secs(20))
+        .membership_check_interval(Some(Duration::from_millis(500)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn pop_mode_two_consumers_ack_a_10_000_message_backlog_exactly_once() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let s = setup(4).await;
+        let ids = produce(&s, 10_000, "TagA").await;
+        let group = unique("cg_pop");
+        let (a, b) = (
+            Arc::new(Collector::default()),
+            Arc::new(Collector::default()),
+        );
+        let ca = pop_consumer(&group, &s.topic)
+            .listener(Arc::clone(&a))
+            .start()
+            .await
+            .unwrap();
+        let cb = pop_consumer(&group, &s.topic)
+            .message_stream()
+            .start()
+            .await
+            .unwrap();
+        // The second consumer takes its messages as a stream and acks each one.
+        let stream = cb.messages().unwrap();
+        let b2 = Arc::clone(&b);
+        let app = tokio::spawn(futures::StreamExt::for_each_concurrent(
+            stream,
+            16,
+            move |m| {
+                let b = Arc::clone(&b2);
+                async move {
+                    b.record(std::slice::from_ref(&*m));
+                    m.ack();
+                }
+            },
+        ));
+        wait_for("10 000 messages", Duration::from_secs(90), || {
+            let mut seen = a.seen.lock().unwrap().clone();
+            for (k, v) in b.seen.lock().unwrap().iter() {
+                *seen.entry(k.clone()).or_default() += v;
+            }
+            seen.len() == 10_000
+        })
+        .await;
+        // Both popped (every member pops every queue: queue id −1 on the broker), and
+        // each message went to one of them, once.
+        let popped = |c: &PushConsumer| {
+            c.assigned_queues()
+                .iter()
+                .any(|q| q.topic == s.topic && q.queue_id == -1)
+        };
+        assert!(
+            popped(&ca) && popped(&cb),
+            "{:?} {:?}",
+            ca.assigned_queues(),
+            cb.assigned_queues()
+        );
+        // Nothing more arrives: every message was acknowledged.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ra = ca.shutdown().await;
+        let rb = cb.shutdown().await;
+        app.await.unwrap();
+        assert_eq!((ra.messages_left, rb.messages_left), (0, 0));
+        let mut seen = a.seen.lock().unwrap().clone();
+        for (k, v) in b.seen.lock().unwrap().iter() {
+            *seen.entry(k.clone()).or_default() += v;
+        }
+        assert_eq!(seen.len(), 10_000);
+        assert!(ids.iter().all(|id| seen.get(id) == Some(&1)), "duplicates");
+        assert!(
+            a.unique() > 0 && b.unique() > 0,
+            "both consumed: {} / {}",
+            a.unique(),
+            b.unique()
+        );
+        s.instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real broker: run by cargo xtask ci"]
+async fn pop_mode_nack_comes_back_after_its_delay_and_in_progress_keeps_a_message() {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let s = setup(2).await;
+        let ids = produce(&s, 20, "TagA").await;
+        let group = unique("cg_popnack");
+        let consumer = pop_consumer(&group, &s.topic)
+            .pop_invisible_time(Duration::from_secs(5))
+            .message_stream()
+            .start()
+            .await
+            .unwrap();
+        let stream = consumer.messages().unwrap();
+        // Message number → (reconsume times, when) of each delivery.
+        type Deliveries = HashMap<usize, Vec<(i32, Instant)>>;
+        let deliveries: Arc<Mutex<Deliveries>> = Arc::default();
+        let in_progress: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (seen, notes) = (Arc::clone(&deliveries), Arc::clone(&in_progress));
+        let app = tokio::spawn(stream.for_each_concurrent(16, move |m| {
+            let (seen, notes) = (Arc::clone(&seen), Arc::clone(&notes));
+            async move {
+                let n: usize = String::from_utf8_lossy(&m.body)
+                    .trim_start_matches("m-")
+                    .parse()
+                    .unwrap();
+                seen.lock()
+                    .unwrap()
+                    .entry(n)
+                    .or_default()
+                    .push((m.reconsume_times, Instant::now()));
+                if n % 5 == 0 && m.reconsume_times == 0 {
+                    m.nack(0);
+                } else if n == 1 {
+                    // A slow message: held for 8 s (past its 5 s invisible time), kept
+                    // with in_progress every 2 s, then acked.
+                    for _ in 0..4 {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        let r = m.in_progress().await;
+                        notes.lock().unwrap().push(format!("{r:?}"));
+                    }
+                    m.ack();
+                } else {
+                    m.ack();
+                }
+            }
+        }));
+        let nacked: Vec<usize> = (0..20).filter(|n| n % 5 == 0).collect();
+        wait_for(
+            "every message, the nacked ones twice",
+            Duration::from_secs(90),
+            || {
+                let d = deliveries.lock().unwrap();
+                d.len() == 20
+                    && nacked
+                        .iter()
+                        .all(|n| d.get(n).is_some_and(|v| v.len() == 2))
+            },
+        )
+        .await;
+        // Give a wrongly redelivered slow message time to show up.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        consumer.shutdown().await;
+        app.await.unwrap();
+        let d = std::mem::take(&mut *deliveries.lock().unwrap());
+        for n in 0..20 {
+            let v = &d[&n];
+            if nacked.contains(&n) {
+                // Back once, one more delivery counted, after the first pop delay (10 s).
+                assert_eq!((v[0].0, v[1].0), (0, 1), "message {n}");
+                let after = v[1].1 - v[0].1;
+                assert!(
+                    after >= Duration::from_secs(9),
+                    "message {n} back after {after:?}"
+                );
+            } else {
+                assert_eq!(v.len(), 1, "message {n} delivered {v:?}");
+            }
+        }
+        // in_progress either extended the invisible time or, on rocketmq-rust 1.0, reports
+        // the broker's refusal; either way the message was consumed once.
+        let notes = in_progress.lock().unwrap().clone();
+        assert_eq!(notes.len(), 4);
+        assert!(
+            notes
+                .iter()
+                .all(|n| n == "Ok(())" || n.contains("SYSTEM_ERROR")),
+            "{notes:?}"
+        );
+        assert_eq!(ids.len(), 20);
+        s.instance.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("timed out");
+}

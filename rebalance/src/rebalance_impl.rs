@@ -106,6 +106,18 @@ pub trait RebalanceListener: Send + Sync + 'static {
     /// The broker lock of `mq` was obtained (`true`) or not (`false`) by
     /// [`RebalanceImpl::lock_all`]; orderly consumption only.
     fn lock_state(&self, _mq: &MessageQueue, _locked: bool) {}
+
+    /// Server-side assignment in POP mode: this client now pops `mq` (queue id −1: every
+    /// queue of the topic on that broker). No offset: the broker keeps it. The default
+    /// refuses (returns `false`): a consumer that cannot pop keeps its old assignment.
+    fn pop_queue_added(&self, _mq: &MessageQueue) -> bool {
+        false
+    }
+
+    /// Server-side assignment in POP mode: this client stops popping `mq`. Messages already
+    /// popped are still consumed and acknowledged (a receipt is valid wherever the queue
+    /// went).
+    fn pop_queue_removed(&self, _mq: &MessageQueue) {}
 }
 
 /// After a refused lock: whether this client is the group's only member, and the queues
@@ -170,6 +182,11 @@ pub struct RebalanceConfig {
     /// A broker without an answer keeps the old assignment (a Java broker answers null;
     /// the rocketmq-rust 1.0 broker answers an empty list, which rmq takes as "no answer"
     /// while this client is a member and there are enough queues for it to get one).
+    ///
+    /// When the group's mode for the topic is POP on the broker (SET_MESSAGE_REQUEST_MODE,
+    /// `mqadmin setConsumeMode`), the answer's queues are marked POP and go to
+    /// [`RebalanceListener::pop_queue_added`] instead (Java
+    /// `RebalanceImpl.updateMessageQueueAssignment`); retry topics are always PULL.
     pub server_side_assignment: bool,
 }
 
@@ -201,6 +218,8 @@ pub struct RebalanceImpl {
     subscriptions: Mutex<HashMap<String, SubscriptionData>>,
     topic_queues: Mutex<HashMap<String, Vec<MessageQueue>>>,
     owned: Mutex<BTreeSet<MessageQueue>>,
+    /// Queues popped (server-side assignment in POP mode).
+    pop_owned: Mutex<BTreeSet<MessageQueue>>,
     /// Queues assigned to us but not yet locked, and since when.
     waiting_lock: Mutex<HashMap<MessageQueue, std::time::Instant>>,
     /// The group's members (sorted) at the last rebalance, for
@@ -241,6 +260,7 @@ impl RebalanceImpl {
             subscriptions: Mutex::new(HashMap::new()),
             topic_queues: Mutex::new(HashMap::new()),
             owned: Mutex::new(BTreeSet::new()),
+            pop_owned: Mutex::new(BTreeSet::new()),
             waiting_lock: Mutex::new(HashMap::new()),
             last_members: Mutex::new(None),
             orphaned: Mutex::new(HashMap::new()),
@@ -365,7 +385,9 @@ impl RebalanceImpl {
                         })?;
                 *lock(&self.last_members) = Some(cids.clone());
                 let mut mine = if self.config.server_side_assignment && !self.config.orderly {
-                    self.query_assignment(topic, &all, &cids).await?
+                    let (pull, pop) = self.query_assignment(topic, &all, &cids).await?;
+                    self.update_pop_owned(topic, &pop);
+                    pull
                 } else {
                     let mut sorted = all.clone();
                     sorted.sort();
@@ -408,7 +430,7 @@ impl RebalanceImpl {
         topic: &str,
         all: &[MessageQueue],
         cids: &[String],
-    ) -> Result<Vec<MessageQueue>, RebalanceError> {
+    ) -> Result<(Vec<MessageQueue>, Vec<MessageQueue>), RebalanceError> {
         let no_answer = |reason| RebalanceError::NoAssignment {
             topic: topic.to_owned(),
             reason,
@@ -435,12 +457,24 @@ impl RebalanceImpl {
                 source,
             })?
             .ok_or_else(|| no_answer("no answer"))?;
-        if answer
+        if let Some(a) = answer
             .iter()
-            .any(|a| a.mode.as_deref().is_some_and(|m| m != "PULL") || a.message_queue.queue_id < 0)
+            .find(|a| !matches!(a.mode.as_deref(), None | Some("PULL") | Some("POP")))
         {
-            return Err(no_answer("the broker assigns POP mode to the group"));
+            tracing::warn!(topic, mode = ?a.mode, "unknown message request mode in the assignment");
+            return Err(no_answer("an unknown message request mode"));
         }
+        let (pop, pull): (Vec<_>, Vec<_>) = answer
+            .into_iter()
+            .partition(|a| a.mode.as_deref() == Some("POP"));
+        if pull.iter().any(|a| a.message_queue.queue_id < 0) {
+            return Err(no_answer("a PULL queue with a negative id"));
+        }
+        let pop: Vec<MessageQueue> = pop.into_iter().map(|a| a.message_queue).collect();
+        if !pop.is_empty() {
+            return Ok((pull.into_iter().map(|a| a.message_queue).collect(), pop));
+        }
+        let answer = pull;
         let me = self.instance.client_id();
         if answer.is_empty() && cids.iter().any(|c| c == me) && cids.len() <= all.len() {
             // AVG gives every member a queue when there are enough: an empty list is the
@@ -449,7 +483,36 @@ impl RebalanceImpl {
                 "an empty assignment although queues are left for us",
             ));
         }
-        Ok(answer.into_iter().map(|a| a.message_queue).collect())
+        Ok((
+            answer.into_iter().map(|a| a.message_queue).collect(),
+            Vec::new(),
+        ))
+    }
+
+    /// Takes the POP-mode queues of `topic` in `mine` and gives up the others (Java
+    /// `updateMessageQueueAssignment`'s pop half).
+    fn update_pop_owned(&self, topic: &str, mine: &[MessageQueue]) {
+        let current: Vec<MessageQueue> = lock(&self.pop_owned)
+            .iter()
+            .filter(|q| q.topic == topic)
+            .cloned()
+            .collect();
+        for mq in current.iter().filter(|q| !mine.contains(q)) {
+            lock(&self.pop_owned).remove(mq);
+            self.listener.pop_queue_removed(mq);
+            tracing::info!(group = %self.config.group, ?mq, "pop queue released");
+        }
+        for mq in mine.iter().filter(|q| !current.contains(q)) {
+            if self.listener.pop_queue_added(mq) {
+                lock(&self.pop_owned).insert(mq.clone());
+                tracing::info!(group = %self.config.group, ?mq, "pop queue added");
+            }
+        }
+    }
+
+    /// The queues this client pops now (server-side assignment in POP mode).
+    pub fn pop_queues(&self) -> Vec<MessageQueue> {
+        lock(&self.pop_owned).iter().cloned().collect()
     }
 
     /// Releases queues of `topic` not in `mine` and takes the new ones (Java
