@@ -17,6 +17,7 @@ pub(crate) struct ConsumeOpts {
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
     pub(crate) trace: Option<String>,
     pub(crate) stream: bool,
+    pub(crate) pop: bool,
 }
 
 /// A message id as a 128-bit key: the 32 hex digits of a UNIQ_KEY or IPv4 offset id are
@@ -206,6 +207,9 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
     }
     if let Some(t) = &o.trace {
         b = b.enable_trace(Some(t));
+    }
+    if o.pop {
+        b = b.pop_mode(true);
     }
     if o.count.is_some() {
         // Each message printed is committed as soon as it is acked; past --count nothing

@@ -226,6 +226,13 @@ enum Command {
         /// `message_stream()`) instead of a listener; the output is the same.
         #[arg(long)]
         stream: bool,
+        /// Pop instead of pull (RocketMQ 5.x brokers): sets the group's consume mode for
+        /// the topic to POP on every master (as `mqadmin setConsumeMode -m POP -q 0`),
+        /// then lets the brokers hand out messages, each acknowledged on its own. What is
+        /// not acknowledged (past --count, or after a crash) comes back after its
+        /// invisible time (60 s).
+        #[arg(long, conflicts_with_all = ["orderly", "broadcast"])]
+        pop: bool,
     },
     /// Send messages: `--count` generated ones, or one per line of standard input.
     Produce {
@@ -553,6 +560,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             metrics_addr,
             trace,
             stream,
+            pop,
         } => {
             let opts = ConsumeOpts {
                 topic,
@@ -569,6 +577,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 metrics_addr,
                 trace,
                 stream,
+                pop,
             };
             consume(&cluster, opts).await
         }

@@ -285,6 +285,62 @@ fn count_prints_exactly_n_and_commits_nothing_past_them() {
 
 #[test]
 #[ignore = "real broker: run by cargo xtask ci"]
+fn pop_consumes_every_message_once_and_acknowledges_it() {
+    let topic = topic();
+    let group = format!("g_{topic}");
+    produce(&topic, 60, 2);
+    for stream in [false, true] {
+        let group = format!("{group}_{stream}");
+        let mut args = vec![
+            "consume", "--pop", "--topic", &topic, "--group", &group, "--from", "first", "--count",
+            "60", "--format", "json", "--quiet",
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        let (lines, text) = json_lines(rmq().args(&args).output().unwrap());
+        assert_eq!(lines.len(), 61, "60 messages and the summary:\n{text}");
+        let ids: std::collections::HashSet<&str> = lines[..60]
+            .iter()
+            .map(|m| m["msgId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 60, "{text}");
+        // All acknowledged: the next run finds nothing and stops idle (exit 3).
+        let again = rmq()
+            .args([
+                "consume",
+                "--pop",
+                "--topic",
+                &topic,
+                "--group",
+                &group,
+                "--count",
+                "1",
+                "--idle-exit",
+                "3",
+                "--format",
+                "summary",
+                "--quiet",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            again.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+    }
+    // Pop cannot be orderly or broadcast.
+    let out = rmq()
+        .args(["consume", "--pop", "--orderly", "--topic", &topic])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
 fn a_missing_topic_fails_and_pull_past_the_end_says_so() {
     let topic = topic();
     let missing = rmq()

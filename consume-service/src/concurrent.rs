@@ -28,6 +28,37 @@ use rmq_client_core::SendBack;
 /// Delay before messages whose send-back failed are consumed again locally (Java 5000 ms).
 pub const LOCAL_RETRY_DELAY: Duration = Duration::from_millis(5000);
 
+/// Longest wait at shutdown for the results of listener calls that already returned to be
+/// settled (offsets recorded, send-backs and pop acknowledgements sent), whatever the
+/// grace for calls still running: what the application consumed is not redelivered
+/// because the process exited while its acknowledgement was on the way.
+const SETTLE_WAIT: Duration = Duration::from_millis(3000);
+
+/// Results being settled now, and a wake-up when none is.
+#[derive(Debug, Default)]
+struct Settling {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// One result being settled (see [`Settling`]).
+struct SettleGuard<'a>(&'a Settling);
+
+impl Settling {
+    fn enter(&self) -> SettleGuard<'_> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        SettleGuard(self)
+    }
+}
+
+impl Drop for SettleGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 /// Listener calls that may wait for a free consume task, at least (the queue between the
 /// pull tasks and the consume tasks; a pull task waits when it is full).
 const MIN_WAITING_CALLS: usize = 1024;
@@ -98,6 +129,7 @@ struct Inner<L> {
     hooks: Vec<Arc<dyn ConsumeMessageHook>>,
     metrics: ConsumeMetrics,
     in_flight: Arc<AtomicUsize>,
+    settling: Arc<Settling>,
     token: CancellationToken,
     tracker: TaskTracker,
     /// The calls waiting for a consume task (closed by [`Stopper`]).
@@ -151,6 +183,7 @@ struct Handle {
     tracker: TaskTracker,
     send_back: SendBack,
     in_flight: Arc<AtomicUsize>,
+    settling: Arc<Settling>,
     direct: Arc<dyn DirectConsume>,
     config: ConcurrentConfig,
 }
@@ -186,6 +219,7 @@ impl ConsumeMessageConcurrentlyService {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let settling = Arc::new(Settling::default());
         let inner = Arc::new(Inner {
             listener,
             metrics: ConsumeMetrics::new(&config.group),
@@ -194,6 +228,7 @@ impl ConsumeMessageConcurrentlyService {
             send_back: send_back.clone(),
             hooks,
             in_flight: Arc::clone(&in_flight),
+            settling: Arc::clone(&settling),
             token: token.clone(),
             tracker: tracker.clone(),
             queue: Arc::clone(&queue),
@@ -207,6 +242,7 @@ impl ConsumeMessageConcurrentlyService {
                 tracker,
                 send_back,
                 in_flight,
+                settling,
                 direct: inner,
                 config,
             }),
@@ -302,7 +338,10 @@ impl ConsumeMessageConcurrentlyService {
     }
 
     /// Stops starting listener calls and waits up to `grace` for the ones running. Calls
-    /// not started stay uncommitted. Idempotent. Returns `true` when every call ended in time.
+    /// not started stay uncommitted. The results of calls that already returned are
+    /// settled first in any case (at most 3 s more: their offsets recorded, send-backs and
+    /// pop acknowledgements answered). Idempotent. Returns `true` when every call ended in
+    /// time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.handle.stopper.stop();
         let done = rmq_remoting::task::stop_and_wait(
@@ -311,6 +350,14 @@ impl ConsumeMessageConcurrentlyService {
             grace,
         )
         .await;
+        let settling = &self.handle.settling;
+        if !crate::process_queue::wait_until(&settling.idle, SETTLE_WAIT, || {
+            settling.count.load(Ordering::SeqCst) == 0
+        })
+        .await
+        {
+            tracing::warn!("results of finished listener calls still being settled after 3 s");
+        }
         if !done {
             tracing::warn!(
                 ?grace,
@@ -411,13 +458,11 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         }
         let call = self.listener.consume_message(msgs, ctx);
         let started = std::time::Instant::now();
-        let (status, outcome) = match guarded(
-            self.config.consume_timeout,
-            &self.metrics.latency,
-            call,
-        )
-        .await
-        {
+        let returned = guarded(self.config.consume_timeout, &self.metrics.latency, call).await;
+        // Counted as settling from the poll in which the call returned, so a shutdown that
+        // the call itself triggered (a command's last wanted message) still sees it.
+        let _settling = self.settling.enter();
+        let (status, outcome) = match returned {
             CallOutcome::Returned(s) => (s, status_name(s)),
             CallOutcome::Panicked => {
                 tracing::warn!(queue = ?batch.mq, "listener panicked; the batch will be retried");
