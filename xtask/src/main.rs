@@ -321,8 +321,9 @@ fn demo(count: Option<&str>) -> Result<()> {
 
 /// Runs the tests marked `#[ignore = "real broker …"]` with the broker's addresses exported.
 /// The examples run against the broker: the two that plug user code into a consumer and
-/// the message stream (each fails unless every message was consumed exactly as it claims).
-const EXAMPLES: [&str; 3] = ["custom_strategy", "custom_offset_store", "stream"];
+/// the message stream, and pop mode (each fails unless every message was consumed exactly
+/// as it claims).
+const EXAMPLES: [&str; 4] = ["custom_strategy", "custom_offset_store", "stream", "pop"];
 
 fn integration_tests(env: &broker::BrokerEnv) -> Result<Tally> {
     let mut tally = run_tests(
