@@ -38,8 +38,8 @@ fn receipt_handles_read_as_java_reads_them() {
             p["reviveQid"].as_i64().unwrap(),
             "{id}"
         );
-        assert_eq!(h.retry, p["retry"].as_str().unwrap(), "{id}");
-        assert_eq!(h.broker_name, p["brokerName"].as_str().unwrap(), "{id}");
+        assert_eq!(h.retry(), p["retry"].as_str().unwrap(), "{id}");
+        assert_eq!(h.broker_name(), p["brokerName"].as_str().unwrap(), "{id}");
         assert_eq!(
             i64::from(h.queue_id),
             p["queueId"].as_i64().unwrap(),
@@ -63,7 +63,7 @@ fn receipt_handles_read_as_java_reads_them() {
                 h.invisible_time,
                 h.revive_qid,
                 &topic,
-                &h.broker_name,
+                h.broker_name(),
                 h.queue_id,
                 h.queue_offset
             ),

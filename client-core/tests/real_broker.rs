@@ -548,10 +548,7 @@ async fn pop_ack_and_change_invisible_time_on_a_real_broker() {
         for m in &got {
             let r = m.receipt.as_ref().expect("receipt");
             let h = r.handle();
-            assert_eq!(
-                (h.retry.as_str(), h.broker_name.as_str()),
-                ("0", broker.as_str())
-            );
+            assert_eq!((h.retry(), h.broker_name()), ("0", broker.as_str()));
             assert_eq!((h.queue_id, h.queue_offset), (m.queue_id, m.queue_offset));
             assert_eq!(&*m.topic, topic);
             assert!(!r.is_expired(rmq_client_core::now_millis()));

@@ -34,6 +34,69 @@ pub const LOCAL_RETRY_DELAY: Duration = Duration::from_millis(5000);
 /// because the process exited while its acknowledgement was on the way.
 const SETTLE_WAIT: Duration = Duration::from_millis(3000);
 
+/// Acknowledgements of popped messages waiting for the ack task, at most.
+const PENDING_ACKS: usize = 4096;
+/// Acknowledgements sent in one round of the ack task, at most.
+const ACKS_PER_ROUND: usize = 1024;
+
+/// A consumed popped message waiting for its acknowledgement (a clone of a message
+/// allocates nothing).
+struct PendingAck {
+    msg: MessageExt,
+    ppq: Arc<PopProcessQueue>,
+}
+
+/// Acknowledges consumed popped messages off the consume tasks (Java's `ackAsync` does not
+/// make a consume thread wait either): takes everything waiting, sends it (one
+/// BATCH_ACK_MESSAGE per broker and topic), then counts the messages out of their queue;
+/// while one round is on the wire the next accumulates. On `flush` it sends what is
+/// waiting and ends; later acknowledgements are sent by the consume tasks themselves.
+async fn ack_task(mut rx: tokio::sync::mpsc::Receiver<PendingAck>, flush: CancellationToken) {
+    let mut round: Vec<PendingAck> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            a = rx.recv() => a,
+            _ = flush.cancelled() => None,
+        };
+        let Some(first) = first else {
+            rx.close();
+            while let Ok(a) = rx.try_recv() {
+                round.push(a);
+                if round.len() == ACKS_PER_ROUND {
+                    send_acks(&mut round).await;
+                }
+            }
+            send_acks(&mut round).await;
+            return;
+        };
+        round.push(first);
+        while round.len() < ACKS_PER_ROUND
+            && let Ok(a) = rx.try_recv()
+        {
+            round.push(a);
+        }
+        send_acks(&mut round).await;
+    }
+}
+
+/// Sends one round of acknowledgements and counts the messages out.
+async fn send_acks(round: &mut Vec<PendingAck>) {
+    while let Some(first) = round.first() {
+        // One kernel per consumer; grouped in case queues of several share the task.
+        let kernel = Arc::clone(first.ppq.kernel());
+        let (mine, rest): (Vec<PendingAck>, Vec<PendingAck>) = std::mem::take(round)
+            .into_iter()
+            .partition(|a| Arc::ptr_eq(a.ppq.kernel(), &kernel));
+        *round = rest;
+        let refs: Vec<&MessageExt> = mine.iter().map(|a| &a.msg).collect();
+        kernel.ack(&refs).await;
+        for a in &mine {
+            a.ppq.done([&a.msg]);
+        }
+    }
+}
+
 /// Results being settled now, and a wake-up when none is.
 #[derive(Debug, Default)]
 struct Settling {
@@ -130,6 +193,8 @@ struct Inner<L> {
     metrics: ConsumeMetrics,
     in_flight: Arc<AtomicUsize>,
     settling: Arc<Settling>,
+    /// To the ack task (pop mode).
+    acks: tokio::sync::mpsc::Sender<PendingAck>,
     token: CancellationToken,
     tracker: TaskTracker,
     /// The calls waiting for a consume task (closed by [`Stopper`]).
@@ -145,13 +210,17 @@ trait DirectConsume: Send + Sync {
 struct Stopper {
     token: CancellationToken,
     queue: Arc<WorkQueue<Work>>,
+    /// Ends the ack task once it has sent what is waiting.
+    flush: CancellationToken,
 }
 
 impl Stopper {
-    /// Closes the work queue (waiting calls are dropped) and cancels the consume tasks.
+    /// Closes the work queue (waiting calls are dropped), cancels the consume tasks and
+    /// has the ack task send what is waiting and end.
     fn stop(&self) {
         self.queue.close();
         self.token.cancel();
+        self.flush.cancel();
     }
 }
 
@@ -184,6 +253,8 @@ struct Handle {
     send_back: SendBack,
     in_flight: Arc<AtomicUsize>,
     settling: Arc<Settling>,
+    /// The ack task, awaited (bounded) at shutdown.
+    ack_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     direct: Arc<dyn DirectConsume>,
     config: ConcurrentConfig,
 }
@@ -220,6 +291,9 @@ impl ConsumeMessageConcurrentlyService {
         let tracker = TaskTracker::new();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let settling = Arc::new(Settling::default());
+        let (acks, acks_rx) = tokio::sync::mpsc::channel(PENDING_ACKS);
+        let flush = CancellationToken::new();
+        let ack_task = tokio::spawn(ack_task(acks_rx, flush.clone()));
         let inner = Arc::new(Inner {
             listener,
             metrics: ConsumeMetrics::new(&config.group),
@@ -229,6 +303,7 @@ impl ConsumeMessageConcurrentlyService {
             hooks,
             in_flight: Arc::clone(&in_flight),
             settling: Arc::clone(&settling),
+            acks,
             token: token.clone(),
             tracker: tracker.clone(),
             queue: Arc::clone(&queue),
@@ -238,11 +313,16 @@ impl ConsumeMessageConcurrentlyService {
         }
         ConsumeMessageConcurrentlyService {
             handle: Arc::new(Handle {
-                stopper: Stopper { token, queue },
+                stopper: Stopper {
+                    token,
+                    queue,
+                    flush,
+                },
                 tracker,
                 send_back,
                 in_flight,
                 settling,
+                ack_task: std::sync::Mutex::new(Some(ack_task)),
                 direct: inner,
                 config,
             }),
@@ -357,6 +437,17 @@ impl ConsumeMessageConcurrentlyService {
         .await
         {
             tracing::warn!("results of finished listener calls still being settled after 3 s");
+        }
+        let acks = self
+            .handle
+            .ack_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = acks
+            && tokio::time::timeout(SETTLE_WAIT, t).await.is_err()
+        {
+            tracing::warn!("pop acknowledgements still on the way after 3 s");
         }
         if !done {
             tracing::warn!(
@@ -586,13 +677,15 @@ impl<L: MessageListenerConcurrently> Inner<L> {
     /// the rest acknowledged (Java `ConsumeMessagePopConcurrentlyService.processConsumeResult`).
     async fn settle_popped(
         &self,
-        ppq: &PopProcessQueue,
+        ppq: &Arc<PopProcessQueue>,
         msgs: &[MessageExt],
         retry: &[(usize, i32)],
     ) {
         let max = self.send_back.max_reconsume_times();
         let now = rmq_client_core::now_millis();
         let mut acks: Vec<&MessageExt> = Vec::with_capacity(msgs.len());
+        // Settled here (delayed, sent back, or left to come back): counted out at once.
+        let mut settled: Vec<&MessageExt> = Vec::new();
         let mut failed = retry.iter().peekable();
         for (i, m) in msgs.iter().enumerate() {
             let level = match failed.peek() {
@@ -606,6 +699,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 }
             };
             let Some(receipt) = m.receipt.as_ref() else {
+                settled.push(m);
                 continue;
             };
             let age = now - m.born_timestamp;
@@ -625,14 +719,31 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                     Ok(()) => acks.push(m),
                     Err(e) => {
                         tracing::warn!(msg_id = %m.msg_id(), error = %e, "send-back failed too; the message comes back after its invisible time");
+                        settled.push(m);
                     }
                 }
+            } else {
+                settled.push(m);
             }
         }
-        if !acks.is_empty() {
-            ppq.kernel().ack(&acks).await;
+        // The acknowledged ones go to the ack task, and are counted out once their
+        // acknowledgement was answered (so a drain waits for it); after shutdown ended the
+        // ack task, they are sent from here.
+        let mut inline: Vec<&MessageExt> = Vec::new();
+        for m in acks {
+            let pending = PendingAck {
+                msg: m.clone(),
+                ppq: Arc::clone(ppq),
+            };
+            if self.acks.send(pending).await.is_err() {
+                inline.push(m);
+            }
         }
-        ppq.done(msgs);
+        if !inline.is_empty() {
+            ppq.kernel().ack(&inline).await;
+            settled.extend(inline);
+        }
+        ppq.done(settled);
     }
 }
 

@@ -66,11 +66,15 @@ impl PopProcessQueue {
     }
 
     /// Counts settled (acknowledged, delayed or abandoned) messages out.
-    pub fn done(&self, msgs: &[MessageExt]) {
-        let bytes: usize = msgs.iter().map(|m| m.body.len()).sum();
+    pub fn done<'a>(&self, msgs: impl IntoIterator<Item = &'a MessageExt>) {
+        let (mut n, mut bytes) = (0, 0);
+        for m in msgs {
+            n += 1;
+            bytes += m.body.len();
+        }
         self.bytes.fetch_sub(bytes, Ordering::Relaxed);
         self.shared_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        if self.wait_ack.fetch_sub(msgs.len(), Ordering::SeqCst) == msgs.len() {
+        if n > 0 && self.wait_ack.fetch_sub(n, Ordering::SeqCst) == n {
             self.emptied.notify_waiters();
         }
     }

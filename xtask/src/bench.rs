@@ -3,7 +3,7 @@
 //! (rmq, built with `alloc-stats`) and peak RSS — for rmq and, in the same run, for a
 //! consumer built on `rocketmq-client-rust` 1.0.0 (`bench/peer-rocketmq-client-rust`, its
 //! own workspace), and for `rmq consume --stream` (the message stream with ack handles
-//! instead of the listener). `RMQ_BENCH_BASELINE=<path to another rmq binary>` measures that build
+//! instead of the listener), and for `rmq consume --pop` (pop mode). `RMQ_BENCH_BASELINE=<path to another rmq binary>` measures that build
 //! too, on its own topic, in the same run (before/after figures). Then the backlog run:
 //! 1 000 000 messages consumed by `rmq consume` with default settings.
 
@@ -203,6 +203,16 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 return Err("rmq consume --stream failed".into());
             }
             let stream_allocs = allocations_per_msg(&out, count);
+            // Pop mode (the broker hands out messages, each acknowledged), same settings.
+            let t_pop = format!("bench_pop_{stamp}");
+            produce(&env, &t_pop, count)?;
+            eprintln!("==> rmq consume --pop of {count}");
+            let (ok, pop, out) = measure(rmq_consume(&env, &t_pop, count).arg("--pop"))?;
+            eprintln!("{}", out.trim());
+            if !ok {
+                return Err("rmq consume --pop failed".into());
+            }
+            let pop_allocs = allocations_per_msg(&out, count);
             let base = match &baseline {
                 Some(bin) => {
                     eprintln!("==> baseline {} consume of {count}", bin.display());
@@ -242,6 +252,12 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 &stream,
                 stream_allocs,
             ));
+            rows.push(line(
+                "rmq (`rmq consume --pop`: pop mode, 1 runtime thread)",
+                count,
+                &pop,
+                pop_allocs,
+            ));
             if let Some((u, a)) = &base {
                 rows.push(line("rmq baseline (`RMQ_BENCH_BASELINE`)", count, u, *a));
             }
@@ -270,6 +286,11 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 "Stream / listener (both 1 runtime thread): CPU per message {:.2}x, throughput {:.2}x (target: within 10 %).",
                 stream.cpu_s / rmq.cpu_s,
                 rmq.wall_s / stream.wall_s
+            ));
+            rows.push(format!(
+                "Pop / pull (both the listener, 1 runtime thread): CPU per message {:.2}x, throughput {:.2}x.",
+                pop.cpu_s / rmq.cpu_s,
+                rmq.wall_s / pop.wall_s
             ));
         }
         if backlog > 0 {

@@ -176,16 +176,25 @@ impl PopKernel {
         }
         let topic: Arc<str> = Arc::from(mq.topic.as_str());
         let broker: Arc<str> = Arc::from(mq.broker_name.as_str());
+        // The check point of the last (topic, queue) looked up: a batch is runs of one queue.
+        let mut last: Option<(Arc<str>, i32, Option<i64>)> = None;
         msgs.retain_mut(|m| {
             let raw = match m.property(PROPERTY_POP_CK) {
                 Some(ck) => ck.to_owned(),
                 None => {
-                    let key = offset_info_key(&m.topic, m.queue_id);
-                    let ck = start
-                        .as_ref()
-                        .map_or_else(|| first.get(&key), |s| s.get(&key))
-                        .copied()
-                        .unwrap_or(m.queue_offset);
+                    let ck = match &last {
+                        Some((t, q, ck)) if Arc::ptr_eq(t, &m.topic) && *q == m.queue_id => *ck,
+                        _ => {
+                            let key = offset_info_key(&m.topic, m.queue_id);
+                            let ck = start
+                                .as_ref()
+                                .map_or_else(|| first.get(&key), |s| s.get(&key))
+                                .copied();
+                            last = Some((Arc::clone(&m.topic), m.queue_id, ck));
+                            ck
+                        }
+                    }
+                    .unwrap_or(m.queue_offset);
                     build_receipt_handle(
                         ck,
                         h.pop_time,
@@ -198,7 +207,7 @@ impl PopKernel {
                     )
                 }
             };
-            match ReceiptHandle::parse(&raw) {
+            match ReceiptHandle::from_string(raw) {
                 Ok(handle) => {
                     m.receipt = Some(PopReceipt::new(
                         handle,
@@ -234,14 +243,14 @@ impl PopKernel {
     /// ACK_MESSAGE for one receipt (see [`PopReceipt::ack`]).
     pub(crate) async fn ack_one(&self, r: &PopReceipt) -> Result<bool, ClientError> {
         let h = r.handle();
-        let addr = self.master_of(&h.broker_name, r.topic()).await?;
+        let addr = self.master_of(h.broker_name(), r.topic()).await?;
         let header = AckMessageRequestHeader {
             consumer_group: self.group.clone(),
             topic: h.real_topic(r.topic(), &self.group),
             queue_id: h.queue_id,
             extra_info: h.as_str().to_owned(),
             offset: h.queue_offset,
-            bname: Some(h.broker_name.clone()),
+            bname: Some(h.broker_name().to_owned()),
         };
         self.instance
             .api()
@@ -254,24 +263,27 @@ impl PopKernel {
     /// logged (the messages then come back after their invisible time, as in Java); the
     /// number of messages whose acknowledgement was sent and answered is returned.
     pub async fn ack(&self, msgs: &[&MessageExt]) -> usize {
-        // (broker, topic) → receipts, in first-seen order.
-        type Groups = Vec<((String, Arc<str>), Vec<PopReceipt>)>;
-        let mut groups: Groups = Vec::new();
+        // (broker, topic) → handles, in first-seen order; keys allocated per group.
+        type Groups<'a> = Vec<((String, &'a str), Vec<(Arc<ReceiptHandle>, &'a PopReceipt)>)>;
+        let mut groups: Groups<'_> = Vec::new();
         for r in msgs.iter().filter_map(|m| m.receipt.as_ref()) {
             let h = r.handle();
-            let key = (h.broker_name.clone(), Arc::from(r.topic()));
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) => v.push(r.clone()),
-                None => groups.push((key, vec![r.clone()])),
+            match groups
+                .iter_mut()
+                .find(|((b, t), _)| b == h.broker_name() && *t == r.topic())
+            {
+                Some((_, v)) => v.push((h, r)),
+                None => groups.push(((h.broker_name().to_owned(), r.topic()), vec![(h, r)])),
             }
         }
         let mut acked = 0;
         for ((broker, topic), receipts) in groups {
             let n = receipts.len();
             let result = if n == 1 {
-                self.ack_one(&receipts[0]).await.map(drop)
+                self.ack_one(receipts[0].1).await.map(drop)
             } else {
-                self.batch_ack(&broker, &topic, &receipts).await
+                self.batch_ack(&broker, topic, receipts.iter().map(|(h, _)| &**h))
+                    .await
             };
             match result {
                 Ok(()) => acked += n,
@@ -283,15 +295,14 @@ impl PopKernel {
         acked
     }
 
-    async fn batch_ack(
+    async fn batch_ack<'a>(
         &self,
         broker: &str,
         topic: &str,
-        receipts: &[PopReceipt],
+        handles: impl IntoIterator<Item = &'a ReceiptHandle>,
     ) -> Result<(), ClientError> {
+        let body = batch_ack_body(&self.group, topic, handles);
         let addr = self.master_of(broker, topic).await?;
-        let handles: Vec<ReceiptHandle> = receipts.iter().map(|r| (*r.handle()).clone()).collect();
-        let body = batch_ack_body(&self.group, topic, &handles);
         self.instance
             .api()
             .batch_ack_message(&addr, &body, self.timeout())
@@ -306,7 +317,7 @@ impl PopKernel {
         invisible: Duration,
     ) -> Result<(), ClientError> {
         let h = r.handle();
-        let addr = self.master_of(&h.broker_name, r.topic()).await?;
+        let addr = self.master_of(h.broker_name(), r.topic()).await?;
         let real_topic = h.real_topic(r.topic(), &self.group);
         let header = ChangeInvisibleTimeRequestHeader {
             consumer_group: self.group.clone(),
@@ -315,7 +326,7 @@ impl PopKernel {
             extra_info: h.as_str().to_owned(),
             offset: h.queue_offset,
             invisible_time: invisible.as_millis() as i64,
-            bname: Some(h.broker_name.clone()),
+            bname: Some(h.broker_name().to_owned()),
         };
         let answer = self
             .instance
@@ -328,7 +339,7 @@ impl PopKernel {
             answer.invisible_time,
             answer.revive_qid,
             &real_topic,
-            &h.broker_name,
+            h.broker_name(),
             h.queue_id,
             h.queue_offset,
         );
@@ -338,7 +349,7 @@ impl PopKernel {
             raw.push(' ');
             raw.push_str(extra);
         }
-        match ReceiptHandle::parse(&raw) {
+        match ReceiptHandle::from_string(raw) {
             Ok(new) => r.replace(new),
             Err(e) => {
                 tracing::warn!(error = %e, "new receipt handle unreadable; keeping the old one")

@@ -27,10 +27,12 @@ pub struct ReceiptHandleError {
 /// A pop receipt handle (`POP_CK`, Java `ExtraInfoUtil`): space-separated fields, kept
 /// verbatim (it goes back to the broker as `extraInfo`), read by position. Eight fields
 /// from Java brokers; the rocketmq-rust 1.0 broker adds a ninth on retry-topic messages,
-/// which is kept and ignored.
+/// which is kept and ignored. One allocation: the text fields are read in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptHandle {
     raw: String,
+    retry: std::ops::Range<usize>,
+    broker_name: std::ops::Range<usize>,
     /// Field 0: the check point's start offset.
     pub ck_queue_offset: i64,
     /// Field 1: when it was popped, ms since the epoch.
@@ -39,10 +41,6 @@ pub struct ReceiptHandle {
     pub invisible_time: i64,
     /// Field 3: the revive queue ([`POP_ORDER_REVIVE_QUEUE`] for an orderly pop).
     pub revive_qid: i32,
-    /// Field 4: `0` normal topic, `1` V1 pop-retry topic, `2` V2 pop-retry topic.
-    pub retry: String,
-    /// Field 5: the broker that popped it (acks go to its master).
-    pub broker_name: String,
     /// Field 6: the queue (of the retry topic when `retry` is not `0`).
     pub queue_id: i32,
     /// Field 7: the message's queue offset.
@@ -50,11 +48,19 @@ pub struct ReceiptHandle {
 }
 
 impl ReceiptHandle {
-    /// Reads `handle`.
+    /// Reads `handle` (copied).
     ///
     /// # Errors
     /// [`ReceiptHandleError`] naming the first field that is missing or not a number.
     pub fn parse(handle: &str) -> Result<Self, ReceiptHandleError> {
+        Self::from_string(handle.to_owned())
+    }
+
+    /// Reads `handle`, keeping the string.
+    ///
+    /// # Errors
+    /// [`ReceiptHandleError`] naming the first field that is missing or not a number.
+    pub fn from_string(handle: String) -> Result<Self, ReceiptHandleError> {
         const NAMES: [&str; 8] = [
             "ckQueueOffset",
             "popTime",
@@ -65,45 +71,57 @@ impl ReceiptHandle {
             "queueId",
             "queueOffset",
         ];
-        let fields: Vec<&str> = handle.split(' ').collect();
+        let mut fields: [std::ops::Range<usize>; 8] = std::array::from_fn(|_| 0..0);
+        let mut found = 0;
+        let mut start = 0;
+        for (i, piece) in handle.split(' ').enumerate().take(8) {
+            fields[i] = start..start + piece.len();
+            start += piece.len() + 1;
+            found = i + 1;
+        }
+        let error = |index: usize| ReceiptHandleError {
+            handle: handle.clone(),
+            index,
+            field: NAMES[index],
+        };
         let field = |i: usize| {
-            fields
-                .get(i)
-                .copied()
-                .filter(|f| !f.is_empty())
-                .ok_or(ReceiptHandleError {
-                    handle: handle.to_owned(),
-                    index: i,
-                    field: NAMES[i],
-                })
+            if i < found && !fields[i].is_empty() {
+                Ok(&handle[fields[i].clone()])
+            } else {
+                Err(error(i))
+            }
         };
-        let number = |i: usize| {
-            field(i)?.parse::<i64>().map_err(|_| ReceiptHandleError {
-                handle: handle.to_owned(),
-                index: i,
-                field: NAMES[i],
-            })
-        };
-        let int = |i: usize| {
-            number(i).and_then(|n| {
-                i32::try_from(n).map_err(|_| ReceiptHandleError {
-                    handle: handle.to_owned(),
-                    index: i,
-                    field: NAMES[i],
-                })
-            })
-        };
+        let number = |i: usize| field(i)?.parse::<i64>().map_err(|_| error(i));
+        let int = |i: usize| number(i).and_then(|n| i32::try_from(n).map_err(|_| error(i)));
+        let ck_queue_offset = number(0)?;
+        let pop_time = number(1)?;
+        let invisible_time = number(2)?;
+        let revive_qid = int(3)?;
+        field(4)?;
+        field(5)?;
+        let queue_id = int(6)?;
+        let queue_offset = number(7)?;
         Ok(ReceiptHandle {
-            raw: handle.to_owned(),
-            ck_queue_offset: number(0)?,
-            pop_time: number(1)?,
-            invisible_time: number(2)?,
-            revive_qid: int(3)?,
-            retry: field(4)?.to_owned(),
-            broker_name: field(5)?.to_owned(),
-            queue_id: int(6)?,
-            queue_offset: number(7)?,
+            retry: fields[4].clone(),
+            broker_name: fields[5].clone(),
+            raw: handle,
+            ck_queue_offset,
+            pop_time,
+            invisible_time,
+            revive_qid,
+            queue_id,
+            queue_offset,
         })
+    }
+
+    /// Field 4: `0` normal topic, `1` V1 pop-retry topic, `2` V2 pop-retry topic.
+    pub fn retry(&self) -> &str {
+        &self.raw[self.retry.clone()]
+    }
+
+    /// Field 5: the broker that popped it (acks go to its master).
+    pub fn broker_name(&self) -> &str {
+        &self.raw[self.broker_name.clone()]
     }
 
     /// The handle as received (what ACK_MESSAGE sends back as `extraInfo`).
@@ -119,7 +137,7 @@ impl ReceiptHandle {
     /// The topic the message really sits in (Java `getRealTopic`): the V1 or V2 pop-retry
     /// topic of `group` and `topic` when the handle says so, else `topic`.
     pub fn real_topic(&self, topic: &str, group: &str) -> String {
-        match self.retry.as_str() {
+        match self.retry() {
             "1" => retry_topic_v1(group, topic),
             "2" => retry_topic_v2(group, topic),
             _ => topic.to_owned(),
@@ -216,7 +234,7 @@ pub fn build_receipt_handle(
     queue_id: i32,
     queue_offset: i64,
 ) -> String {
-    let mut s = String::new();
+    let mut s = String::with_capacity(64 + broker_name.len());
     let _ = write!(
         s,
         "{ck_queue_offset} {pop_time} {invisible_time} {revive_qid} {} {broker_name} {queue_id} {queue_offset}",
@@ -265,51 +283,49 @@ pub struct BatchAckBody {
 /// Merges `handles` (all of one broker) of `group` popped from `topic` (the normal topic)
 /// into a BATCH_ACK_MESSAGE body, one [`BatchAck`] per retry flag, queue, check point and
 /// pop time (Java `MQClientAPIImpl.batchAckMessageAsync`), in first-seen order.
-pub fn batch_ack_body(group: &str, topic: &str, handles: &[ReceiptHandle]) -> BatchAckBody {
-    let mut acks: Vec<(String, BatchAck)> = Vec::new();
+pub fn batch_ack_body<'a>(
+    group: &str,
+    topic: &str,
+    handles: impl IntoIterator<Item = &'a ReceiptHandle>,
+) -> BatchAckBody {
+    let mut acks: Vec<BatchAck> = Vec::new();
+    let mut broker_name = String::new();
     for h in handles {
-        let key = format!(
-            "{}@{}@{}@{}",
-            h.retry, h.queue_id, h.ck_queue_offset, h.pop_time
-        );
-        let i = match acks.iter().position(|(k, _)| *k == key) {
+        if broker_name.is_empty() {
+            h.broker_name().clone_into(&mut broker_name);
+        }
+        let same = |a: &BatchAck| {
+            a.r == h.retry() && a.q == h.queue_id && a.so == h.ck_queue_offset && a.pt == h.pop_time
+        };
+        let i = match acks.iter().position(same) {
             Some(i) => i,
             None => {
-                acks.push((
-                    key,
-                    BatchAck {
-                        b: Vec::new(),
-                        c: group.to_owned(),
-                        it: h.invisible_time,
-                        pt: h.pop_time,
-                        q: h.queue_id,
-                        r: h.retry.clone(),
-                        rq: h.revive_qid,
-                        so: h.ck_queue_offset,
-                        t: topic.to_owned(),
-                    },
-                ));
+                acks.push(BatchAck {
+                    b: Vec::new(),
+                    c: group.to_owned(),
+                    it: h.invisible_time,
+                    pt: h.pop_time,
+                    q: h.queue_id,
+                    r: h.retry().to_owned(),
+                    rq: h.revive_qid,
+                    so: h.ck_queue_offset,
+                    t: topic.to_owned(),
+                });
                 acks.len() - 1
             }
         };
         let Ok(bit) = usize::try_from(h.queue_offset - h.ck_queue_offset) else {
             continue; // before the check point: nothing a bit can say
         };
-        let b = &mut acks[i].1.b;
+        let b = &mut acks[i].b;
         if b.len() <= bit / 8 {
             b.resize(bit / 8 + 1, 0);
         }
         b[bit / 8] |= 1 << (bit % 8);
     }
-    for (_, a) in &mut acks {
+    for a in &mut acks {
         let padded = a.b.len().div_ceil(8).max(1) * 8;
         a.b.resize(padded, 0);
     }
-    BatchAckBody {
-        acks: acks.into_iter().map(|(_, a)| a).collect(),
-        broker_name: handles
-            .first()
-            .map(|h| h.broker_name.clone())
-            .unwrap_or_default(),
-    }
+    BatchAckBody { acks, broker_name }
 }
