@@ -66,7 +66,7 @@ pub use message_stream::{AckMessage, MessageStream, StreamListener, message_stre
 pub use orderly::{
     ConsumeMessageOrderlyService, MAX_TIME_CONSUME_CONTINUOUSLY, OrderlyConfig, QueueLocker,
 };
-pub use pop_process_queue::{POP_MAX_IDLE_TIME, PopProcessQueue};
+pub use pop_process_queue::PopProcessQueue;
 pub use process_queue::{
     CallGuard, PULL_MAX_IDLE_TIME, ProcessQueue, REBALANCE_LOCK_MAX_LIVE_TIME,
 };

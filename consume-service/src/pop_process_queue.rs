@@ -11,10 +11,6 @@ use tokio::sync::Notify;
 
 use crate::process_queue::wait_until;
 
-/// A pop queue not popped for this long is dropped at the next rebalance (Java
-/// `PopProcessQueue.PULL_MAX_IDLE_TIME`, 120 s).
-pub const POP_MAX_IDLE_TIME: Duration = Duration::from_millis(120_000);
-
 /// One pop-mode queue (a queue id, or −1 for all of a broker's queues of the topic): the
 /// popped messages not yet acknowledged or delayed (Java `waitAckCounter`) and their body
 /// bytes, which count against the consumer's memory budget, and the [`PopKernel`] that
@@ -115,13 +111,8 @@ impl PopProcessQueue {
             .store(rmq_client_core::now_millis(), Ordering::Relaxed);
     }
 
-    /// When it was last popped, ms since the epoch.
+    /// When it was last popped, ms since the epoch (Java `lastPopTimestamp`).
     pub fn last_pop_ms(&self) -> i64 {
         self.last_pop_ms.load(Ordering::Relaxed)
-    }
-
-    /// Not popped for [`POP_MAX_IDLE_TIME`] (Java `isPullExpired`).
-    pub fn is_pop_expired(&self) -> bool {
-        rmq_client_core::now_millis() - self.last_pop_ms() > POP_MAX_IDLE_TIME.as_millis() as i64
     }
 }

@@ -4,7 +4,8 @@
 //! rmq pulls every owned queue with long polling, keeps each queue's cache within the flow
 //! control limits and one memory budget, runs the listener with bounded concurrency (or
 //! one call per queue in order), retries failures through `%RETRY%<group>`, and commits
-//! offsets only past consumed messages.
+//! offsets only past consumed messages. In pop mode (`pop_mode(true)`, RocketMQ 5.x) the
+//! brokers hand out messages instead, each acknowledged on its own.
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
