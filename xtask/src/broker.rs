@@ -368,6 +368,12 @@ enablePropertyFilter = true
 # included) at once, not only the changed topic's queues: a new static topic's mapping
 # otherwise reaches the name server with the periodic registration, up to 40 s later.
 enableSingleTopicRegister = false
+# Pop check points kept in memory until their messages are acknowledged (a Java knob, off
+# by default there too). rocketmq-broker 1.0.0 cannot store a check point (it gives the
+# timer the absolute revive time as a relative delay), and retries each one forever: with
+# the merge off every popped batch leaked one (326 after the pop tests: 28 % of a core,
+# for good); with it on, only batches not acknowledged within 1.5 s of their pop do.
+enablePopBufferMerge = true
 authConfigPath = "{auth}"
 
 [broker.brokerIdentity]
