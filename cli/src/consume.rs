@@ -17,6 +17,7 @@ pub(crate) struct ConsumeOpts {
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
     pub(crate) trace: Option<String>,
     pub(crate) stream: bool,
+    pub(crate) stream_batch_size: Option<u16>,
     pub(crate) pop: bool,
 }
 
@@ -211,7 +212,9 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
     if o.pop {
         b = b.pop_mode(true);
     }
-    if o.count.is_some() {
+    if let Some(n) = o.stream_batch_size {
+        b = b.stream_batch_size(usize::from(n));
+    } else if o.count.is_some() {
         // Each message printed is committed as soon as it is acked; past --count nothing
         // is, and nothing waits in a half-answered batch.
         b = b.stream_batch_size(1);

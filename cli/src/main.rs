@@ -226,6 +226,11 @@ enum Command {
         /// `message_stream()`) instead of a listener; the output is the same.
         #[arg(long)]
         stream: bool,
+        /// With --stream: messages per consume call, each still answered on its own (the
+        /// library's `stream_batch_size`). Default 32, or 1 with --count, so that every
+        /// printed message is committed as soon as it is acked.
+        #[arg(long, requires = "stream", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        stream_batch_size: Option<u16>,
         /// Pop instead of pull (RocketMQ 5.x brokers): sets the group's consume mode for
         /// the topic to POP on every master (as `mqadmin setConsumeMode -m POP -q 0`),
         /// then lets the brokers hand out messages, each acknowledged on its own. What is
@@ -560,6 +565,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             metrics_addr,
             trace,
             stream,
+            stream_batch_size,
             pop,
         } => {
             let opts = ConsumeOpts {
@@ -577,6 +583,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 metrics_addr,
                 trace,
                 stream,
+                stream_batch_size,
                 pop,
             };
             consume(&cluster, opts).await

@@ -24,8 +24,13 @@ const UNHELD_EMPTY_PULL_PAUSE: Duration = Duration::from_millis(100);
 /// static topics, or a broker with long polling off) would otherwise be pulled in a busy
 /// loop. Java has no such guard.
 pub fn unheld_empty_pull_pause(result: &PullResult, elapsed: Duration) -> Option<Duration> {
-    (result.status == crate::api::PullStatus::NoNewMsg && elapsed < HELD_AT_LEAST)
-        .then_some(UNHELD_EMPTY_PULL_PAUSE)
+    unheld_empty_answer_pause(result.status == crate::api::PullStatus::NoNewMsg, elapsed)
+}
+
+/// [`unheld_empty_pull_pause`] for any long poll (pulls and pops): `empty` says the answer
+/// was "nothing new".
+pub fn unheld_empty_answer_pause(empty: bool, elapsed: Duration) -> Option<Duration> {
+    (empty && elapsed < HELD_AT_LEAST).then_some(UNHELD_EMPTY_PULL_PAUSE)
 }
 
 /// What one pull asks for.

@@ -334,29 +334,12 @@ impl ConsumeMessageConcurrentlyService {
     /// returns `false` when the service is stopped (the messages stay uncommitted).
     pub async fn submit(
         &self,
-        mut msgs: Vec<MessageExt>,
+        msgs: Vec<MessageExt>,
         pq: &Arc<ProcessQueue>,
         mq: &MessageQueue,
     ) -> bool {
-        let n = msgs.len();
-        if n == 0 {
-            return true;
-        }
-        self.handle
-            .send_back
-            .reset_retry_and_namespace_all(&mut msgs);
-        let batch = Arc::new(PullBatch {
-            msgs,
-            owner: Owner::Pull(Arc::clone(pq)),
-            mq: mq.clone(),
-        });
-        send_calls(
-            &self.handle.stopper.queue,
-            &self.handle.stopper.token,
-            batch,
-            self.handle.config.consume_message_batch_max_size,
-        )
-        .await
+        self.submit_batch(msgs, Owner::Pull(Arc::clone(pq)), mq)
+            .await
     }
 
     /// Hands popped messages (already counted in `ppq`) to the listener in calls of
@@ -371,8 +354,19 @@ impl ConsumeMessageConcurrentlyService {
     /// unacknowledged and come back after their invisible time).
     pub async fn submit_popped(
         &self,
-        mut msgs: Vec<MessageExt>,
+        msgs: Vec<MessageExt>,
         ppq: &Arc<PopProcessQueue>,
+        mq: &MessageQueue,
+    ) -> bool {
+        self.submit_batch(msgs, Owner::Pop(Arc::clone(ppq)), mq)
+            .await
+    }
+
+    /// Queues the calls of one pulled or popped batch.
+    async fn submit_batch(
+        &self,
+        mut msgs: Vec<MessageExt>,
+        owner: Owner,
         mq: &MessageQueue,
     ) -> bool {
         if msgs.is_empty() {
@@ -383,7 +377,7 @@ impl ConsumeMessageConcurrentlyService {
             .reset_retry_and_namespace_all(&mut msgs);
         let batch = Arc::new(PullBatch {
             msgs,
-            owner: Owner::Pop(Arc::clone(ppq)),
+            owner,
             mq: mq.clone(),
         });
         send_calls(

@@ -13,22 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::Core;
 use crate::listener_factory::Service;
-
-/// Long-poll budget of a pop (Java `BROKER_SUSPEND_MAX_TIME_MILLIS`, 15 s).
-const POP_POLL_TIME: Duration = Duration::from_millis(15_000);
-/// Delay while too much is unsettled (Java `PULL_TIME_DELAY_MILLS_WHEN_CACHE_FLOW_CONTROL`).
-const FLOW_CONTROL_DELAY: Duration = Duration::from_millis(50);
-/// Delay after a FLOW_CONTROL answer (Java `PULL_TIME_DELAY_MILLS_WHEN_BROKER_FLOW_CONTROL`).
-const BROKER_FLOW_CONTROL_DELAY: Duration = Duration::from_millis(20);
-/// Delay while suspended (Java `PULL_TIME_DELAY_MILLS_WHEN_SUSPEND`).
-const SUSPEND_DELAY: Duration = Duration::from_millis(1000);
-/// Longest delay after a connection fault (as the pull loop).
-const UNREACHABLE_RETRY_DELAY: Duration = Duration::from_millis(1000);
-/// An empty answer sooner than this was not held by the broker…
-const HELD_AT_LEAST: Duration = Duration::from_millis(500);
-/// …and the next pop waits this long, so a broker that does not hold pops is not
-/// asked in a busy loop.
-const UNHELD_EMPTY_POP_PAUSE: Duration = Duration::from_millis(100);
+use crate::pull_loop::{
+    BROKER_FLOW_CONTROL_DELAY, BROKER_SUSPEND_MAX_TIME, FLOW_CONTROL_DELAY, SUSPEND_DELAY,
+    UNREACHABLE_RETRY_DELAY,
+};
 
 impl Core {
     /// Pops `mq` until its token is cancelled or it is dropped, handing what it pops to the
@@ -87,7 +75,7 @@ impl Core {
                 subscription: &sub,
                 max_msg_nums: self.config.pop_batch_nums,
                 invisible_time: self.config.pop_invisible_time,
-                poll_time: POP_POLL_TIME,
+                poll_time: BROKER_SUSPEND_MAX_TIME,
                 init_mode,
             });
             let result = tokio::select! {
@@ -121,8 +109,11 @@ impl Core {
                         m_cached.set(self.cached_bytes.load(Ordering::Relaxed) as f64);
                         self.config.pull_interval
                     }
-                    PopStatus::NoNewMsg if rt < HELD_AT_LEAST => UNHELD_EMPTY_POP_PAUSE,
-                    PopStatus::NoNewMsg => Duration::ZERO,
+                    // A broker that does not hold pops is not asked in a busy loop.
+                    PopStatus::NoNewMsg => {
+                        rmq_client_core::pull_kernel::unheld_empty_answer_pause(true, rt)
+                            .unwrap_or(Duration::ZERO)
+                    }
                     PopStatus::PollingFull => exception_delay,
                 },
                 Err(e) if e.response_code() == Some(ResponseCode::FLOW_CONTROL) => {

@@ -16,20 +16,20 @@ use tracing::Instrument;
 use crate::core::Core;
 use crate::listener_factory::Service;
 
-/// Long-poll hold of a push pull (Java `BROKER_SUSPEND_MAX_TIME_MILLIS`, 15 s).
-const BROKER_SUSPEND_MAX_TIME: Duration = Duration::from_millis(15_000);
+/// Long-poll hold of a push pull or pop (Java `BROKER_SUSPEND_MAX_TIME_MILLIS`, 15 s).
+pub(crate) const BROKER_SUSPEND_MAX_TIME: Duration = Duration::from_millis(15_000);
 /// RPC timeout of a push pull (Java `CONSUMER_TIMEOUT_MILLIS_WHEN_SUSPEND`, 30 s).
 const PULL_TIMEOUT: Duration = Duration::from_millis(30_000);
 /// Delay when the cache is over a threshold (Java `PULL_TIME_DELAY_MILLS_WHEN_CACHE_FLOW_CONTROL`).
-const FLOW_CONTROL_DELAY: Duration = Duration::from_millis(50);
+pub(crate) const FLOW_CONTROL_DELAY: Duration = Duration::from_millis(50);
 /// Delay after a FLOW_CONTROL answer (Java `PULL_TIME_DELAY_MILLS_WHEN_BROKER_FLOW_CONTROL`).
-const BROKER_FLOW_CONTROL_DELAY: Duration = Duration::from_millis(20);
+pub(crate) const BROKER_FLOW_CONTROL_DELAY: Duration = Duration::from_millis(20);
 /// Delay while suspended (Java `PULL_TIME_DELAY_MILLS_WHEN_SUSPEND`).
-const SUSPEND_DELAY: Duration = Duration::from_millis(1000);
+pub(crate) const SUSPEND_DELAY: Duration = Duration::from_millis(1000);
 /// Longest delay before a pull is tried again after a connection fault (refused, reset,
 /// closed): the broker is reconnected within this long after the fault ends. Java waits
 /// `pullTimeDelayMillsWhenException` (3 s) for every kind of failure.
-const UNREACHABLE_RETRY_DELAY: Duration = Duration::from_millis(1000);
+pub(crate) const UNREACHABLE_RETRY_DELAY: Duration = Duration::from_millis(1000);
 /// Longest wait for the heartbeat asked for after SUBSCRIPTION_NOT_EXIST.
 const HEARTBEAT_WAIT: Duration = Duration::from_millis(3000);
 

@@ -200,7 +200,12 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
             let t_stream = format!("bench_stream_{stamp}");
             produce(&env, &t_stream, count)?;
             eprintln!("==> rmq consume --stream of {count}");
-            let (ok, stream, out) = measure(rmq_consume(&env, &t_stream, count).arg("--stream"))?;
+            // Calls of 32 (the library's default; --count alone would make them 1).
+            let (ok, stream, out) = measure(rmq_consume(&env, &t_stream, count).args([
+                "--stream",
+                "--stream-batch-size",
+                "32",
+            ]))?;
             eprintln!("{}", out.trim());
             if !ok {
                 return Err("rmq consume --stream failed".into());
@@ -240,7 +245,7 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 two_allocs,
             ));
             rows.push(line(
-                "rmq (`rmq consume --stream`: ack handles, 1 runtime thread)",
+                "rmq (`rmq consume --stream --stream-batch-size 32`: ack handles, 1 runtime thread)",
                 count,
                 &stream,
                 stream_allocs,
@@ -274,7 +279,6 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 stream.cpu_s / rmq.cpu_s,
                 rmq.wall_s / stream.wall_s
             ));
-
         }
         if backlog > 0 {
             let t_backlog = format!("bench_backlog_{stamp}");
@@ -310,7 +314,12 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
             rows.push(String::new());
             rows.push("| consumer | msgs/s | CPU µs per msg | allocations per msg | peak RSS MiB | wall s |".into());
             rows.push("|---|---|---|---|---|---|".into());
-            rows.push(line("rmq (`rmq consume`, 1 runtime thread)", count, &pull.0, pull.1));
+            rows.push(line(
+                "rmq (`rmq consume`, 1 runtime thread)",
+                count,
+                &pull.0,
+                pull.1,
+            ));
             rows.push(line(
                 "rmq (`rmq consume --pop`: pop mode, 1 runtime thread)",
                 count,
