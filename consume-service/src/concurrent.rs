@@ -97,6 +97,22 @@ async fn send_acks(round: &mut Vec<PendingAck>) {
     }
 }
 
+/// Sends a popped message to `%DLQ%<group>` (CONSUMER_SEND_MSG_BACK with delay level −1);
+/// `true` once it is there and the pop may be acknowledged. On failure it stays
+/// unacknowledged and comes back after its invisible time.
+async fn dead_letter_popped(send_back: &SendBack, m: &MessageExt) -> bool {
+    match send_back.send_message_back(m, -1).await {
+        Ok(()) => {
+            tracing::warn!(msg_id = %m.msg_id(), reconsume_times = m.reconsume_times, "popped message given up; sent to the DLQ");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(msg_id = %m.msg_id(), error = %e, "sending a given-up popped message to the DLQ failed; it comes back after its invisible time");
+            false
+        }
+    }
+}
+
 /// Results being settled now, and a wake-up when none is.
 #[derive(Debug, Default)]
 struct Settling {
@@ -349,7 +365,11 @@ impl ConsumeMessageConcurrentlyService {
     /// topic; when the broker refuses that, they are sent back to `%RETRY%<group>` (and
     /// acknowledged), so that they come back even from a broker that cannot revive them.
     /// A call whose receipt expired before it started is skipped (the broker may have
-    /// handed the messages to another consumer). Waits only while the queue of waiting
+    /// handed the messages to another consumer). A message delivered more than
+    /// `maxReconsumeTimes` times goes to `%DLQ%<group>` (CONSUMER_SEND_MSG_BACK, delay
+    /// level −1) and is then acknowledged, without reaching the listener: Java's pop
+    /// consumer acknowledges it unconsumed, which drops it (the pop revive path has no
+    /// DLQ). Waits only while the queue of waiting
     /// calls is full; returns `false` when the service is stopped (the messages stay
     /// unacknowledged and come back after their invisible time).
     pub async fn submit_popped(
@@ -358,6 +378,20 @@ impl ConsumeMessageConcurrentlyService {
         ppq: &Arc<PopProcessQueue>,
         mq: &MessageQueue,
     ) -> bool {
+        let max = self.handle.send_back.max_reconsume_times();
+        let msgs = if msgs.iter().any(|m| m.reconsume_times > max) {
+            let (over, rest): (Vec<MessageExt>, Vec<MessageExt>) =
+                msgs.into_iter().partition(|m| m.reconsume_times > max);
+            for m in &over {
+                if dead_letter_popped(&self.handle.send_back, m).await {
+                    ppq.kernel().ack(&[m]).await;
+                }
+                ppq.done([m]);
+            }
+            rest
+        } else {
+            msgs
+        };
         self.submit_batch(msgs, Owner::Pop(Arc::clone(ppq)), mq)
             .await
     }
@@ -700,8 +734,13 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             let Some(delay) =
                 rmq_client_core::pop::pop_retry_delay(m.reconsume_times, level, max, age)
             else {
-                tracing::warn!(msg_id = %m.msg_id(), reconsume_times = m.reconsume_times, "popped message given up (consumed too many times, or delay level -1); acknowledged unconsumed");
-                acks.push(m);
+                // Given up (delay level -1, or too many deliveries for too long): to the DLQ,
+                // where Java's pop consumer drops it.
+                if dead_letter_popped(&self.send_back, m).await {
+                    acks.push(m);
+                } else {
+                    settled.push(m);
+                }
                 continue;
             };
             if let Err(e) = receipt.change_invisible_time(delay).await {

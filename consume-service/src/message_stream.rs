@@ -55,8 +55,8 @@ impl AckMessage {
     }
 
     /// Not consumed: redeliver it. Pop mode: it stays invisible for the pop delay of
-    /// `delay_level` (0: by reconsume times, 10 s first, then 30 s, 1 min…), then comes
-    /// back. Concurrent mode: through `%RETRY%<group>` with
+    /// `delay_level` (0: by reconsume times, 10 s first, then 30 s, 1 min…; −1: to the
+    /// DLQ), then comes back. Concurrent mode: through `%RETRY%<group>` with
     /// `delay_level` (0: the broker's schedule, 3 + reconsume times, i.e. 10 s first; −1:
     /// straight to the DLQ; > 0: that level), as `RECONSUME_LATER` does. Orderly mode: the
     /// queue is suspended for `suspendCurrentQueueTimeMillis` and the message comes again

@@ -180,3 +180,132 @@ async fn a_killed_pop_consumer_has_acknowledged_exactly_what_it_consumed() {
         "{alive} tasks alive, {baseline} before"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_up_popped_messages_go_to_the_dlq_then_are_acknowledged() {
+    // Offsets 100 and 101; 101 was already delivered 17 times (over the default 16).
+    let mut body = pull_body(TOPIC, 100, 2, 16).to_vec();
+    let second = body.len() / 2;
+    body[second + 72..second + 76].copy_from_slice(&17i32.to_be_bytes());
+    let body = bytes::Bytes::from(body);
+    // (offset of each CONSUMER_SEND_MSG_BACK's message, its delay level), and acks.
+    let sent_back: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let acked: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
+    let (sb, ak) = (Arc::clone(&sent_back), Arc::clone(&acked));
+    let pops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let broker = ScriptedBroker::start(BROKER, 1, move |req| {
+        let answer = |code, ext: &[(&str, &str)], body: &str| {
+            Some(Reply::Answer(reply_to(
+                req,
+                code,
+                ext,
+                bytes::Bytes::from(body.to_owned()),
+            )))
+        };
+        match req.request_code() {
+            RequestCode::GET_CONSUMER_LIST_BY_GROUP => {
+                answer(ResponseCode::SUCCESS, &[], r#"{"consumerIdList":["someone"]}"#)
+            }
+            RequestCode::QUERY_ASSIGNMENT => {
+                let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+                if v["topic"] == TOPIC {
+                    answer(
+                        ResponseCode::SUCCESS,
+                        &[],
+                        &format!(
+                            r#"{{"messageQueueAssignments":[{{"messageQueue":{{"topic":"{TOPIC}","brokerName":"{BROKER}","queueId":-1}},"mode":"POP"}}]}}"#
+                        ),
+                    )
+                } else {
+                    answer(ResponseCode::SUCCESS, &[], r#"{"messageQueueAssignments":[]}"#)
+                }
+            }
+            RequestCode::POP_MESSAGE => {
+                if pops.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    Some(Reply::Answer(reply_to(
+                        req,
+                        ResponseCode::SUCCESS,
+                        &[
+                            ("popTime", &rmq_client_core::now_millis().to_string()),
+                            ("invisibleTime", "60000"),
+                            ("reviveQid", "0"),
+                            ("restNum", "0"),
+                            ("startOffsetInfo", "0 1 100"),
+                            ("msgOffsetInfo", "0 1 100,101"),
+                        ],
+                        body.clone(),
+                    )))
+                } else {
+                    Some(Reply::Later(
+                        Duration::from_millis(300),
+                        reply_to(req, ResponseCode::POLLING_TIMEOUT, &[], bytes::Bytes::new()),
+                    ))
+                }
+            }
+            RequestCode::CONSUMER_SEND_MSG_BACK => {
+                sb.lock().unwrap().push((
+                    req.ext("offset").unwrap_or_default().to_owned(),
+                    req.ext("delayLevel").unwrap_or_default().to_owned(),
+                ));
+                answer(ResponseCode::SUCCESS, &[], "")
+            }
+            RequestCode::ACK_MESSAGE => {
+                ak.lock()
+                    .unwrap()
+                    .insert(req.ext("offset").unwrap().parse().unwrap());
+                answer(ResponseCode::SUCCESS, &[], "")
+            }
+            RequestCode::CHANGE_MESSAGE_INVISIBLETIME => {
+                panic!("a given-up message is not delayed")
+            }
+            _ => None,
+        }
+    })
+    .await;
+    let delivered: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let d = Arc::clone(&delivered);
+    let consumer = PushConsumer::builder("cg_pop_dlq")
+        .client_config(
+            ClientConfig::default()
+                .namesrv_addr(&broker.addr)
+                .client_ip("127.0.0.1"),
+        )
+        .subscribe(TOPIC, "*")
+        .pop_mode(true)
+        .listener(listener_fn(move |msgs, mut ctx| {
+            let d = Arc::clone(&d);
+            async move {
+                d.lock()
+                    .unwrap()
+                    .extend(msgs.iter().map(|m| m.queue_offset));
+                // nack(-1): straight to the DLQ.
+                ctx.delay_level_when_next_consume = -1;
+                (ConsumeConcurrentlyStatus::ReconsumeLater, ctx)
+            }
+        }))
+        .start()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acked {:?}",
+            acked.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = consumer.shutdown().await;
+    assert_eq!(report.messages_left, 0);
+    // The over-delivered message never reached the listener; both went to the DLQ (delay
+    // level -1, by their commit-log offsets) before their pops were acknowledged.
+    assert_eq!(*delivered.lock().unwrap(), [100]);
+    let mut back = sent_back.lock().unwrap().clone();
+    back.sort();
+    let phys = |o: i64| (123_456 + o * 1_200).to_string();
+    assert_eq!(
+        back,
+        [(phys(100), "-1".to_owned()), (phys(101), "-1".to_owned())]
+    );
+    assert_eq!(*acked.lock().unwrap(), BTreeSet::from([100, 101]));
+}

@@ -361,13 +361,14 @@ impl PopKernel {
 
 /// How long a popped message whose consumption failed stays invisible before it is
 /// delivered again (Java `ConsumeMessagePopConcurrentlyService.processConsumeResult` and
-/// `checkNeedAckOrDelay`), or `None` when it is to be acknowledged unconsumed (given up).
+/// `checkNeedAckOrDelay`), or `None` when it is given up (Java acknowledges it unconsumed,
+/// which drops it; rmq's consume service sends it to the DLQ first).
 ///
 /// - `delay_level` > 0 picks [`POP_DELAY_LEVEL_SECS`]`[delay_level]` (the last entry when
 ///   past the end); 0 uses `reconsume_times` as the level, so the first failure waits 10 s,
 ///   the second 30 s…
-/// - `delay_level` < 0 ("straight to the DLQ" in pull mode): the 5.x pop revive path has no
-///   DLQ, so the message is given up. Java would index the table with −1 and throw.
+/// - `delay_level` < 0 ("straight to the DLQ", as in pull mode): given up. Java would index
+///   the table with −1 and throw.
 /// - At `reconsume_times >= max_reconsume_times`: given up when it was born more than
 ///   twice the last level (4 h) ago, else delayed by the first level that covers its age.
 pub fn pop_retry_delay(
