@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::core::Core;
 use crate::listener_factory::Service;
 use crate::pull_loop::{
-    BROKER_FLOW_CONTROL_DELAY, BROKER_SUSPEND_MAX_TIME, FLOW_CONTROL_DELAY, SUSPEND_DELAY,
-    UNREACHABLE_RETRY_DELAY,
+    BROKER_FLOW_CONTROL_DELAY, BROKER_SUSPEND_MAX_TIME, FLOW_CONTROL_DELAY, LoopMetrics,
+    SUSPEND_DELAY, UNREACHABLE_RETRY_DELAY,
 };
 
 impl Core {
@@ -43,12 +43,7 @@ impl Core {
             ConsumeInitMode::Max
         };
         let exception_delay = self.client.pull_time_delay_when_exception;
-        let group = self.group.clone();
-        let m_flow_control = metrics::counter!("rmq_flow_control_total", "group" => group.clone());
-        let m_pull_latency =
-            metrics::histogram!("rmq_pull_latency_seconds", "group" => group.clone());
-        let m_pulled = metrics::counter!("rmq_pulled_total", "group" => group.clone());
-        let m_cached = metrics::gauge!("rmq_cached_bytes", "group" => group);
+        let m = LoopMetrics::new(&self.group);
         loop {
             if token.is_cancelled() || ppq.is_dropped() {
                 return;
@@ -63,7 +58,7 @@ impl Core {
             if ppq.wait_ack_count() > self.config.pop_threshold_for_queue
                 || self.cached_bytes.load(Ordering::Relaxed) > self.config.memory_budget
             {
-                m_flow_control.increment(1);
+                m.flow_control.increment(1);
                 if !Self::pause(&token, FLOW_CONTROL_DELAY).await {
                     return;
                 }
@@ -84,7 +79,7 @@ impl Core {
                 r = pop => r,
             };
             let rt = started.elapsed();
-            m_pull_latency.record(rt.as_secs_f64());
+            m.pull_latency.record(rt.as_secs_f64());
             let delay = match result {
                 Ok(r) => match r.status {
                     PopStatus::Found => {
@@ -97,7 +92,7 @@ impl Core {
                         if msgs.is_empty() {
                             continue;
                         }
-                        m_pulled.increment(msgs.len() as u64);
+                        m.pulled.increment(msgs.len() as u64);
                         // Sealed (draining) or stopped: what was popped stays
                         // unacknowledged and comes back after its invisible time.
                         if !ppq.put(&msgs) {
@@ -106,7 +101,8 @@ impl Core {
                         if !service.submit_popped(msgs, &ppq, &mq).await {
                             return;
                         }
-                        m_cached.set(self.cached_bytes.load(Ordering::Relaxed) as f64);
+                        m.cached
+                            .set(self.cached_bytes.load(Ordering::Relaxed) as f64);
                         self.config.pull_interval
                     }
                     // A broker that does not hold pops is not asked in a busy loop.

@@ -33,6 +33,26 @@ pub(crate) const UNREACHABLE_RETRY_DELAY: Duration = Duration::from_millis(1000)
 /// Longest wait for the heartbeat asked for after SUBSCRIPTION_NOT_EXIST.
 const HEARTBEAT_WAIT: Duration = Duration::from_millis(3000);
 
+/// The metric handles of one pull or pop loop (built once per queue, not per request).
+pub(crate) struct LoopMetrics {
+    pub(crate) flow_control: metrics::Counter,
+    pub(crate) pull_latency: metrics::Histogram,
+    pub(crate) pulled: metrics::Counter,
+    pub(crate) cached: metrics::Gauge,
+}
+
+impl LoopMetrics {
+    pub(crate) fn new(group: &str) -> Self {
+        let group = group.to_owned();
+        LoopMetrics {
+            flow_control: metrics::counter!("rmq_flow_control_total", "group" => group.clone()),
+            pull_latency: metrics::histogram!("rmq_pull_latency_seconds", "group" => group.clone()),
+            pulled: metrics::counter!("rmq_pulled_total", "group" => group.clone()),
+            cached: metrics::gauge!("rmq_cached_bytes", "group" => group),
+        }
+    }
+}
+
 impl Core {
     /// Java's flow-control checks; `true` when this queue must wait.
     pub(crate) fn flow_controlled(&self, mq: &MessageQueue, pq: &ProcessQueue) -> bool {
@@ -84,12 +104,7 @@ impl Core {
         let clustering = self.config.message_model == MessageModel::Clustering;
         let exception_delay = self.client.pull_time_delay_when_exception;
         // Metric handles built once per queue, not on every pull.
-        let group = self.group.clone();
-        let m_flow_control = metrics::counter!("rmq_flow_control_total", "group" => group.clone());
-        let m_pull_latency =
-            metrics::histogram!("rmq_pull_latency_seconds", "group" => group.clone());
-        let m_pulled = metrics::counter!("rmq_pulled_total", "group" => group.clone());
-        let m_cached = metrics::gauge!("rmq_cached_bytes", "group" => group);
+        let m = LoopMetrics::new(&self.group);
         let m_lag = metrics::gauge!(
             "rmq_queue_lag",
             "topic" => mq.topic.clone(),
@@ -109,7 +124,7 @@ impl Core {
                 continue;
             }
             if self.flow_controlled(&mq, &pq) {
-                m_flow_control.increment(1);
+                m.flow_control.increment(1);
                 if !Self::pause(&token, FLOW_CONTROL_DELAY).await {
                     return;
                 }
@@ -155,7 +170,7 @@ impl Core {
                 r = pull => r,
             };
             let rt = started.elapsed().as_secs_f64();
-            m_pull_latency.record(rt);
+            m.pull_latency.record(rt);
             if let Ok(r) = &result {
                 heartbeat_sent = false;
                 self.stats
@@ -176,7 +191,7 @@ impl Core {
                                 self.correct_tags_offset(&mq, &pq, next_offset);
                                 continue;
                             }
-                            m_pulled.increment(msgs.len() as u64);
+                            m.pulled.increment(msgs.len() as u64);
                             match &self.service {
                                 // A sealed queue is draining: these messages stay
                                 // unconsumed and uncommitted, for the next owner.
@@ -192,7 +207,8 @@ impl Core {
                                     s.submit(&pq, &mq, dispatch);
                                 }
                             }
-                            m_cached.set(self.cached_bytes.load(Ordering::Relaxed) as f64);
+                            m.cached
+                                .set(self.cached_bytes.load(Ordering::Relaxed) as f64);
                             if !self.config.pull_interval.is_zero()
                                 && !Self::pause(&token, self.config.pull_interval).await
                             {

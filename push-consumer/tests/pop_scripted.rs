@@ -15,13 +15,67 @@ use rmq_remoting::{RequestCode, ResponseCode};
 const BROKER: &str = "broker-a";
 const TOPIC: &str = "PopT";
 
+/// What both scripted brokers answer alike: the group's members, the assignment (TOPIC in
+/// POP mode, queue −1; nothing of the retry topic), and the pops: the first with `body`
+/// (queue 1, `offsets`), later ones empty after 300 ms. `None` for any other request.
+fn pop_group_reply(
+    req: &rmq_remoting::RemotingCommand,
+    pops: &std::sync::atomic::AtomicUsize,
+    body: &bytes::Bytes,
+    offsets: &str,
+) -> Option<Reply> {
+    let answer = |code, ext: &[(&str, &str)], body: bytes::Bytes| {
+        Some(Reply::Answer(reply_to(req, code, ext, body)))
+    };
+    let text = |t: String| bytes::Bytes::from(t);
+    match req.request_code() {
+        RequestCode::GET_CONSUMER_LIST_BY_GROUP => answer(
+            ResponseCode::SUCCESS,
+            &[],
+            text(r#"{"consumerIdList":["someone"]}"#.into()),
+        ),
+        RequestCode::QUERY_ASSIGNMENT => {
+            let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            let assigned = if v["topic"] == TOPIC {
+                format!(
+                    r#"{{"messageQueueAssignments":[{{"messageQueue":{{"topic":"{TOPIC}","brokerName":"{BROKER}","queueId":-1}},"mode":"POP"}}]}}"#
+                )
+            } else {
+                r#"{"messageQueueAssignments":[]}"#.to_owned()
+            };
+            answer(ResponseCode::SUCCESS, &[], text(assigned))
+        }
+        RequestCode::POP_MESSAGE => {
+            if pops.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                answer(
+                    ResponseCode::SUCCESS,
+                    &[
+                        ("popTime", &rmq_client_core::now_millis().to_string()),
+                        ("invisibleTime", "60000"),
+                        ("reviveQid", "0"),
+                        ("restNum", "0"),
+                        ("startOffsetInfo", "0 1 100"),
+                        ("msgOffsetInfo", &format!("0 1 {offsets}")),
+                    ],
+                    body.clone(),
+                )
+            } else {
+                Some(Reply::Later(
+                    Duration::from_millis(300),
+                    reply_to(req, ResponseCode::POLLING_TIMEOUT, &[], bytes::Bytes::new()),
+                ))
+            }
+        }
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 struct Seen {
     /// Offsets acknowledged (ACK_MESSAGE and BATCH_ACK_MESSAGE bits).
     acked: BTreeSet<i64>,
     /// Topics set to POP with SET_MESSAGE_REQUEST_MODE.
     pop_mode: Vec<String>,
-    pops: usize,
     changes: usize,
 }
 
@@ -30,6 +84,7 @@ async fn a_killed_pop_consumer_has_acknowledged_exactly_what_it_consumed() {
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let s = Arc::clone(&seen);
     let body = pull_body(TOPIC, 100, 10, 16);
+    let pops = std::sync::atomic::AtomicUsize::new(0);
     let broker = ScriptedBroker::start(BROKER, 1, move |req| {
         let mut s = s.lock().unwrap();
         let answer = |code, ext: &[(&str, &str)], body: &str| {
@@ -41,54 +96,11 @@ async fn a_killed_pop_consumer_has_acknowledged_exactly_what_it_consumed() {
             )))
         };
         match req.request_code() {
-            RequestCode::GET_CONSUMER_LIST_BY_GROUP => {
-                answer(ResponseCode::SUCCESS, &[], r#"{"consumerIdList":["someone"]}"#)
-            }
             RequestCode::SET_MESSAGE_REQUEST_MODE => {
                 let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
                 assert_eq!(v["mode"], "POP");
                 s.pop_mode.push(v["topic"].as_str().unwrap().to_owned());
                 answer(ResponseCode::SUCCESS, &[], "")
-            }
-            RequestCode::QUERY_ASSIGNMENT => {
-                let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
-                if v["topic"] == TOPIC {
-                    answer(
-                        ResponseCode::SUCCESS,
-                        &[],
-                        &format!(
-                            r#"{{"messageQueueAssignments":[{{"messageQueue":{{"topic":"{TOPIC}","brokerName":"{BROKER}","queueId":-1}},"mode":"POP"}}]}}"#
-                        ),
-                    )
-                } else {
-                    // The retry topic: nothing for this client.
-                    answer(ResponseCode::SUCCESS, &[], r#"{"messageQueueAssignments":[]}"#)
-                }
-            }
-            RequestCode::POP_MESSAGE => {
-                s.pops += 1;
-                if s.pops == 1 {
-                    let mut r = reply_to(
-                        req,
-                        ResponseCode::SUCCESS,
-                        &[
-                            ("popTime", &rmq_client_core::now_millis().to_string()),
-                            ("invisibleTime", "60000"),
-                            ("reviveQid", "0"),
-                            ("restNum", "0"),
-                            ("startOffsetInfo", "0 1 100"),
-                            ("msgOffsetInfo", "0 1 100,101,102,103,104,105,106,107,108,109"),
-                        ],
-                        body.clone(),
-                    );
-                    r.opaque = req.opaque;
-                    Some(Reply::Answer(r))
-                } else {
-                    Some(Reply::Later(
-                        Duration::from_millis(300),
-                        reply_to(req, ResponseCode::POLLING_TIMEOUT, &[], bytes::Bytes::new()),
-                    ))
-                }
             }
             RequestCode::ACK_MESSAGE => {
                 s.acked.insert(req.ext("offset").unwrap().parse().unwrap());
@@ -113,7 +125,7 @@ async fn a_killed_pop_consumer_has_acknowledged_exactly_what_it_consumed() {
                 s.changes += 1;
                 answer(ResponseCode::SYSTEM_ERROR, &[], "")
             }
-            _ => None,
+            _ => pop_group_reply(req, &pops, &body, "100,101,102,103,104,105,106,107,108,109"),
         }
     })
     .await;
@@ -203,45 +215,6 @@ async fn given_up_popped_messages_go_to_the_dlq_then_are_acknowledged() {
             )))
         };
         match req.request_code() {
-            RequestCode::GET_CONSUMER_LIST_BY_GROUP => {
-                answer(ResponseCode::SUCCESS, &[], r#"{"consumerIdList":["someone"]}"#)
-            }
-            RequestCode::QUERY_ASSIGNMENT => {
-                let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
-                if v["topic"] == TOPIC {
-                    answer(
-                        ResponseCode::SUCCESS,
-                        &[],
-                        &format!(
-                            r#"{{"messageQueueAssignments":[{{"messageQueue":{{"topic":"{TOPIC}","brokerName":"{BROKER}","queueId":-1}},"mode":"POP"}}]}}"#
-                        ),
-                    )
-                } else {
-                    answer(ResponseCode::SUCCESS, &[], r#"{"messageQueueAssignments":[]}"#)
-                }
-            }
-            RequestCode::POP_MESSAGE => {
-                if pops.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    Some(Reply::Answer(reply_to(
-                        req,
-                        ResponseCode::SUCCESS,
-                        &[
-                            ("popTime", &rmq_client_core::now_millis().to_string()),
-                            ("invisibleTime", "60000"),
-                            ("reviveQid", "0"),
-                            ("restNum", "0"),
-                            ("startOffsetInfo", "0 1 100"),
-                            ("msgOffsetInfo", "0 1 100,101"),
-                        ],
-                        body.clone(),
-                    )))
-                } else {
-                    Some(Reply::Later(
-                        Duration::from_millis(300),
-                        reply_to(req, ResponseCode::POLLING_TIMEOUT, &[], bytes::Bytes::new()),
-                    ))
-                }
-            }
             RequestCode::CONSUMER_SEND_MSG_BACK => {
                 sb.lock().unwrap().push((
                     req.ext("offset").unwrap_or_default().to_owned(),
@@ -258,7 +231,7 @@ async fn given_up_popped_messages_go_to_the_dlq_then_are_acknowledged() {
             RequestCode::CHANGE_MESSAGE_INVISIBLETIME => {
                 panic!("a given-up message is not delayed")
             }
-            _ => None,
+            _ => pop_group_reply(req, &pops, &body, "100,101"),
         }
     })
     .await;
