@@ -86,6 +86,18 @@ pub struct ProcessQueueInfo {
     pub last_consume_timestamp: i64,
 }
 
+/// One popped queue in a member's running info (Java `PopProcessQueueInfo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PopProcessQueueInfo {
+    /// Popped messages not yet acknowledged or delayed.
+    pub wait_ack_count: i64,
+    /// Given up (Java's spelling).
+    pub droped: bool,
+    /// When it was last popped, ms since the epoch.
+    pub last_pop_timestamp: i64,
+}
+
 /// One topic's rates in a member's running info (Java `ConsumeStatus`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -121,6 +133,8 @@ pub struct ConsumerRunningInfo {
     pub subscription_set: Vec<SubscriptionData>,
     /// The queues it holds (owns or is still draining).
     pub mq_table: BTreeMap<MessageQueue, ProcessQueueInfo>,
+    /// The queues it pops (pop mode; queue id −1 for all of a broker's queues of a topic).
+    pub mq_pop_table: BTreeMap<MessageQueue, PopProcessQueueInfo>,
     /// Per topic rates.
     pub status_table: BTreeMap<String, ConsumeStatus>,
 }
@@ -142,6 +156,11 @@ impl ConsumerRunningInfo {
         for (mq, v) in object.mq_maps.remove("mqTable").unwrap_or_default() {
             let pq: ProcessQueueInfo = serde_json::from_value(v).map_err(|e| bad(Box::new(e)))?;
             info.mq_table.insert(mq, pq);
+        }
+        for (mq, v) in object.mq_maps.remove("mqPopTable").unwrap_or_default() {
+            let pq: PopProcessQueueInfo =
+                serde_json::from_value(v).map_err(|e| bad(Box::new(e)))?;
+            info.mq_pop_table.insert(mq, pq);
         }
         let mut take = |name: &str| object.fields.remove(name).unwrap_or_default();
         if let serde_json::Value::Object(props) = take("properties") {

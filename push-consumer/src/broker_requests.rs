@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use rmq_client_core::header::ConsumerData;
 use rmq_client_core::{ConsumerInner, MessageExt, MessageQueue, SubscriptionData};
-use rmq_consume_service::ProcessQueue;
+use rmq_consume_service::{PopProcessQueue, ProcessQueue};
 use rmq_remoting::BoxFuture;
 
 use crate::core::{Core, QueueEntry};
@@ -84,7 +84,22 @@ impl Core {
             .collect();
         // `cachedMsgSizeInMiB` is Java's key; rocketmq-rust admin tools read
         // `cachedMsgSizeInMib` and refuse a body without it, so both are written.
-        let mut s = String::from("{\"jstack\":\"\",\"mqPopTable\":{},\"mqTable\":");
+        let popped: Vec<(MessageQueue, Arc<PopProcessQueue>)> = crate::core::lock(&self.pop_queues)
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(&v.ppq)))
+            .collect();
+        let mut s = String::from("{\"jstack\":\"\",\"mqPopTable\":");
+        // Java `PopProcessQueueInfo`, fastjson's key order.
+        rmq_client_core::fastjson::write_mq_map(&mut s, popped, |o, ppq| {
+            let _ = write!(
+                o,
+                "{{\"droped\":{},\"lastPopTimestamp\":{},\"waitAckCount\":{}}}",
+                ppq.is_dropped(),
+                ppq.last_pop_ms(),
+                ppq.wait_ack_count()
+            );
+        });
+        s.push_str(",\"mqTable\":");
         rmq_client_core::fastjson::write_mq_map(&mut s, queues, |o, (pq, commit)| {
             let (lo, hi) = pq.offset_range().unwrap_or((0, 0));
             let _ = write!(

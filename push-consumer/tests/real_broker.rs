@@ -1114,6 +1114,22 @@ async fn pop_mode_two_consumers_ack_a_10_000_message_backlog_exactly_once() {
             ca.assigned_queues(),
             cb.assigned_queues()
         );
+        // The running info (GET_CONSUMER_RUNNING_INFO through the broker) lists the popped
+        // queue in mqPopTable, as Java members do.
+        let mq = s.instance.subscribe_queues(&s.topic)[0].clone();
+        let addr = s.instance.master_addr_of(&mq).await.unwrap();
+        let info = s
+            .instance
+            .api()
+            .get_consumer_running_info(&addr, &group, ca.client_id(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let pop_queue = rmq_client_core::MessageQueue::new(&s.topic, &mq.broker_name, -1);
+        let q = info
+            .mq_pop_table
+            .get(&pop_queue)
+            .expect("popped queue in mqPopTable");
+        assert!(!q.droped && q.last_pop_timestamp > 0, "{q:?}");
         // Nothing more arrives: every message was acknowledged.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let ra = ca.shutdown().await;
