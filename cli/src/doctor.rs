@@ -378,12 +378,12 @@ fn group_checks(view: &GroupView, group: &str, topic: &str, report: &mut Report)
             "members of one group must subscribe identically: the broker keeps one subscription per topic, so messages filtered for one member are lost to the others; use one group per subscription",
         );
     }
-    // 6. Every queue owned.
+    // 6. Every queue owned (held, or popped in pop mode).
     let topic_queues: Vec<&group_view::QueueView> =
         view.queues.iter().filter(|q| q.mq.topic == topic).collect();
     let orphans: Vec<String> = topic_queues
         .iter()
-        .filter(|q| q.holders.is_empty())
+        .filter(|q| q.holders.is_empty() && q.poppers.is_empty())
         .map(|q| format!("{:?}", q.mq))
         .collect();
     let shared: Vec<String> = topic_queues

@@ -36,6 +36,9 @@ pub(crate) struct QueueView {
     pub(crate) committed: Option<i64>,
     /// Members holding the queue (more than one only mid-hand-off) and their report of it.
     pub(crate) holders: Vec<(String, ProcessQueueInfo)>,
+    /// Pop mode: members popping the queue (their mqPopTable has it, or queue id −1 of its
+    /// topic and broker). Every member may pop every queue.
+    pub(crate) poppers: Vec<String>,
 }
 
 impl QueueView {
@@ -196,11 +199,26 @@ pub(crate) async fn gather(
                     (!pq.droped).then(|| (m.client_id.clone(), pq.clone()))
                 })
                 .collect();
+            let poppers = members
+                .iter()
+                .filter(|m| {
+                    m.running.as_ref().is_ok_and(|r| {
+                        r.mq_pop_table.iter().any(|(q, p)| {
+                            !p.droped
+                                && q.topic == mq.topic
+                                && q.broker_name == mq.broker_name
+                                && (q.queue_id == -1 || q.queue_id == mq.queue_id)
+                        })
+                    })
+                })
+                .map(|m| m.client_id.clone())
+                .collect();
             queues.push(QueueView {
                 mq,
                 max_offset,
                 committed,
                 holders,
+                poppers,
             });
         }
     }

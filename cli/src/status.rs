@@ -98,6 +98,7 @@ fn status_text(v: &GroupView) -> Result<(), Failure> {
     let now = rmq_client_core::now_millis();
     for q in &v.queues {
         let (holder, pq) = match q.holders.as_slice() {
+            [] if !q.poppers.is_empty() => (format!("pop: {}", q.poppers.join("+")), None),
             [] => ("-".to_owned(), None),
             [(id, pq)] => (id.clone(), Some(pq)),
             many => (
@@ -195,6 +196,7 @@ fn status_json(v: &GroupView) -> serde_json::Value {
                 "error": q.max_offset.as_ref().err(),
                 "committed_offset": q.committed,
                 "lag": q.lag(),
+                "popped_by": q.poppers,
                 "held_by": q.holders.iter().map(|(id, pq)| json!({
                     "client_id": id,
                     "cached_msg_count": pq.cached_msg_count,

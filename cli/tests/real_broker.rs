@@ -617,6 +617,58 @@ fn doctor(extra: &[&str], group: &str, topic: &str) -> (Option<i32>, String, Str
 
 #[test]
 #[ignore = "real broker: run by cargo xtask ci"]
+fn status_and_doctor_count_popped_queues_as_owned() {
+    let topic = topic();
+    let group = format!("g_{topic}");
+    produce(&topic, 20, 2);
+    let popper = rmq()
+        .args([
+            "consume", "--pop", "--topic", &topic, "--group", &group, "--from", "first",
+            "--format", "summary", "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both queues are popped by the one member (queue id -1 in its mqPopTable) and
+    // everything is consumed; bounded poll.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let status = loop {
+        let s = status_json(&group);
+        let queues: Vec<&serde_json::Value> = s["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["topic"] == topic.as_str())
+            .collect();
+        let popped = queues.len() == 2
+            && queues
+                .iter()
+                .all(|q| q["popped_by"].as_array().unwrap().len() == 1);
+        if popped && s["total_lag"] == 0 {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "never popped: {s:#}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let member = status["members"][0]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for q in status["queues"].as_array().unwrap() {
+        if q["topic"] == topic.as_str() {
+            assert_eq!(q["popped_by"][0], member.as_str(), "{q:#}");
+            assert!(q["held_by"].as_array().unwrap().is_empty(), "{q:#}");
+        }
+    }
+    // Doctor does not call popped queues unowned.
+    let (code, out, err) = doctor(&[], &group, &topic);
+    assert!(!out.contains("FAIL queue owners"), "{out}\n{err}");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    stop(popper);
+}
+
+#[test]
+#[ignore = "real broker: run by cargo xtask ci"]
 fn status_shows_both_members_their_queues_and_lag_and_doctor_names_what_fails() {
     let topic = topic();
     let group = format!("g_{topic}");
