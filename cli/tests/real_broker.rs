@@ -572,6 +572,30 @@ fn status_json(group: &str) -> serde_json::Value {
     lines.into_iter().next().expect("one JSON object")
 }
 
+/// `rmq status` of `group`, asked every 500 ms until `settled` holds for `topic`'s queues
+/// and the whole status (at most 40 s).
+fn settled_status(
+    group: &str,
+    topic: &str,
+    settled: impl Fn(&serde_json::Value, &[&serde_json::Value]) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let s = status_json(group);
+        let queues: Vec<&serde_json::Value> = s["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["topic"] == topic)
+            .collect();
+        if settled(&s, &queues) {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled: {s:#}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// A member of `group` consuming `topic` with `expression` until killed.
 fn member(topic: &str, group: &str, expression: &str) -> std::process::Child {
     rmq()
@@ -630,26 +654,14 @@ fn status_and_doctor_count_popped_queues_as_owned() {
         .spawn()
         .unwrap();
     // Both queues are popped by the one member (queue id -1 in its mqPopTable) and
-    // everything is consumed; bounded poll.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    let status = loop {
-        let s = status_json(&group);
-        let queues: Vec<&serde_json::Value> = s["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|q| q["topic"] == topic.as_str())
-            .collect();
-        let popped = queues.len() == 2
+    // everything is consumed.
+    let status = settled_status(&group, &topic, |s, queues| {
+        queues.len() == 2
             && queues
                 .iter()
-                .all(|q| q["popped_by"].as_array().unwrap().len() == 1);
-        if popped && s["total_lag"] == 0 {
-            break s;
-        }
-        assert!(std::time::Instant::now() < deadline, "never popped: {s:#}");
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    };
+                .all(|q| q["popped_by"].as_array().unwrap().len() == 1)
+            && s["total_lag"] == 0
+    });
     let member = status["members"][0]["client_id"]
         .as_str()
         .unwrap()
@@ -679,30 +691,15 @@ fn status_shows_both_members_their_queues_and_lag_and_doctor_names_what_fails() 
     produce(&topic, 40, 4);
     let a = member(&topic, &group, "*");
     let b = member(&topic, &group, "*");
-    // The two members join and split the four queues (a rebalance or two); bounded poll.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    let status = loop {
-        let s = status_json(&group);
-        let queues: Vec<&serde_json::Value> = s["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|q| q["topic"] == topic.as_str())
-            .collect();
-        let held_once = queues.len() == 4
+    // The two members join and split the four queues (a rebalance or two).
+    let status = settled_status(&group, &topic, |s, queues| {
+        s["members"].as_array().unwrap().len() == 2
+            && queues.len() == 4
             && queues
                 .iter()
-                .all(|q| q["held_by"].as_array().unwrap().len() == 1);
-        let consumed = s["total_lag"] == 0;
-        if s["members"].as_array().unwrap().len() == 2 && held_once && consumed {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "members never settled: {s:#}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    };
+                .all(|q| q["held_by"].as_array().unwrap().len() == 1)
+            && s["total_lag"] == 0
+    });
     let members = status["members"].as_array().unwrap();
     let ids: Vec<&str> = members
         .iter()
