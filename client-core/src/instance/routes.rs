@@ -289,13 +289,43 @@ impl ClientInstance {
     /// The route refresh's error; [`ClientError::BrokerNotFound`] when the refreshed route
     /// still has no master for the broker.
     pub async fn master_addr_of(&self, mq: &MessageQueue) -> Result<String, ClientError> {
-        if let Some(a) = self.master_addr_cached(mq) {
-            return Ok(a);
-        }
-        self.update_topic_route(&mq.topic).await?;
-        self.master_addr_cached(mq)
+        self.found_or_refreshed(&mq.topic, || self.master_addr_cached(mq))
+            .await?
             .ok_or_else(|| ClientError::BrokerNotFound {
                 broker_name: self.broker_name_of(mq).into_owned(),
+            })
+    }
+
+    /// `lookup()`, or when it finds nothing, `lookup()` again after one refresh of
+    /// `topic`'s route from the name server: how every broker lookup here copes with a
+    /// broker not known yet.
+    async fn found_or_refreshed<T>(
+        &self,
+        topic: &str,
+        lookup: impl Fn() -> Option<T>,
+    ) -> Result<Option<T>, ClientError> {
+        if let Some(found) = lookup() {
+            return Ok(Some(found));
+        }
+        self.update_topic_route(topic).await?;
+        Ok(lookup())
+    }
+
+    /// The master address of broker `broker_name` (a physical name, as in a pop receipt
+    /// handle), refreshing `topic`'s route once when the broker is not known yet; the
+    /// by-name form of [`ClientInstance::master_addr_of`].
+    ///
+    /// # Errors
+    /// As [`ClientInstance::master_addr_of`].
+    pub async fn master_addr_of_broker(
+        &self,
+        broker_name: &str,
+        topic: &str,
+    ) -> Result<String, ClientError> {
+        self.found_or_refreshed(topic, || self.find_broker_address_in_publish(broker_name))
+            .await?
+            .ok_or_else(|| ClientError::BrokerNotFound {
+                broker_name: broker_name.to_owned(),
             })
     }
 
@@ -310,17 +340,13 @@ impl ClientInstance {
         mq: &MessageQueue,
         broker_id: i64,
     ) -> Result<FindBrokerResult, ClientError> {
-        if let Some(f) =
+        self.found_or_refreshed(&mq.topic, || {
             self.find_broker_address_in_subscribe(&self.broker_name_of(mq), broker_id, false)
-        {
-            return Ok(f);
-        }
-        self.update_topic_route(&mq.topic).await?;
-        let broker = self.broker_name_of(mq);
-        self.find_broker_address_in_subscribe(&broker, broker_id, false)
-            .ok_or_else(|| ClientError::BrokerNotFound {
-                broker_name: broker.into_owned(),
-            })
+        })
+        .await?
+        .ok_or_else(|| ClientError::BrokerNotFound {
+            broker_name: self.broker_name_of(mq).into_owned(),
+        })
     }
 
     /// Where to pull from (Java `findBrokerAddressInSubscribe`): broker `broker_id` (the

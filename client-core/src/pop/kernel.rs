@@ -227,23 +227,13 @@ impl PopKernel {
         msgs
     }
 
-    /// The master of `broker_name`, refreshing `topic`'s route once when unknown.
-    async fn master_of(&self, broker_name: &str, topic: &str) -> Result<String, ClientError> {
-        if let Some(a) = self.instance.find_broker_address_in_publish(broker_name) {
-            return Ok(a);
-        }
-        self.instance.update_topic_route(topic).await?;
-        self.instance
-            .find_broker_address_in_publish(broker_name)
-            .ok_or_else(|| ClientError::BrokerNotFound {
-                broker_name: broker_name.to_owned(),
-            })
-    }
-
     /// ACK_MESSAGE for one receipt (see [`PopReceipt::ack`]).
     pub(crate) async fn ack_one(&self, r: &PopReceipt) -> Result<bool, ClientError> {
         let h = r.handle();
-        let addr = self.master_of(h.broker_name(), r.topic()).await?;
+        let addr = self
+            .instance
+            .master_addr_of_broker(h.broker_name(), r.topic())
+            .await?;
         let header = AckMessageRequestHeader {
             consumer_group: self.group.clone(),
             topic: h.real_topic(r.topic(), &self.group),
@@ -302,7 +292,7 @@ impl PopKernel {
         handles: impl IntoIterator<Item = &'a ReceiptHandle>,
     ) -> Result<(), ClientError> {
         let body = batch_ack_body(&self.group, topic, handles);
-        let addr = self.master_of(broker, topic).await?;
+        let addr = self.instance.master_addr_of_broker(broker, topic).await?;
         self.instance
             .api()
             .batch_ack_message(&addr, &body, self.timeout())
@@ -317,7 +307,10 @@ impl PopKernel {
         invisible: Duration,
     ) -> Result<(), ClientError> {
         let h = r.handle();
-        let addr = self.master_of(h.broker_name(), r.topic()).await?;
+        let addr = self
+            .instance
+            .master_addr_of_broker(h.broker_name(), r.topic())
+            .await?;
         let real_topic = h.real_topic(r.topic(), &self.group);
         let header = ChangeInvisibleTimeRequestHeader {
             consumer_group: self.group.clone(),
