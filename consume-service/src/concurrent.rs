@@ -53,21 +53,19 @@ struct PendingAck {
 /// waiting and ends; later acknowledgements are sent by the consume tasks themselves.
 async fn ack_task(mut rx: tokio::sync::mpsc::Receiver<PendingAck>, flush: CancellationToken) {
     let mut round: Vec<PendingAck> = Vec::new();
+    let mut flushing = false;
     loop {
         let first = tokio::select! {
             biased;
+            // Closed: what is waiting still comes out, then `None` ends the task.
+            _ = flush.cancelled(), if !flushing => {
+                flushing = true;
+                rx.close();
+                continue;
+            }
             a = rx.recv() => a,
-            _ = flush.cancelled() => None,
         };
         let Some(first) = first else {
-            rx.close();
-            while let Ok(a) = rx.try_recv() {
-                round.push(a);
-                if round.len() == ACKS_PER_ROUND {
-                    send_acks(&mut round).await;
-                }
-            }
-            send_acks(&mut round).await;
             return;
         };
         round.push(first);
@@ -458,6 +456,8 @@ impl ConsumeMessageConcurrentlyService {
             grace,
         )
         .await;
+        // One 3 s bound for both: the settling calls, then the ack task's last rounds.
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
         let settling = &self.handle.settling;
         if !crate::process_queue::wait_until(&settling.idle, SETTLE_WAIT, || {
             settling.count.load(Ordering::SeqCst) == 0
@@ -473,7 +473,7 @@ impl ConsumeMessageConcurrentlyService {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(t) = acks
-            && tokio::time::timeout(SETTLE_WAIT, t).await.is_err()
+            && tokio::time::timeout_at(deadline, t).await.is_err()
         {
             tracing::warn!("pop acknowledgements still on the way after 3 s");
         }
@@ -698,9 +698,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             });
         }
     }
-}
 
-impl<L: MessageListenerConcurrently> Inner<L> {
     /// Settles popped messages after their call: `retry` (index, delay level) are delayed,
     /// the rest acknowledged (Java `ConsumeMessagePopConcurrentlyService.processConsumeResult`).
     async fn settle_popped(
@@ -714,17 +712,15 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         let mut acks: Vec<&MessageExt> = Vec::with_capacity(msgs.len());
         // Settled here (delayed, sent back, or left to come back): counted out at once.
         let mut settled: Vec<&MessageExt> = Vec::new();
-        let mut failed = retry.iter().peekable();
-        for (i, m) in msgs.iter().enumerate() {
-            let level = match failed.peek() {
-                Some(&&(j, level)) if j == i => {
-                    failed.next();
-                    level
-                }
-                _ => {
-                    acks.push(m);
-                    continue;
-                }
+        // Each message's delay level when it failed, whatever order `retry` is in.
+        let mut failed: Vec<Option<i32>> = vec![None; msgs.len()];
+        for &(i, level) in retry {
+            failed[i] = Some(level);
+        }
+        for (m, failed) in msgs.iter().zip(failed) {
+            let Some(level) = failed else {
+                acks.push(m);
+                continue;
             };
             let Some(receipt) = m.receipt.as_ref() else {
                 settled.push(m);
