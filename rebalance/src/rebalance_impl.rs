@@ -386,7 +386,13 @@ impl RebalanceImpl {
                 *lock(&self.last_members) = Some(cids.clone());
                 let mut mine = if self.config.server_side_assignment && !self.config.orderly {
                     let (pull, pop) = self.query_assignment(topic, &all, &cids).await?;
-                    self.update_pop_owned(topic, &pop);
+                    if !self.update_pop_owned(topic, &pop) {
+                        // The old assignment stays, and the round is tried again.
+                        return Err(RebalanceError::NoAssignment {
+                            topic: topic.to_owned(),
+                            reason: "the broker assigns POP mode to the group, and this consumer does not pop (pop_mode)",
+                        });
+                    }
                     pull
                 } else {
                     let mut sorted = all.clone();
@@ -490,8 +496,9 @@ impl RebalanceImpl {
     }
 
     /// Takes the POP-mode queues of `topic` in `mine` and gives up the others (Java
-    /// `updateMessageQueueAssignment`'s pop half).
-    fn update_pop_owned(&self, topic: &str, mine: &[MessageQueue]) {
+    /// `updateMessageQueueAssignment`'s pop half); `false` when the listener refused one
+    /// (a consumer that does not pop).
+    fn update_pop_owned(&self, topic: &str, mine: &[MessageQueue]) -> bool {
         let current: Vec<MessageQueue> = lock(&self.pop_owned)
             .iter()
             .filter(|q| q.topic == topic)
@@ -502,12 +509,16 @@ impl RebalanceImpl {
             self.listener.pop_queue_removed(mq);
             tracing::info!(group = %self.config.group, ?mq, "pop queue released");
         }
+        let mut taken = true;
         for mq in mine.iter().filter(|q| !current.contains(q)) {
             if self.listener.pop_queue_added(mq) {
                 lock(&self.pop_owned).insert(mq.clone());
                 tracing::info!(group = %self.config.group, ?mq, "pop queue added");
+            } else {
+                taken = false;
             }
         }
+        taken
     }
 
     /// The queues this client pops now (server-side assignment in POP mode).
