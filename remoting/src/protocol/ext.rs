@@ -8,6 +8,7 @@
 //! parsed back into the field types, and unknown keys are ignored, as Java's
 //! `decodeCommandCustomHeader` does.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, MapAccess, Visitor};
@@ -24,7 +25,8 @@ use super::code::RequestCode;
 /// Equality ignores order.
 #[derive(Clone, Default)]
 pub struct ExtFields {
-    entries: Vec<(String, String)>,
+    /// Keys of a typed header are its field names, borrowed; others are owned.
+    entries: Vec<(Cow<'static, str>, String)>,
 }
 
 impl ExtFields {
@@ -39,7 +41,7 @@ impl ExtFields {
         let value = value.into();
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
-            None => self.entries.push((key, value)),
+            None => self.entries.push((Cow::Owned(key), value)),
         }
     }
 
@@ -69,39 +71,19 @@ impl ExtFields {
 
     /// The entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 
-    /// Flattens a typed header into ext fields (Java `makeCustomHeaderToNet`).
+    /// Flattens a typed header into ext fields (Java `makeCustomHeaderToNet`), in key
+    /// order, without building a JSON tree on the way; the field names are borrowed.
     ///
     /// # Errors
     /// [`HeaderError::NotAFlatStruct`] when `header` does not serialize to a flat map of
     /// scalars (a nested struct, a sequence).
     pub fn from_header<H: Serialize + ?Sized>(header: &H) -> Result<Self, HeaderError> {
-        let value = serde_json::to_value(header).map_err(|e| HeaderError::NotAFlatStruct {
-            detail: e.to_string(),
-        })?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(HeaderError::NotAFlatStruct {
-                detail: format!("serialized to {value}, not a map"),
-            });
-        };
-        let mut ext = ExtFields::new();
-        for (key, value) in map {
-            let text = match value {
-                serde_json::Value::Null => continue,
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Bool(b) => b.to_string(),
-                serde_json::Value::Number(n) => n.to_string(),
-                other => {
-                    return Err(HeaderError::NotAFlatStruct {
-                        detail: format!("field `{key}` is {other}, not a scalar"),
-                    });
-                }
-            };
-            ext.entries.push((key, text));
-        }
-        Ok(ext)
+        super::ext_ser::header_entries(header)
+            .map(|entries| ExtFields { entries })
+            .map_err(|detail| HeaderError::NotAFlatStruct { detail })
     }
 
     /// Parses these ext fields into a typed header (Java `decodeCommandCustomHeader`).
@@ -112,7 +94,7 @@ impl ExtFields {
         let pairs = self
             .entries
             .iter()
-            .map(|(k, v)| (k.as_str(), ExtValue(v.as_str())));
+            .map(|(k, v)| (k.as_ref(), ExtValue(v.as_str())));
         let de = de::value::MapDeserializer::<_, HeaderDeError>::new(pairs);
         H::deserialize(de).map_err(|e| HeaderError::Decode { detail: e.0 })
     }

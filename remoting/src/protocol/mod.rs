@@ -3,6 +3,7 @@
 
 pub mod code;
 pub mod ext;
+mod ext_ser;
 mod header;
 
 use std::fmt;
