@@ -12,7 +12,7 @@ use crate::config::Credentials;
 use crate::error::ClientError;
 use crate::filter::SubscriptionData;
 use crate::header::*;
-use crate::message::{MessageExt, decode_messages};
+use crate::message::{MessageExt, decode_messages_of};
 use crate::route::{MessageQueue, TopicRouteData};
 
 /// `PullSysFlag` bits (REMOTING.md §3.6).
@@ -90,7 +90,8 @@ pub struct PullResult {
 impl PullResult {
     /// Reads a PULL_MESSAGE / LITE_PULL_MESSAGE response from `addr` (Java
     /// `MQClientAPIImpl.processPullResponse`): the status, the offsets header and, for
-    /// FOUND, the messages (decoded in place from the frame's body).
+    /// FOUND, the messages (decoded in place from the frame's body), each with
+    /// `broker_name`, the pulled queue's broker (one shared string for the batch).
     ///
     /// # Errors
     /// [`ClientError::Broker`] for any code but 0/19/20/21; [`ClientError::Header`] for a
@@ -98,6 +99,7 @@ impl PullResult {
     pub fn from_response(
         request: RequestCode,
         addr: &str,
+        broker_name: &str,
         resp: &RemotingCommand,
     ) -> Result<Self, ClientError> {
         let status = match resp.response_code() {
@@ -109,7 +111,7 @@ impl PullResult {
         };
         let h: PullMessageResponseHeader = response_header(request, resp)?;
         let messages = if status == PullStatus::Found {
-            decode_messages(&resp.body)?
+            decode_messages_of(&resp.body, broker_name.into())?
         } else {
             Vec::new()
         };
@@ -148,7 +150,10 @@ impl PullResult {
             std::sync::Arc::from(mq.broker_name.as_str())
         };
         for m in &mut self.messages {
-            m.broker_name = std::sync::Arc::clone(&broker);
+            // Decoded with the queue's broker name, so normally already this one.
+            if !std::sync::Arc::ptr_eq(&m.broker_name, &broker) {
+                m.broker_name = std::sync::Arc::clone(&broker);
+            }
             m.queue_id = mq.queue_id;
             if let Some(delta) = self.offset_delta {
                 m.queue_offset += delta;
@@ -360,7 +365,12 @@ impl ClientApi {
         }
         let request = cmd.request_code();
         let resp = self.remoting.invoke(addr, cmd, timeout).await?;
-        PullResult::from_response(request, addr, &resp)
+        PullResult::from_response(
+            request,
+            addr,
+            header.bname.as_deref().unwrap_or_default(),
+            &resp,
+        )
     }
 
     /// QUERY_CONSUMER_OFFSET (14): `Ok(None)` when the group has no offset (QUERY_NOT_FOUND).

@@ -2,18 +2,24 @@
 
 use std::fmt;
 
-use bytestring::ByteString;
+use bytes::Bytes;
 
 /// Message properties (Java `Message.properties`, `MessageDecoder.string2messageProperties`).
 ///
 /// A decoded message keeps its properties as a view of the received frame (the wire form
-/// `name\x01value\x02…`, UTF-8 checked once at decode): reading a property allocates
-/// nothing and decoding allocates nothing per message. The first `insert` or `remove`
-/// turns the view into an owned list (the send-back and producer paths do this).
+/// `name\x01value\x02…`): decoding neither copies nor checks them, and reading a property
+/// allocates nothing; the bytes of the pair read are checked as UTF-8 then. The first
+/// `insert` or `remove` turns the view into an owned list (the send-back and producer paths
+/// do this).
 ///
 /// Java's parsing rules are applied on every read: segments shorter than 3 characters are
 /// ignored, so are segments whose first `\x01` is at either end, and when a name repeats
 /// its last value wins at the place of its first appearance (Java's `HashMap` put).
+///
+/// A pair whose name or value is not UTF-8 is treated as absent. Java decodes the whole
+/// string, replacing each bad sequence with U+FFFD, and then sees a mangled name or value;
+/// rmq can only lend text that is valid as received. (Before, rmq refused the whole pull
+/// body over it, and the queue could not move past that message.)
 #[derive(Clone)]
 pub struct Properties {
     repr: Repr,
@@ -21,8 +27,8 @@ pub struct Properties {
 
 #[derive(Clone)]
 enum Repr {
-    /// The wire form, a slice of the received frame.
-    Wire(ByteString),
+    /// The wire form, a slice of the received frame, not yet checked as UTF-8.
+    Wire(Bytes),
     /// Edited: the pairs in order, names unique.
     Owned(Vec<(String, String)>),
 }
@@ -30,22 +36,58 @@ enum Repr {
 impl Default for Properties {
     fn default() -> Self {
         Properties {
-            repr: Repr::Wire(ByteString::new()),
+            repr: Repr::Wire(Bytes::new()),
         }
     }
 }
 
 /// The valid `(name, value)` segments of a wire string, in order, duplicates included.
-fn segments(text: &str) -> impl Iterator<Item = (&str, &str)> {
-    text.split('\u{2}').filter_map(|seg| {
-        // Java counts UTF-16 units; fewer than 3 is ignored. A char is at most 4 bytes,
-        // so 12 bytes are surely 3 chars and fewer than 3 bytes surely are not.
-        if seg.len() < 3 || (seg.len() < 12 && seg.chars().count() < 3) {
+/// `\x01` and `\x02` never occur inside a multi-byte UTF-8 character, so splitting the
+/// bytes splits the text exactly where Java splits its decoded string.
+fn segments(wire: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    wire.split(|&b| b == 2).filter_map(|seg| {
+        if seg.len() < 3 {
             return None;
         }
-        let i = seg.find('\u{1}')?;
-        (i > 0 && i + 1 < seg.len()).then(|| (&seg[..i], &seg[i + 1..]))
+        let i = seg.iter().position(|&b| b == 1)?;
+        if i == 0 || i + 1 >= seg.len() {
+            return None;
+        }
+        let name = std::str::from_utf8(&seg[..i]).ok()?;
+        let value = std::str::from_utf8(&seg[i + 1..]).ok()?;
+        // Java counts UTF-16 units; fewer than 3 is ignored. A char is at most 4 bytes,
+        // so 12 bytes are surely 3 chars and fewer than 3 bytes surely are not.
+        if seg.len() < 12 && name.chars().count() + 1 + value.chars().count() < 3 {
+            return None;
+        }
+        Some((name, value))
     })
+}
+
+/// The value of the last segment `name\x01value` of `wire` whose value is UTF-8 (the last
+/// one wins, as Java's map put; one that is not UTF-8 is absent, as in `segments`), found
+/// in one pass from the end. `name` is not empty and holds no `\x01`.
+fn last_value<'a>(wire: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let n = name.len();
+    let mut end = wire.len();
+    loop {
+        let start = wire[..end]
+            .iter()
+            .rposition(|&b| b == 2)
+            .map_or(0, |i| i + 1);
+        let seg = &wire[start..end];
+        if seg.len() > n + 1
+            && seg[n] == 1
+            && seg.starts_with(name)
+            && let Ok(value) = std::str::from_utf8(&seg[n + 1..])
+        {
+            return Some(value);
+        }
+        if start == 0 {
+            return None;
+        }
+        end = start - 1;
+    }
 }
 
 impl Properties {
@@ -54,8 +96,9 @@ impl Properties {
         Self::default()
     }
 
-    /// Properties read in place from a wire string (no copy).
-    pub fn from_wire(wire: ByteString) -> Self {
+    /// Properties read in place from the wire form (no copy, no check: see
+    /// [`Properties`]).
+    pub fn from_wire(wire: Bytes) -> Self {
         Properties {
             repr: Repr::Wire(wire),
         }
@@ -64,7 +107,7 @@ impl Properties {
     /// Parses the wire form `name\x01value\x02…` (copies `text`; see [`Properties`] for
     /// the rules).
     pub fn parse(text: &str) -> Self {
-        Self::from_wire(ByteString::from(text))
+        Self::from_wire(Bytes::copy_from_slice(text.as_bytes()))
     }
 
     /// The wire form of the pairs as [`Properties::iter`] yields them, each followed by
@@ -90,13 +133,7 @@ impl Properties {
                 if name.is_empty() || name.contains('\u{1}') {
                     return None;
                 }
-                let n = name.len();
-                // The last one wins (Java's map put): search from the end.
-                w.rsplit('\u{2}')
-                    .find(|seg| {
-                        seg.len() > n + 1 && seg.as_bytes()[n] == 1 && seg.starts_with(name)
-                    })
-                    .map(|seg| &seg[n + 1..])
+                last_value(w, name.as_bytes())
             }
             Repr::Owned(v) => v.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
         }
@@ -137,7 +174,7 @@ impl Properties {
     /// The pairs: each name once, at its first place, with its last value.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         let (wire, owned) = match &self.repr {
-            Repr::Wire(w) => (Some(&**w), None),
+            Repr::Wire(w) => (Some(&w[..]), None),
             Repr::Owned(v) => (None, Some(v)),
         };
         let from_wire = wire.into_iter().flat_map(move |w| {
@@ -209,9 +246,44 @@ mod tests {
             name in "[ab\u{1}é]{0,3}",
         ) {
             let p = Properties::parse(&text);
-            let reference = segments(&text).filter(|(n, _)| *n == name).last().map(|(_, v)| v);
+            let reference = segments(text.as_bytes()).filter(|(n, _)| *n == name).last().map(|(_, v)| v);
             proptest::prop_assert_eq!(p.get(&name), reference);
         }
+    }
+
+    proptest::proptest! {
+        /// On any bytes, `get` and `iter` agree with the segment rules, a pair that is not
+        /// UTF-8 being absent.
+        #[test]
+        fn any_bytes_read_as_the_valid_pairs(
+            wire in proptest::collection::vec(proptest::sample::select(
+                vec![b'a', b'b', 1u8, 2, 0xC3, 0xA9, 0xFF]), 0..40),
+            name in "[ab\u{e9}]{1,3}",
+        ) {
+            let p = Properties::from_wire(Bytes::from(wire.clone()));
+            let reference = segments(&wire).filter(|(n, _)| *n == name).last().map(|(_, v)| v);
+            proptest::prop_assert_eq!(p.get(&name), reference);
+            for (n, v) in p.iter() {
+                proptest::prop_assert_eq!(p.get(n), Some(v));
+            }
+        }
+    }
+
+    #[test]
+    fn a_pair_that_is_not_utf8_is_absent_and_the_rest_read() {
+        let mut wire = b"TAGS\x01TagA\x02KEYS\x01".to_vec();
+        wire.extend_from_slice(&[0xFF, 0xFE]);
+        wire.extend_from_slice(b"\x02\xC3\x01xy\x02UNIQ_KEY\x01ID1\x02TAGS\x01");
+        wire.extend_from_slice(&[b'T', 0xC3]);
+        wire.push(2);
+        let p = Properties::from_wire(Bytes::from(wire));
+        assert_eq!(p.get("KEYS"), None, "value not UTF-8");
+        assert_eq!(p.get("TAGS"), Some("TagA"), "the last valid value");
+        assert_eq!(p.get("UNIQ_KEY"), Some("ID1"));
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            [("TAGS", "TagA"), ("UNIQ_KEY", "ID1")]
+        );
     }
 
     #[test]

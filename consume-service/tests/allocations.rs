@@ -75,8 +75,13 @@ async fn one_pull(
     mq: &MessageQueue,
 ) {
     let resp = RemotingCodec::default().decode(frame).unwrap().unwrap();
-    let mut r = PullResult::from_response(RequestCode::PULL_MESSAGE, "127.0.0.1:10911", &resp)
-        .expect("a FOUND response");
+    let mut r = PullResult::from_response(
+        RequestCode::PULL_MESSAGE,
+        "127.0.0.1:10911",
+        &mq.broker_name,
+        &resp,
+    )
+    .expect("a FOUND response");
     drop(resp);
     r.process(mq, None);
     let msgs = std::mem::take(&mut r.messages);
