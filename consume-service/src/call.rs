@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::FutureExt;
 
@@ -18,13 +20,15 @@ pub(crate) enum CallOutcome<T> {
 }
 
 /// Runs `call` (a listener call), at most `timeout`, catching a panic, and records its
-/// latency in `latency`. A call that is done on its first poll (most in-memory handlers)
-/// never arms a timer: the timer wheel is touched only by calls that actually wait.
+/// latency in `latency`; returns how it ended and that latency (Java's consume RT: from the
+/// listener's start to its return, nothing after). A call that is done on its first poll
+/// (most in-memory handlers) never arms a timer: the timer wheel is touched only by calls
+/// that actually wait.
 pub(crate) async fn guarded<F: Future>(
     timeout: Duration,
     latency: &metrics::Histogram,
     call: F,
-) -> CallOutcome<F::Output> {
+) -> (CallOutcome<F::Output>, Duration) {
     let started = Instant::now();
     let call = AssertUnwindSafe(call).catch_unwind();
     tokio::pin!(call);
@@ -32,12 +36,14 @@ pub(crate) async fn guarded<F: Future>(
         Poll::Ready(r) => Some(r),
         Poll::Pending => tokio::time::timeout(timeout, call).await.ok(),
     };
-    latency.record(started.elapsed().as_secs_f64());
-    match result {
+    let elapsed = started.elapsed();
+    latency.record(elapsed.as_secs_f64());
+    let outcome = match result {
         Some(Ok(v)) => CallOutcome::Returned(v),
         Some(Err(_)) => CallOutcome::Panicked,
         None => CallOutcome::TimedOut,
-    }
+    };
+    (outcome, elapsed)
 }
 
 #[cfg(test)]
@@ -53,24 +59,23 @@ mod tests {
         let h = histogram();
         let t = Duration::from_secs(60);
         assert!(matches!(
-            guarded(t, &h, async { 7 }).await,
+            guarded(t, &h, async { 7 }).await.0,
             CallOutcome::Returned(7)
         ));
         let waits_then_returns = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             8
         };
+        let (outcome, elapsed) = guarded(t, &h, waits_then_returns).await;
+        assert!(matches!(outcome, CallOutcome::Returned(8)));
+        assert_eq!(elapsed, Duration::from_secs(1), "the call's own time");
         assert!(matches!(
-            guarded(t, &h, waits_then_returns).await,
-            CallOutcome::Returned(8)
-        ));
-        assert!(matches!(
-            guarded(t, &h, async { panic!("listener bug") }).await,
+            guarded(t, &h, async { panic!("listener bug") }).await.0,
             CallOutcome::<()>::Panicked
         ));
         let started = tokio::time::Instant::now();
         assert!(matches!(
-            guarded(t, &h, std::future::pending::<()>()).await,
+            guarded(t, &h, std::future::pending::<()>()).await.0,
             CallOutcome::TimedOut
         ));
         assert_eq!(started.elapsed(), t, "timed out at the consume timeout");

@@ -576,8 +576,8 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             }
         }
         let call = self.listener.consume_message(msgs, ctx);
-        let started = std::time::Instant::now();
-        let returned = guarded(self.config.consume_timeout, &self.metrics.latency, call).await;
+        let (returned, rt) =
+            guarded(self.config.consume_timeout, &self.metrics.latency, call).await;
         // Counted as settling from the poll in which the call returned, so a shutdown that
         // the call itself triggered (a command's last wanted message) still sees it.
         let _settling = self.settling.enter();
@@ -608,7 +608,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             tracing::debug!(queue = ?batch.mq, "queue dropped during the call; result not processed");
             return;
         }
-        let rt_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let rt_ms = rt.as_secs_f64() * 1000.0;
         self.process_result(status, ctx, msgs, batch, rt_ms).await;
     }
 

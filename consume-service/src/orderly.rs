@@ -214,21 +214,21 @@ impl ConsumeMessageOrderlyService {
                 h.consume_message_before(&hook_ctx, &batch);
             }
             let call = inner.listener.consume(&batch, &mut ctx);
-            let started = std::time::Instant::now();
-            let (status, name) =
-                match guarded(inner.config.consume_timeout, &inner.metrics.latency, call).await {
-                    CallOutcome::Returned(ConsumeOrderlyStatus::Success) => {
-                        (ConsumeOrderlyStatus::Success, "SUCCESS")
-                    }
-                    CallOutcome::Returned(s) => (s, "SUSPEND_CURRENT_QUEUE_A_MOMENT"),
-                    CallOutcome::Panicked => (
-                        ConsumeOrderlyStatus::SuspendCurrentQueueAMoment,
-                        "EXCEPTION",
-                    ),
-                    CallOutcome::TimedOut => {
-                        (ConsumeOrderlyStatus::SuspendCurrentQueueAMoment, "TIME_OUT")
-                    }
-                };
+            let (returned, rt) =
+                guarded(inner.config.consume_timeout, &inner.metrics.latency, call).await;
+            let (status, name) = match returned {
+                CallOutcome::Returned(ConsumeOrderlyStatus::Success) => {
+                    (ConsumeOrderlyStatus::Success, "SUCCESS")
+                }
+                CallOutcome::Returned(s) => (s, "SUSPEND_CURRENT_QUEUE_A_MOMENT"),
+                CallOutcome::Panicked => (
+                    ConsumeOrderlyStatus::SuspendCurrentQueueAMoment,
+                    "EXCEPTION",
+                ),
+                CallOutcome::TimedOut => {
+                    (ConsumeOrderlyStatus::SuspendCurrentQueueAMoment, "TIME_OUT")
+                }
+            };
             hook_ctx.success = status == ConsumeOrderlyStatus::Success;
             hook_ctx.status = name;
             for h in &inner.hooks {
@@ -241,7 +241,7 @@ impl ConsumeMessageOrderlyService {
                 }
             };
             let n = batch.len() as u64;
-            let rt_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let rt_ms = rt.as_secs_f64() * 1000.0;
             if suspend {
                 inner.metrics.failed.increment(n);
                 inner.config.stats.record_consume(&mq.topic, 0, n, rt_ms);
