@@ -1,6 +1,7 @@
 //! `rmq consume`: the push consumer with a counting listener, progress and a summary.
 
 use super::*;
+use crate::seen_ids::{SeenIds, id_key};
 
 pub(crate) struct ConsumeOpts {
     pub(crate) topic: String,
@@ -21,22 +22,6 @@ pub(crate) struct ConsumeOpts {
     pub(crate) pop: bool,
 }
 
-/// A message id as a 128-bit key: the 32 hex digits of a UNIQ_KEY or IPv4 offset id are
-/// exactly 16 bytes; anything else (IPv6 offset ids) is hashed with two keyed hashers.
-fn id_key(id: &str) -> u128 {
-    if id.len() == 32
-        && let Ok(v) = u128::from_str_radix(id, 16)
-    {
-        return v;
-    }
-    use std::hash::{Hash, Hasher};
-    let mut a = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut a);
-    let mut b = std::collections::hash_map::DefaultHasher::new();
-    (id, 0x9e37_79b9_u32).hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
-}
-
 /// What the consume command counts.
 struct Stats {
     format: Format,
@@ -52,9 +37,8 @@ struct Stats {
 #[derive(Default)]
 struct StatsInner {
     /// Message ids seen, as 128-bit keys (16 bytes each instead of a 32-char String:
-    /// a million ids cost ~20 MiB, not ~150 MiB).
-    /// Ids seen, hashed with foldhash (SipHash, std's default, was a tenth of the CLI's CPU).
-    ids: HashSet<u128, foldhash::fast::RandomState>,
+    /// a million ids cost ~16 MiB, not ~150 MiB).
+    ids: SeenIds,
     per_queue: BTreeMap<i32, u64>,
     /// Messages printed (or counted, with `--format summary`).
     printed: u64,
@@ -75,7 +59,7 @@ impl Stats {
                 .map_or(usize::MAX, |l| l.saturating_sub(s.printed) as usize);
             let taken = &msgs[..msgs.len().min(room)];
             for m in taken {
-                s.ids.insert(id_key(&m.msg_id()));
+                s.ids.record(id_key(&m.msg_id()));
                 *s.per_queue.entry(m.queue_id).or_default() += 1;
             }
             s.printed += taken.len() as u64;
@@ -113,7 +97,7 @@ impl Stats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .ids
-            .len() as u64
+            .unique()
     }
 }
 
@@ -186,11 +170,8 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
         limit: o.count,
         reached: tokio::sync::Notify::new(),
         inner: Mutex::new(StatsInner {
-            // Sized up front for --count, so the set never rehashes (and never doubles).
-            ids: HashSet::with_capacity_and_hasher(
-                o.count.unwrap_or(0).min(50_000_000) as usize,
-                foldhash::fast::RandomState::default(),
-            ),
+            // Sized up front for --count, so the list never grows by copying.
+            ids: SeenIds::with_capacity(o.count.unwrap_or(0).min(50_000_000) as usize),
             ..StatsInner::default()
         }),
         received: AtomicU64::new(0),
@@ -262,9 +243,10 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
             }
             _ = tick.tick() => {}
         }
-        let unique = stats.unique();
         if !o.quiet && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
+            // Counted only for the progress line: counting sorts what arrived since.
+            let unique = stats.unique();
             let secs = started.elapsed().as_secs_f64();
             eprintln!(
                 "progress: received {} unique {} in {:.1} s ({:.0} msg/s)",
@@ -296,9 +278,9 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
     if let Some(task) = stream_task {
         task.abort();
     }
-    let s = stats.inner.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = stats.inner.lock().unwrap_or_else(|e| e.into_inner());
     let received = stats.received.load(Ordering::Relaxed);
-    let unique = s.ids.len() as u64;
+    let unique = s.ids.unique();
     let span_ms = match (s.first_ms, s.last_ms) {
         (Some(a), Some(b)) if b > a => (b - a) as f64,
         _ => 0.0,

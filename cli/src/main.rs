@@ -1,7 +1,7 @@
 //! `rmq`: consume, produce, pull; inspect routes, lag, groups (status, doctor), topics,
 //! clusters and messages; resend dead letters — on a RocketMQ cluster.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,7 @@ mod preflight;
 mod produce;
 mod pull;
 mod resend_dlq;
+mod seen_ids;
 mod signal;
 mod status;
 
