@@ -731,6 +731,28 @@ mod tests {
     }
 
     #[test]
+    fn a_property_that_is_not_utf8_costs_that_pair_not_the_pull() {
+        let body = crate::testing::pull_body("T", 0, 3, 10);
+        let mut raw = body.to_vec();
+        let at = raw
+            .windows(7)
+            .position(|w| w == b"KEYS\x01k1")
+            .expect("second record's KEYS");
+        raw[at + 5] = 0xFF;
+        let broker: Arc<str> = Arc::from("broker-a");
+        let m = decode_messages_of(&Bytes::from(raw), Arc::clone(&broker)).unwrap();
+        assert_eq!(m.len(), 3, "every message delivered");
+        assert_eq!(m[1].keys().count(), 0, "the bad pair is absent");
+        assert_eq!(m[1].tags(), Some("TagA"));
+        assert_eq!(m[1].uniq_key(), Some("0A00000100002A9F0000000000000001"));
+        assert_eq!(m[2].keys().collect::<Vec<_>>(), ["k2"]);
+        assert!(
+            m.iter().all(|m| Arc::ptr_eq(&m.broker_name, &broker)),
+            "one broker name, shared"
+        );
+    }
+
+    #[test]
     fn garbage_never_panics() {
         for n in 0..200u8 {
             let body = Bytes::from((0..n).map(|i| i.wrapping_mul(37)).collect::<Vec<_>>());
