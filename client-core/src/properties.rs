@@ -71,10 +71,7 @@ fn last_value<'a>(wire: &'a [u8], name: &[u8]) -> Option<&'a str> {
     let n = name.len();
     let mut end = wire.len();
     loop {
-        let start = wire[..end]
-            .iter()
-            .rposition(|&b| b == 2)
-            .map_or(0, |i| i + 1);
+        let start = memchr::memrchr(2, &wire[..end]).map_or(0, |i| i + 1);
         let seg = &wire[start..end];
         if seg.len() > n + 1
             && seg[n] == 1
