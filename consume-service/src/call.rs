@@ -20,15 +20,16 @@ pub(crate) enum CallOutcome<T> {
 }
 
 /// Runs `call` (a listener call), at most `timeout`, catching a panic, and records its
-/// latency in `latency`; returns how it ended and that latency (Java's consume RT: from the
-/// listener's start to its return, nothing after). A call that is done on its first poll
+/// latency in `latency`; returns how it ended, that latency (Java's consume RT: from the
+/// listener's start to its return, nothing after) and when it ended (the clock reading
+/// the latency came from, for callers that also need "now"). A call that is done on its first poll
 /// (most in-memory handlers) never arms a timer: the timer wheel is touched only by calls
 /// that actually wait.
 pub(crate) async fn guarded<F: Future>(
     timeout: Duration,
     latency: &metrics::Histogram,
     call: F,
-) -> (CallOutcome<F::Output>, Duration) {
+) -> (CallOutcome<F::Output>, Duration, std::time::Instant) {
     let started = Instant::now();
     let call = AssertUnwindSafe(call).catch_unwind();
     tokio::pin!(call);
@@ -36,14 +37,15 @@ pub(crate) async fn guarded<F: Future>(
         Poll::Ready(r) => Some(r),
         Poll::Pending => tokio::time::timeout(timeout, call).await.ok(),
     };
-    let elapsed = started.elapsed();
+    let ended = Instant::now();
+    let elapsed = ended - started;
     latency.record(elapsed.as_secs_f64());
     let outcome = match result {
         Some(Ok(v)) => CallOutcome::Returned(v),
         Some(Err(_)) => CallOutcome::Panicked,
         None => CallOutcome::TimedOut,
     };
-    (outcome, elapsed)
+    (outcome, elapsed, ended.into_std())
 }
 
 #[cfg(test)]
@@ -66,7 +68,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             8
         };
-        let (outcome, elapsed) = guarded(t, &h, waits_then_returns).await;
+        let (outcome, elapsed, _) = guarded(t, &h, waits_then_returns).await;
         assert!(matches!(outcome, CallOutcome::Returned(8)));
         assert_eq!(elapsed, Duration::from_secs(1), "the call's own time");
         assert!(matches!(

@@ -414,7 +414,6 @@ impl ConsumeMessageConcurrentlyService {
         });
         send_calls(
             &self.handle.stopper.queue,
-            &self.handle.stopper.token,
             batch,
             self.handle.config.consume_message_batch_max_size,
         )
@@ -487,13 +486,9 @@ impl ConsumeMessageConcurrentlyService {
     }
 }
 
-/// Queues the calls of `batch`, `size` messages each; `false` once the service stopped.
-async fn send_calls(
-    queue: &WorkQueue<Work>,
-    token: &CancellationToken,
-    batch: Arc<PullBatch>,
-    size: usize,
-) -> bool {
+/// Queues the calls of `batch`, `size` messages each; `false` once the service stopped
+/// (stopping closes the queue, which ends a push waiting for room).
+async fn send_calls(queue: &WorkQueue<Work>, batch: Arc<PullBatch>, size: usize) -> bool {
     let n = batch.msgs.len();
     let size = size.max(1);
     let mut start = 0;
@@ -503,11 +498,7 @@ async fn send_calls(
             batch: Arc::clone(&batch),
             range: start..end,
         };
-        let sent = tokio::select! {
-            _ = token.cancelled() => false,
-            r = queue.push(work) => r.is_ok(),
-        };
-        if !sent {
+        if queue.push(work).await.is_err() {
             return false;
         }
         start = end;
@@ -520,13 +511,9 @@ impl<L: MessageListenerConcurrently> Inner<L> {
     async fn consume_task(self: Arc<Self>) {
         let mut ctx = ConsumeConcurrentlyContext::new(MessageQueue::new("", "", 0));
         loop {
-            let work = tokio::select! {
-                biased;
-                _ = self.token.cancelled() => return,
-                w = self.queue.pop() => match w {
-                    Some(w) => w,
-                    None => return,
-                },
+            // Stopping closes the queue: `pop` then returns `None` at once.
+            let Some(work) = self.queue.pop().await else {
+                return;
             };
             let _call = match &work.batch.owner {
                 Owner::Pull(pq) => {
@@ -576,7 +563,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             }
         }
         let call = self.listener.consume_message(msgs, ctx);
-        let (returned, rt) =
+        let (returned, rt, ended) =
             guarded(self.config.consume_timeout, &self.metrics.latency, call).await;
         // Counted as settling from the poll in which the call returned, so a shutdown that
         // the call itself triggered (a command's last wanted message) still sees it.
@@ -609,10 +596,11 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             return;
         }
         let rt_ms = rt.as_secs_f64() * 1000.0;
-        self.process_result(status, ctx, msgs, batch, rt_ms).await;
+        self.process_result(status, ctx, msgs, batch, rt_ms, ended)
+            .await;
     }
 
-    /// Java `processConsumeResult`.
+    /// Java `processConsumeResult`; `ended` is when the call returned.
     async fn process_result(
         &self,
         status: ConsumeConcurrentlyStatus,
@@ -620,6 +608,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         msgs: &[MessageExt],
         batch: &PullBatch,
         rt_ms: f64,
+        ended: std::time::Instant,
     ) {
         let len = msgs.len();
         // The messages to retry, each with its delay level.
@@ -675,7 +664,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             .iter()
             .map(|m| m.queue_offset)
             .filter(|o| !local_retry.iter().any(|r| r.queue_offset == *o));
-        if let Some(offset) = pq.remove_messages(done)
+        if let Some(offset) = pq.remove_messages_at(done, ended)
             && !pq.is_dropped()
         {
             self.offset_store.update_offset(&batch.mq, offset, true);
@@ -692,7 +681,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 tokio::select! {
                     _ = token.cancelled() => {}
                     _ = tokio::time::sleep(LOCAL_RETRY_DELAY) => {
-                        send_calls(&queue, &token, retry, size).await;
+                        send_calls(&queue, retry, size).await;
                     }
                 }
             });

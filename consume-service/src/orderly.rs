@@ -214,7 +214,7 @@ impl ConsumeMessageOrderlyService {
                 h.consume_message_before(&hook_ctx, &batch);
             }
             let call = inner.listener.consume(&batch, &mut ctx);
-            let (returned, rt) =
+            let (returned, rt, _) =
                 guarded(inner.config.consume_timeout, &inner.metrics.latency, call).await;
             let (status, name) = match returned {
                 CallOutcome::Returned(ConsumeOrderlyStatus::Success) => {

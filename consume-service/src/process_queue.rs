@@ -2,12 +2,24 @@
 //! consumed, and the offset that is safe to commit.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmq_client_core::MessageExt;
 use tokio::sync::Notify;
+
+/// Milliseconds of the monotonic clock from a fixed point of this process (its first
+/// use; earlier instants are negative), so that an `Instant` fits an atomic.
+fn mono_ms(t: Instant) -> i64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    match t.checked_duration_since(base) {
+        Some(after) => after.as_millis() as i64,
+        None => -(base.duration_since(t).as_millis() as i64),
+    }
+}
 
 /// How long a broker lock is trusted without renewal (Java `REBALANCE_LOCK_MAX_LIVE_TIME`, 30 s).
 pub const REBALANCE_LOCK_MAX_LIVE_TIME: Duration = Duration::from_millis(30_000);
@@ -68,7 +80,9 @@ pub struct ProcessQueue {
     locked: AtomicBool,
     consuming: AtomicBool,
     last_pull_ms: AtomicI64,
-    last_consume_ms: AtomicI64,
+    /// When consumption last went on, as [`mono_ms`] (a monotonic reading from the
+    /// consume call that already took one, not a wall-clock read per message).
+    last_consume: AtomicI64,
     last_lock_ms: AtomicI64,
     try_unlock_times: AtomicI64,
 }
@@ -142,7 +156,7 @@ impl ProcessQueue {
             locked: AtomicBool::new(false),
             consuming: AtomicBool::new(false),
             last_pull_ms: AtomicI64::new(now),
-            last_consume_ms: AtomicI64::new(now),
+            last_consume: AtomicI64::new(mono_ms(Instant::now())),
             last_lock_ms: AtomicI64::new(0),
             try_unlock_times: AtomicI64::new(0),
         }
@@ -210,6 +224,16 @@ impl ProcessQueue {
     /// now safe to commit: the smallest offset not consumed, or one past the highest
     /// offset ever put when everything was. `None` when nothing was cached at all (Java −1).
     pub fn remove_messages(&self, offsets: impl IntoIterator<Item = i64>) -> Option<i64> {
+        self.remove_messages_at(offsets, Instant::now())
+    }
+
+    /// [`ProcessQueue::remove_messages`] with the time the consume call ended (`at`), which
+    /// the caller already read: it becomes [`ProcessQueue::last_consume_ms`].
+    pub fn remove_messages_at(
+        &self,
+        offsets: impl IntoIterator<Item = i64>,
+        at: Instant,
+    ) -> Option<i64> {
         let mut freed = 0usize;
         let (result, empty) = {
             let mut s = self.state();
@@ -236,8 +260,7 @@ impl ProcessQueue {
             (Some(next), s.count() == 0)
         };
         self.shared_bytes.fetch_sub(freed, Ordering::Relaxed);
-        self.last_consume_ms
-            .store(rmq_client_core::now_millis(), Ordering::Relaxed);
+        self.last_consume.store(mono_ms(at), Ordering::Relaxed);
         if empty {
             self.emptied.notify_waiters();
         }
@@ -287,8 +310,8 @@ impl ProcessQueue {
         if out.is_empty() {
             self.consuming.store(false, Ordering::Release);
         }
-        self.last_consume_ms
-            .store(rmq_client_core::now_millis(), Ordering::Relaxed);
+        self.last_consume
+            .store(mono_ms(Instant::now()), Ordering::Relaxed);
         out
     }
 
@@ -454,9 +477,11 @@ impl ProcessQueue {
         self.last_pull_ms.load(Ordering::Relaxed)
     }
 
-    /// Last consumption, ms since the epoch.
+    /// Last consumption (Java `lastConsumeTimestamp`), ms since the epoch: how long ago it
+    /// was, on the monotonic clock, taken from the wall clock now.
     pub fn last_consume_ms(&self) -> i64 {
-        self.last_consume_ms.load(Ordering::Relaxed)
+        let ago = mono_ms(Instant::now()) - self.last_consume.load(Ordering::Relaxed);
+        rmq_client_core::now_millis() - ago.max(0)
     }
 
     /// Last lock, ms since the epoch.
@@ -513,6 +538,23 @@ mod tests {
         assert_eq!(pq.remove_messages([11, 14]), Some(15));
         assert_eq!(shared.load(Ordering::Relaxed), 0);
         assert_eq!(pq.remove_messages([14]), None);
+    }
+
+    #[test]
+    fn last_consume_is_when_the_call_ended() {
+        let pq = ProcessQueue::new(Arc::new(AtomicUsize::new(0)));
+        assert!(pq.put_messages(&[msg(1, 10), msg(2, 10)]));
+        let wall = rmq_client_core::now_millis();
+        let ended = Instant::now() - Duration::from_secs(5);
+        assert_eq!(pq.remove_messages_at([1], ended), Some(2));
+        let ago = wall - pq.last_consume_ms();
+        assert!(
+            (4_900..5_200).contains(&ago),
+            "5 s ago, read as {ago} ms ago"
+        );
+        pq.remove_messages([2]);
+        let ago = rmq_client_core::now_millis() - pq.last_consume_ms();
+        assert!((-5..200).contains(&ago), "now, read as {ago} ms ago");
     }
 
     #[test]

@@ -59,27 +59,38 @@ impl<T> WorkQueue<T> {
 
     /// The oldest item, waiting while the queue is empty; `None` once it is closed.
     pub(crate) async fn pop(&self) -> Option<T> {
+        // Taken without registering as a waiter when an item is there (the usual case under
+        // load): registering and unregistering cost two more lock round trips per item.
+        if let Some(taken) = self.try_pop() {
+            return taken;
+        }
         loop {
             let ready = self.ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            if self.closed.load(Ordering::Acquire) {
-                return None;
-            }
-            let (item, more) = {
-                let mut items = self.items();
-                let item = items.pop_front();
-                (item, !items.is_empty())
-            };
-            if let Some(item) = item {
-                self.space.add_permits(1);
-                if more {
-                    self.ready.notify_one();
-                }
-                return Some(item);
+            // Checked again after registering, so a push in between is not missed.
+            if let Some(taken) = self.try_pop() {
+                return taken;
             }
             ready.await;
         }
+    }
+
+    /// `Some(Some(item))`: the oldest item; `Some(None)`: closed; `None`: empty.
+    fn try_pop(&self) -> Option<Option<T>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Some(None);
+        }
+        let (item, more) = {
+            let mut items = self.items();
+            let item = items.pop_front()?;
+            (item, !items.is_empty())
+        };
+        self.space.add_permits(1);
+        if more {
+            self.ready.notify_one();
+        }
+        Some(Some(item))
     }
 
     /// Closes the queue: waiting and later pushes fail, pops return `None`, queued items are
