@@ -147,7 +147,14 @@ pub fn encode_frame(
     max_frame_len: usize,
 ) -> Result<(), CodecError> {
     let start = dst.len();
-    dst.reserve(8 + 256 + cmd.body.len());
+    // Room for the whole frame at once: the fixed header fields, each ext field with its
+    // quotes and separators, the remark, the body.
+    let ext_len: usize = cmd
+        .ext_fields
+        .as_ref()
+        .map_or(0, |e| e.iter().map(|(k, v)| k.len() + v.len() + 6).sum());
+    let remark_len = cmd.remark.as_ref().map_or(0, |r| r.len() + 16);
+    dst.reserve(8 + 160 + ext_len + remark_len + cmd.body.len());
     dst.put_u64(0); // length + header word, patched below
     let ty = encode_header(cmd, dst);
     let header_len = dst.len() - start - 8;

@@ -8,8 +8,9 @@
 //! parsed back into the field types, and unknown keys are ignored, as Java's
 //! `decodeCommandCustomHeader` does.
 
-use std::borrow::Cow;
 use std::fmt;
+
+use compact_str::{CompactString, ToCompactString};
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -23,10 +24,14 @@ use super::code::RequestCode;
 /// the golden frames are compared byte for byte; brokers themselves do not care about order.
 /// Inserting an existing key replaces its value in place (Java `HashMap.put`).
 /// Equality ignores order.
+///
+/// Keys and values are kept inline when they are short (up to 24 bytes, which holds every
+/// key and number of the usual headers): building a request header or reading a
+/// response's allocates no string per field. Keys of a typed header are its field names,
+/// borrowed.
 #[derive(Clone, Default)]
 pub struct ExtFields {
-    /// Keys of a typed header are its field names, borrowed; others are owned.
-    entries: Vec<(Cow<'static, str>, String)>,
+    entries: Vec<(CompactString, CompactString)>,
 }
 
 impl ExtFields {
@@ -37,11 +42,16 @@ impl ExtFields {
 
     /// Sets `key` to `value`, replacing an existing value in place.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let key = key.into();
-        let value = value.into();
+        self.put(
+            CompactString::from(key.into()),
+            CompactString::from(value.into()),
+        );
+    }
+
+    fn put(&mut self, key: CompactString, value: CompactString) {
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
-            None => self.entries.push((Cow::Owned(key), value)),
+            None => self.entries.push((key, value)),
         }
     }
 
@@ -56,7 +66,7 @@ impl ExtFields {
     /// Removes `key` and returns its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let idx = self.entries.iter().position(|(k, _)| k == key)?;
-        Some(self.entries.remove(idx).1)
+        Some(self.entries.remove(idx).1.into_string())
     }
 
     /// Number of entries.
@@ -71,7 +81,7 @@ impl ExtFields {
 
     /// The entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Flattens a typed header into ext fields (Java `makeCustomHeaderToNet`), in key
@@ -94,7 +104,7 @@ impl ExtFields {
         let pairs = self
             .entries
             .iter()
-            .map(|(k, v)| (k.as_ref(), ExtValue(v.as_str())));
+            .map(|(k, v)| (k.as_str(), ExtValue(v.as_str())));
         let de = de::value::MapDeserializer::<_, HeaderDeError>::new(pairs);
         H::deserialize(de).map_err(|e| HeaderError::Decode { detail: e.0 })
     }
@@ -132,7 +142,8 @@ impl Serialize for ExtFields {
 
 impl<'de> Deserialize<'de> for ExtFields {
     /// Lenient: keeps the order of the input, and accepts numbers and booleans as values
-    /// (written back as their text); `null` values are skipped.
+    /// (written back as their text), nested values as their JSON text; `null` values are
+    /// skipped.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ExtVisitor;
         impl<'de> Visitor<'de> for ExtVisitor {
@@ -142,18 +153,90 @@ impl<'de> Deserialize<'de> for ExtFields {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
                 let mut ext = ExtFields::new();
-                while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
-                    let text = match value {
-                        serde_json::Value::Null => continue,
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    ext.insert(key, text);
+                while let Some((Text(key), value)) = map.next_entry::<Text, ValueText>()? {
+                    if let Some(text) = value.0 {
+                        ext.put(key, text);
+                    }
                 }
                 Ok(ext)
             }
         }
         deserializer.deserialize_map(ExtVisitor)
+    }
+}
+
+/// A key: a string, read without an allocation when short.
+struct Text(CompactString);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(CompactString::new(v)))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// A value: its text (a string as is, a number or boolean as JSON writes it, anything
+/// nested as its JSON text), `None` for `null`.
+struct ValueText(Option<CompactString>);
+
+impl<'de> Deserialize<'de> for ValueText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ValueText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ValueText, E> {
+                Ok(ValueText(Some(CompactString::new(v))))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ValueText, E> {
+                Ok(ValueText(Some(CompactString::const_new(if v {
+                    "true"
+                } else {
+                    "false"
+                }))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ValueText, E> {
+                Ok(ValueText(Some(v.to_compact_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ValueText, E> {
+                Ok(ValueText(Some(v.to_compact_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ValueText, E> {
+                // As a JSON number prints (`1.0`, not `1`).
+                Ok(ValueText(
+                    serde_json::Number::from_f64(v).map(|n| CompactString::from(n.to_string())),
+                ))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ValueText, E> {
+                Ok(ValueText(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<ValueText, E> {
+                Ok(ValueText(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<ValueText, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ValueText, A::Error> {
+                let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ValueText(Some(CompactString::from(v.to_string()))))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<ValueText, A::Error> {
+                let v = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(ValueText(Some(CompactString::from(v.to_string()))))
+            }
+        }
+        deserializer.deserialize_any(V)
     }
 }
 
@@ -349,5 +432,30 @@ mod tests {
     fn nested_values_are_rejected() {
         let err = ExtFields::from_header(&serde_json::json!({"a": [1]})).unwrap_err();
         assert!(matches!(err, HeaderError::NotAFlatStruct { .. }));
+    }
+
+    #[test]
+    fn json_ext_fields_are_read_leniently_in_order() {
+        let ext: ExtFields = serde_json::from_str(
+            r#"{"s":"x\u0041","n":-12,"u":18446744073709551615,"f":1.0,"g":2.5,"b":true,
+                "z":null,"m":{"k":1},"a":[1,"y"],"aVeryLongKeyOfMoreThan24Bytes":"v","s":"again"}"#,
+        )
+        .unwrap();
+        let pairs: Vec<_> = ext.iter().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("s", "again"),
+                ("n", "-12"),
+                ("u", "18446744073709551615"),
+                ("f", "1.0"),
+                ("g", "2.5"),
+                ("b", "true"),
+                ("m", r#"{"k":1}"#),
+                ("a", r#"[1,"y"]"#),
+                ("aVeryLongKeyOfMoreThan24Bytes", "v"),
+            ],
+            "null skipped, a repeated key replaced in place"
+        );
     }
 }

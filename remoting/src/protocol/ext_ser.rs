@@ -5,13 +5,14 @@
 //! key and value, then the pairs), a few percent of all the CPU of consuming. Field names
 //! of a struct are `&'static str`, so they are kept as borrowed keys.
 
-use std::borrow::Cow;
 use std::fmt;
+
+use compact_str::{CompactString, ToCompactString};
 
 use serde::ser::{self, Impossible, Serialize};
 
 /// The pairs of a header, in key order (the order the `serde_json::Value` map gave).
-pub(super) type Entries = Vec<(Cow<'static, str>, String)>;
+pub(super) type Entries = Vec<(CompactString, CompactString)>;
 
 /// Flattens `header` (a struct or map of scalars) into pairs sorted by key; `None`
 /// fields, unit values and non-finite floats are left out, as a JSON `null` was.
@@ -57,11 +58,7 @@ fn not_a_map(what: &str) -> Error {
 struct Fields(Entries);
 
 impl Fields {
-    fn push<T: Serialize + ?Sized>(
-        &mut self,
-        key: Cow<'static, str>,
-        value: &T,
-    ) -> Result<(), Error> {
+    fn push<T: Serialize + ?Sized>(&mut self, key: CompactString, value: &T) -> Result<(), Error> {
         match value.serialize(Scalar) {
             Ok(Some(text)) => self.0.push((key, text)),
             Ok(None) => {}
@@ -159,7 +156,7 @@ impl ser::SerializeStruct for &mut Fields {
         key: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        self.push(Cow::Borrowed(key), value)
+        self.push(CompactString::const_new(key), value)
     }
 
     fn end(self) -> Result<(), Error> {
@@ -171,7 +168,7 @@ impl ser::SerializeStruct for &mut Fields {
 /// must serialize as strings.
 pub(super) struct FieldsMap<'a> {
     fields: &'a mut Fields,
-    key: Option<String>,
+    key: Option<CompactString>,
 }
 
 impl ser::SerializeMap for FieldsMap<'_> {
@@ -191,7 +188,7 @@ impl ser::SerializeMap for FieldsMap<'_> {
             .key
             .take()
             .ok_or_else(|| Error("a map value without its key".into()))?;
-        self.fields.push(Cow::Owned(key), value)
+        self.fields.push(key, value)
     }
 
     fn end(self) -> Result<(), Error> {
@@ -203,17 +200,17 @@ impl ser::SerializeMap for FieldsMap<'_> {
 struct Scalar;
 
 /// A float as the JSON tree printed it (`1.0`, not `1`; non-finite ones were `null`).
-fn float_text<T: Serialize>(v: T) -> Option<String> {
+fn float_text<T: Serialize>(v: T) -> Option<CompactString> {
     match serde_json::to_value(v) {
-        Ok(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Ok(serde_json::Value::Number(n)) => Some(n.to_compact_string()),
         _ => None,
     }
 }
 
 macro_rules! text {
     ($($method:ident($t:ty);)*) => {
-        $(fn $method(self, v: $t) -> Result<Option<String>, Error> {
-            Ok(Some(v.to_string()))
+        $(fn $method(self, v: $t) -> Result<Option<CompactString>, Error> {
+            Ok(Some(v.to_compact_string()))
         })*
     };
 }
@@ -227,15 +224,15 @@ macro_rules! nested {
 }
 
 impl ser::Serializer for Scalar {
-    type Ok = Option<String>;
+    type Ok = Option<CompactString>;
     type Error = Error;
-    type SerializeSeq = Impossible<Option<String>, Error>;
-    type SerializeTuple = Impossible<Option<String>, Error>;
-    type SerializeTupleStruct = Impossible<Option<String>, Error>;
-    type SerializeTupleVariant = Impossible<Option<String>, Error>;
-    type SerializeMap = Impossible<Option<String>, Error>;
-    type SerializeStruct = Impossible<Option<String>, Error>;
-    type SerializeStructVariant = Impossible<Option<String>, Error>;
+    type SerializeSeq = Impossible<Option<CompactString>, Error>;
+    type SerializeTuple = Impossible<Option<CompactString>, Error>;
+    type SerializeTupleStruct = Impossible<Option<CompactString>, Error>;
+    type SerializeTupleVariant = Impossible<Option<CompactString>, Error>;
+    type SerializeMap = Impossible<Option<CompactString>, Error>;
+    type SerializeStruct = Impossible<Option<CompactString>, Error>;
+    type SerializeStructVariant = Impossible<Option<CompactString>, Error>;
 
     text! {
         serialize_bool(bool);
@@ -254,7 +251,7 @@ impl ser::Serializer for Scalar {
     }
 
     nested! {
-        serialize_bytes(&[u8]) -> Option<String>, "a sequence";
+        serialize_bytes(&[u8]) -> Option<CompactString>, "a sequence";
         serialize_seq(Option<usize>) -> Self::SerializeSeq, "a sequence";
         serialize_tuple(usize) -> Self::SerializeTuple, "a sequence";
         serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct, "a sequence";
@@ -264,27 +261,30 @@ impl ser::Serializer for Scalar {
         serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant, "a map";
     }
 
-    fn serialize_f32(self, v: f32) -> Result<Option<String>, Error> {
+    fn serialize_f32(self, v: f32) -> Result<Option<CompactString>, Error> {
         Ok(float_text(v))
     }
 
-    fn serialize_f64(self, v: f64) -> Result<Option<String>, Error> {
+    fn serialize_f64(self, v: f64) -> Result<Option<CompactString>, Error> {
         Ok(float_text(v))
     }
 
-    fn serialize_none(self) -> Result<Option<String>, Error> {
+    fn serialize_none(self) -> Result<Option<CompactString>, Error> {
         Ok(None)
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Option<String>, Error> {
+    fn serialize_some<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+    ) -> Result<Option<CompactString>, Error> {
         value.serialize(self)
     }
 
-    fn serialize_unit(self) -> Result<Option<String>, Error> {
+    fn serialize_unit(self) -> Result<Option<CompactString>, Error> {
         Ok(None)
     }
 
-    fn serialize_unit_struct(self, _: &'static str) -> Result<Option<String>, Error> {
+    fn serialize_unit_struct(self, _: &'static str) -> Result<Option<CompactString>, Error> {
         Ok(None)
     }
 
@@ -293,15 +293,15 @@ impl ser::Serializer for Scalar {
         _: &'static str,
         _: u32,
         variant: &'static str,
-    ) -> Result<Option<String>, Error> {
-        Ok(Some(variant.to_owned()))
+    ) -> Result<Option<CompactString>, Error> {
+        Ok(Some(CompactString::const_new(variant)))
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
         value: &T,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<CompactString>, Error> {
         value.serialize(self)
     }
 
@@ -311,7 +311,7 @@ impl ser::Serializer for Scalar {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<CompactString>, Error> {
         Err(Error("a map".into()))
     }
 }
@@ -345,7 +345,7 @@ mod tests {
         Some(
             entries
                 .into_iter()
-                .map(|(k, v)| (k.into_owned(), v))
+                .map(|(k, v)| (k.into_string(), v.into_string()))
                 .collect(),
         )
     }

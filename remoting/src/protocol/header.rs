@@ -48,8 +48,8 @@ pub enum HeaderDecodeError {
 #[serde(rename_all = "camelCase")]
 struct JsonHeader {
     code: i32,
-    #[serde(default)]
-    language: Option<serde_json::Value>,
+    #[serde(default = "other_language", deserialize_with = "json_language")]
+    language: LanguageCode,
     #[serde(default)]
     version: i32,
     #[serde(default)]
@@ -62,18 +62,56 @@ struct JsonHeader {
     ext_fields: Option<ExtFields>,
 }
 
-fn language_from_json(value: Option<serde_json::Value>) -> LanguageCode {
-    match value {
-        Some(serde_json::Value::String(name)) => {
-            LanguageCode::from_name(&name).unwrap_or(LanguageCode::OTHER)
+fn other_language() -> LanguageCode {
+    LanguageCode::OTHER
+}
+
+/// `language` as a name (`"JAVA"`) or a code; anything else, or an unknown name, is
+/// `OTHER`. Read without building a `serde_json::Value` (a string allocation per frame).
+fn json_language<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LanguageCode, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = LanguageCode;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a language name or code")
         }
-        Some(serde_json::Value::Number(n)) => n
-            .as_u64()
-            .and_then(|v| u8::try_from(v).ok())
-            .map(LanguageCode)
-            .unwrap_or(LanguageCode::OTHER),
-        _ => LanguageCode::OTHER,
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<LanguageCode, E> {
+            Ok(LanguageCode::from_name(name).unwrap_or(LanguageCode::OTHER))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<LanguageCode, E> {
+            Ok(u8::try_from(v).map_or(LanguageCode::OTHER, LanguageCode))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<LanguageCode, E> {
+            Ok(LanguageCode::OTHER)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<LanguageCode, E> {
+            Ok(LanguageCode::OTHER)
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<LanguageCode, E> {
+            Ok(LanguageCode::OTHER)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<LanguageCode, E> {
+            Ok(LanguageCode::OTHER)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<LanguageCode, A::Error> {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(LanguageCode::OTHER)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<LanguageCode, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(LanguageCode::OTHER)
+        }
     }
+    d.deserialize_any(V)
 }
 
 /// The serialisation `encode_header` will really use for `cmd`: the requested one, except
@@ -115,7 +153,7 @@ fn json_str(out: &mut BytesMut, s: &str) {
 
 fn encode_json(cmd: &RemotingCommand, out: &mut BytesMut) {
     out.put_slice(b"{\"code\":");
-    out.put_slice(cmd.code.to_string().as_bytes());
+    put_int(out, cmd.code);
     if let Some(ext) = &cmd.ext_fields {
         out.put_slice(b",\"extFields\":{");
         for (i, (k, v)) in ext.iter().enumerate() {
@@ -129,21 +167,28 @@ fn encode_json(cmd: &RemotingCommand, out: &mut BytesMut) {
         out.put_u8(b'}');
     }
     out.put_slice(b",\"flag\":");
-    out.put_slice(cmd.flag.to_string().as_bytes());
+    put_int(out, cmd.flag);
     out.put_slice(b",\"language\":");
     match cmd.language.name() {
         Some(name) => json_str(out, name),
-        None => out.put_slice(cmd.language.0.to_string().as_bytes()),
+        None => put_int(out, cmd.language.0),
     }
     out.put_slice(b",\"opaque\":");
-    out.put_slice(cmd.opaque.to_string().as_bytes());
+    put_int(out, cmd.opaque);
     if let Some(remark) = &cmd.remark {
         out.put_slice(b",\"remark\":");
         json_str(out, remark);
     }
     out.put_slice(b",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":");
-    out.put_slice(cmd.version.to_string().as_bytes());
+    put_int(out, cmd.version);
     out.put_u8(b'}');
+}
+
+/// A number in decimal, written in place (no string per number).
+fn put_int(out: &mut BytesMut, v: impl std::fmt::Display) {
+    use std::fmt::Write;
+    // Writing to a BytesMut cannot fail.
+    let _ = write!(out, "{v}");
 }
 
 fn put_str_i32(out: &mut BytesMut, s: &str) {
@@ -185,7 +230,7 @@ pub fn decode_header(
             let h: JsonHeader = serde_json::from_slice(header).map_err(HeaderDecodeError::Json)?;
             Ok(RemotingCommand {
                 code: h.code,
-                language: language_from_json(h.language),
+                language: h.language,
                 version: h.version,
                 opaque: h.opaque,
                 flag: h.flag,
@@ -314,6 +359,25 @@ mod tests {
         assert_eq!(ext.get("a"), Some("1"));
         assert_eq!(ext.get("b"), Some("true"));
         assert_eq!(ext.get("c"), None);
+        for odd in [
+            r#""#,
+            r#","language":null"#,
+            r#","language":-1"#,
+            r#","language":300"#,
+            r#","language":1.5"#,
+            r#","language":{"x":[1]}"#,
+            r#","language":["JAVA"]"#,
+        ] {
+            let h = format!(r#"{{"code":0{odd},"opaque":4}}"#);
+            let cmd = decode_header(SerializeType::Json, h.as_bytes()).unwrap();
+            assert_eq!(cmd.language, LanguageCode::OTHER, "{h}");
+            assert_eq!(cmd.opaque, 4, "{h}");
+        }
+        let h = br#"{"code":0,"language":"JAVA"}"#;
+        assert_eq!(
+            decode_header(SerializeType::Json, h).unwrap().language,
+            LanguageCode::JAVA
+        );
     }
 
     #[test]
