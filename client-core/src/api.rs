@@ -355,7 +355,7 @@ impl ClientApi {
     pub async fn pull_message(
         &self,
         addr: &str,
-        header: &PullMessageRequestHeader,
+        header: &PullMessageRequestHeader<'_>,
         timeout: Duration,
     ) -> Result<PullResult, ClientError> {
         let mut cmd = self.build(header, Bytes::new())?;

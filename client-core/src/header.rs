@@ -3,6 +3,8 @@
 //! Field names are the Java field names; optional fields are omitted when `None`, as Java
 //! omits null fields. Each request header names its code and its response header.
 
+use std::borrow::Cow;
+
 use rmq_remoting::RequestCode;
 use rmq_remoting::protocol::{EmptyHeader, RequestHeader};
 use serde::{Deserialize, Serialize};
@@ -36,13 +38,16 @@ request_header!(
 );
 
 /// PULL_MESSAGE (11) request (Java `PullMessageRequestHeader`), field order as Java declares it.
+///
+/// The strings are `Cow`s so that the pull loop lends its group, topic, expression and
+/// broker name instead of copying them for every pull.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PullMessageRequestHeader {
+pub struct PullMessageRequestHeader<'a> {
     /// Consumer group.
-    pub consumer_group: String,
+    pub consumer_group: Cow<'a, str>,
     /// Topic.
-    pub topic: String,
+    pub topic: Cow<'a, str>,
     /// Queue id.
     pub queue_id: i32,
     /// Offset to read from.
@@ -57,24 +62,23 @@ pub struct PullMessageRequestHeader {
     pub suspend_timeout_millis: i64,
     /// Expression (with FLAG_SUBSCRIPTION).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub subscription: Option<String>,
+    pub subscription: Option<Cow<'a, str>>,
     /// The subscription's version.
     pub sub_version: i64,
     /// TAG or SQL92.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub expression_type: Option<String>,
+    pub expression_type: Option<Cow<'a, str>>,
     /// 5.x byte cap of the batch.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_msg_bytes: Option<i32>,
     /// Broker name (5.x routing; ignored by 4.x).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub bname: Option<String>,
+    pub bname: Option<Cow<'a, str>>,
 }
-request_header!(
-    PullMessageRequestHeader,
-    PULL_MESSAGE,
-    PullMessageResponseHeader
-);
+impl RequestHeader for PullMessageRequestHeader<'_> {
+    const CODE: RequestCode = RequestCode::PULL_MESSAGE;
+    type Response = PullMessageResponseHeader;
+}
 
 /// PULL_MESSAGE response header (Java `PullMessageResponseHeader`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

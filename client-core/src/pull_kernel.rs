@@ -1,5 +1,6 @@
 //! [`PullKernel`]: one pull of one queue, shared by every consumer (Java `PullAPIWrapper`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -107,19 +108,19 @@ impl PullKernel {
             false,
         );
         let header = PullMessageRequestHeader {
-            consumer_group: self.group.clone(),
-            topic: mq.topic.clone(),
+            consumer_group: Cow::Borrowed(&self.group),
+            topic: Cow::Borrowed(&mq.topic),
             queue_id: mq.queue_id,
             queue_offset: spec.offset,
             max_msg_nums: spec.max_msg_nums,
             sys_flag,
             commit_offset: commit.unwrap_or(0),
             suspend_timeout_millis: spec.suspend.map_or(0, |d| d.as_millis() as i64),
-            subscription: Some(sub.sub_string.clone()),
+            subscription: Some(Cow::Borrowed(&sub.sub_string)),
             sub_version: sub.sub_version,
-            expression_type: Some(sub.expression_type.as_str().to_owned()),
+            expression_type: Some(Cow::Borrowed(sub.expression_type.as_str())),
             max_msg_bytes: None,
-            bname: Some(mq.broker_name.clone()),
+            bname: Some(Cow::Borrowed(&mq.broker_name)),
         };
         let mut r = self
             .instance

@@ -23,21 +23,21 @@ fn pull_header(
     mq: &MessageQueue,
     offset: i64,
     expression: &str,
-) -> PullMessageRequestHeader {
+) -> PullMessageRequestHeader<'static> {
     PullMessageRequestHeader {
-        consumer_group: group.to_owned(),
-        topic: mq.topic.clone(),
+        consumer_group: group.to_owned().into(),
+        topic: mq.topic.clone().into(),
         queue_id: mq.queue_id,
         queue_offset: offset,
         max_msg_nums: 32,
         sys_flag: pull_sys_flag::build(false, false, true, false),
         commit_offset: 0,
         suspend_timeout_millis: 0,
-        subscription: Some(expression.to_owned()),
+        subscription: Some(expression.to_owned().into()),
         sub_version: 0,
         expression_type: Some("TAG".into()),
         max_msg_bytes: None,
-        bname: Some(mq.broker_name.clone()),
+        bname: Some(mq.broker_name.clone().into()),
     }
 }
 

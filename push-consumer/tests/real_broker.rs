@@ -399,8 +399,8 @@ async fn pull_all(instance: &ClientInstance, topic: &str) -> Vec<MessageExt> {
         let mut offset = 0;
         loop {
             let header = PullMessageRequestHeader {
-                consumer_group: unique("cg_reader"),
-                topic: mq.topic.clone(),
+                consumer_group: unique("cg_reader").into(),
+                topic: mq.topic.clone().into(),
                 queue_id: mq.queue_id,
                 queue_offset: offset,
                 max_msg_nums: 32,
