@@ -139,8 +139,9 @@ fn decoding_and_dispatching_a_pull_allocates_per_batch_not_per_message() {
             Some(offset),
             "committed past every consumed message"
         );
-        // Measured: 18–20 for every size (12 of them decode the frame's JSON header; the
-        // spread of 2 is the runtime's timer bookkeeping, not the message count).
+        // Measured: 9–11 for every size (the JSON header's ext fields are read into inline
+        // strings, so the header costs ~2 of them; the spread of 2 is the runtime's timer
+        // bookkeeping, not the message count). Before that, 18–20.
         let most = per_pull.iter().map(|(_, a)| *a).max().unwrap();
         let least = per_pull.iter().map(|(_, a)| *a).min().unwrap();
         assert!(
@@ -151,7 +152,7 @@ fn decoding_and_dispatching_a_pull_allocates_per_batch_not_per_message() {
             per_pull[3].1 <= per_pull[0].1 + 3,
             "64 messages cost more than 1: {per_pull:?}"
         );
-        assert!(most <= 22, "a pull allocated {most} times: {per_pull:?}");
+        assert!(most <= 13, "a pull allocated {most} times: {per_pull:?}");
         service.shutdown(Duration::from_secs(1)).await;
     });
 }
