@@ -300,7 +300,9 @@ impl ConsumeMessageConcurrentlyService {
         hooks: Vec<Arc<dyn ConsumeMessageHook>>,
     ) -> Self {
         let tasks = config.consume_thread_max.max(1);
-        let queue = Arc::new(WorkQueue::new(MIN_WAITING_CALLS.max(tasks * 4)));
+        // One runtime thread: consume tasks take over from each other only when one waits.
+        let eager = tokio::runtime::Handle::current().metrics().num_workers() > 1;
+        let queue = Arc::new(WorkQueue::new(MIN_WAITING_CALLS.max(tasks * 4), eager));
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -543,7 +545,20 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 }
             };
             self.in_flight.fetch_add(1, Ordering::Relaxed);
-            self.run_call(&work, &mut ctx).await;
+            let call = self.run_call(&work, &mut ctx);
+            tokio::pin!(call);
+            let mut waited = false;
+            std::future::poll_fn(|cx| {
+                let polled = call.as_mut().poll(cx);
+                if polled.is_pending() && !waited {
+                    // The listener (or a send-back) waits: let another task take the next
+                    // call meanwhile.
+                    waited = true;
+                    self.queue.wake_next();
+                }
+                polled
+            })
+            .await;
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -11,22 +11,40 @@ use tokio::sync::{Notify, Semaphore};
 /// (`Semaphore` for space, `Notify` for items). (`async-channel` and `flume` box a
 /// listener each time a receiver waits, which is once per item when consume tasks idle.)
 /// The lock is never held across an `.await`.
+///
+/// How consumers are woken depends on the runtime. With several worker threads, a consumer
+/// that takes an item and sees more wakes the next one at once, so that calls run in
+/// parallel (`eager`). With one thread, a second consumer can only help while the first
+/// one waits: the consumer that takes an item wakes the next one only when its work is
+/// about to wait ([`WorkQueue::wake_next`]); a burst of fast calls is then run by one task
+/// without a task switch per item.
 #[derive(Debug)]
 pub(crate) struct WorkQueue<T> {
     items: Mutex<VecDeque<T>>,
     space: Semaphore,
     ready: Notify,
     closed: AtomicBool,
+    eager: bool,
 }
 
 impl<T> WorkQueue<T> {
-    /// A queue holding at most `capacity` items.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A queue holding at most `capacity` items; `eager`: wake the next consumer whenever
+    /// items are left (see [`WorkQueue`]).
+    pub(crate) fn new(capacity: usize, eager: bool) -> Self {
         WorkQueue {
             items: Mutex::new(VecDeque::with_capacity(capacity)),
             space: Semaphore::new(capacity),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
+            eager,
+        }
+    }
+
+    /// A consumer's work is about to wait: in the one-thread mode, another consumer is
+    /// woken when items are waiting (in the eager mode it already was).
+    pub(crate) fn wake_next(&self) {
+        if !self.eager && !self.items().is_empty() {
+            self.ready.notify_one();
         }
     }
 
@@ -87,7 +105,7 @@ impl<T> WorkQueue<T> {
             (item, !items.is_empty())
         };
         self.space.add_permits(1);
-        if more {
+        if more && self.eager {
             self.ready.notify_one();
         }
         Some(Some(item))
@@ -112,7 +130,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn bounded_fifo_with_waiting_on_both_sides() {
-        let q = Arc::new(WorkQueue::new(2));
+        let q = Arc::new(WorkQueue::new(2, true));
         q.push(1).await.unwrap();
         q.push(2).await.unwrap();
         let pusher = tokio::spawn({
@@ -137,7 +155,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn close_wakes_everyone_and_drops_the_rest() {
-        let q = Arc::new(WorkQueue::new(1));
+        let q = Arc::new(WorkQueue::new(1, true));
         let poppers: Vec<_> = (0..3)
             .map(|_| {
                 let q = Arc::clone(&q);
@@ -156,5 +174,39 @@ mod tests {
             );
         }
         assert_eq!(q.push(9).await, Err(9));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_thread_mode_wakes_the_next_consumer_only_when_asked() {
+        for eager in [true, false] {
+            let q = Arc::new(WorkQueue::new(8, eager));
+            // Two waiting consumers, three items pushed while both wait: the first push
+            // wakes one; in the lazy mode it does not wake the other on taking its item.
+            let spawn_pop = |q: &Arc<WorkQueue<i32>>| {
+                let q = Arc::clone(q);
+                tokio::spawn(async move { q.pop().await })
+            };
+            let (a, b) = (spawn_pop(&q), spawn_pop(&q));
+            tokio::task::yield_now().await;
+            for i in 3..6 {
+                q.push(i).await.unwrap();
+            }
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            let done = usize::from(a.is_finished()) + usize::from(b.is_finished());
+            if eager {
+                assert_eq!(done, 2, "eager: the taker woke the other consumer");
+            } else {
+                assert_eq!(done, 1, "lazy: only the first push's wake-up");
+                q.wake_next();
+                for _ in 0..3 {
+                    tokio::task::yield_now().await;
+                }
+                assert!(a.is_finished() && b.is_finished(), "woken when asked");
+            }
+            assert!(a.await.unwrap().is_some() && b.await.unwrap().is_some());
+            assert!(q.pop().await.is_some(), "one item left");
+        }
     }
 }

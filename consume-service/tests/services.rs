@@ -189,3 +189,92 @@ async fn concurrent_sends_a_failed_message_back_and_commits_past_it() {
     );
     assert!(service.shutdown(Duration::from_secs(1)).await);
 }
+
+/// Which task ran each call; each call waits `wait` first when set.
+struct TaskRecorder {
+    tasks: Arc<Mutex<Vec<tokio::task::Id>>>,
+    wait: Option<Duration>,
+}
+
+impl MessageListenerConcurrently for TaskRecorder {
+    async fn consume_message(
+        &self,
+        _msgs: &[MessageExt],
+        _ctx: &mut ConsumeConcurrentlyContext,
+    ) -> ConsumeConcurrentlyStatus {
+        self.tasks.lock().unwrap().push(tokio::task::id());
+        if let Some(d) = self.wait {
+            tokio::time::sleep(d).await;
+        }
+        ConsumeConcurrentlyStatus::ConsumeSuccess
+    }
+}
+
+/// Runs `n` one-message calls through a concurrent service with 20 consume tasks; returns
+/// how many distinct tasks ran them and how long it took.
+async fn run_calls(name: &str, n: usize, wait: Option<Duration>) -> (usize, Duration) {
+    let instance = ClientInstance::get_or_create(
+        &ClientConfig::default()
+            .namesrv_addr(&closed_port())
+            .client_ip("127.0.0.1")
+            .instance_name(name),
+    )
+    .unwrap();
+    let tasks = Arc::new(Mutex::new(Vec::new()));
+    let service = ConsumeMessageConcurrentlyService::new(
+        TaskRecorder {
+            tasks: Arc::clone(&tasks),
+            wait,
+        },
+        ConcurrentConfig::new(name),
+        store(name, instance.client_id()),
+        SendBack::new(&instance, name, 16),
+        Vec::new(),
+    );
+    let mq = MessageQueue::new(TOPIC, BROKER, 1);
+    let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
+    let msgs = messages(n);
+    let started = tokio::time::Instant::now();
+    assert!(pq.put_messages(&msgs));
+    assert!(service.submit(msgs, &pq, &mq).await);
+    assert!(pq.wait_empty(Duration::from_secs(60)).await, "all consumed");
+    let took = started.elapsed();
+    assert!(service.shutdown(Duration::from_secs(1)).await);
+    let mut ids = tasks.lock().unwrap().clone();
+    assert_eq!(ids.len(), n, "one call per message");
+    ids.sort();
+    ids.dedup();
+    (ids.len(), took)
+}
+
+#[tokio::test]
+async fn one_thread_fast_calls_run_on_one_task_without_switching() {
+    let (tasks, _) = run_calls("wake_fast", 64, None).await;
+    assert_eq!(
+        tasks, 1,
+        "a burst of calls that never wait is run by one task"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_thread_waiting_calls_still_run_side_by_side() {
+    let (tasks, took) = run_calls("wake_waiting", 10, Some(Duration::from_secs(1))).await;
+    assert_eq!(
+        tasks, 10,
+        "each waiting call hands the next one to another task"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "10 calls of 1 s took {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_threads_waiting_calls_run_side_by_side() {
+    let (tasks, took) = run_calls("wake_threads", 10, Some(Duration::from_millis(300))).await;
+    assert_eq!(tasks, 10);
+    assert!(
+        took < Duration::from_millis(2_500),
+        "10 calls of 300 ms took {took:?}"
+    );
+}
