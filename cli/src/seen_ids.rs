@@ -3,11 +3,11 @@
 /// A message id as a 128-bit key: the 32 hex digits of a UNIQ_KEY or IPv4 offset id are
 /// exactly 16 bytes; anything else (IPv6 offset ids) is hashed with two keyed hashers.
 pub(crate) fn id_key(id: &str) -> u128 {
-    if let Some((hi, lo)) = id.as_bytes().split_at_checked(16)
-        && lo.len() == 16
-        && let (Some(hi), Some(lo)) = (hex16(hi), hex16(lo))
+    // (const-hex would also take a "0x" prefix: only exactly 32 digits are read as hex.)
+    if id.len() == 32
+        && let Ok(bytes) = const_hex::decode_to_array::<_, 16>(id)
     {
-        return u128::from(hi) << 64 | u128::from(lo);
+        return u128::from_be_bytes(bytes);
     }
     use std::hash::{Hash, Hasher};
     let mut a = std::collections::hash_map::DefaultHasher::new();
@@ -15,14 +15,6 @@ pub(crate) fn id_key(id: &str) -> u128 {
     let mut b = std::collections::hash_map::DefaultHasher::new();
     (id, 0x9e37_79b9_u32).hash(&mut b);
     (u128::from(a.finish()) << 64) | u128::from(b.finish())
-}
-
-/// 16 hex digits (either case) as a number; `None` for anything else.
-fn hex16(digits: &[u8]) -> Option<u64> {
-    digits.iter().try_fold(0u64, |v, &c| {
-        let d = char::from(c).to_digit(16)?;
-        Some(v << 4 | u64::from(d))
-    })
 }
 
 /// The ids counted so far, 16 bytes each.
@@ -159,6 +151,11 @@ mod tests {
             id_key("7f0000010f2e18b4aac2306a8f270000"),
             0x7F00_0001_0F2E_18B4_AAC2_306A_8F27_0000,
             "either case"
+        );
+        assert_ne!(
+            id_key("0x7F0000010F2E18B4AAC2306A8F2700"),
+            0x007F_0000_010F_2E18_B4AA_C230_6A8F_2700,
+            "32 characters with a 0x prefix are not 16 bytes of hex: hashed"
         );
         assert_ne!(
             id_key("7F0000010F2E18B4AAC2306A8F27000G"),
