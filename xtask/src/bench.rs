@@ -88,6 +88,11 @@ fn rmq_consume(env: &BrokerEnv, topic: &str, count: u64) -> Command {
 }
 
 fn rmq_consume_with(bin: &Path, env: &BrokerEnv, topic: &str, count: u64) -> Command {
+    rmq_consume_group(bin, env, topic, &format!("{topic}_group"), count)
+}
+
+/// `rmq consume` of `topic` by `group` (a fresh group reads the topic from its start).
+fn rmq_consume_group(bin: &Path, env: &BrokerEnv, topic: &str, group: &str, count: u64) -> Command {
     let mut c = Command::new(bin);
     c.args([
         "--namesrv",
@@ -96,7 +101,7 @@ fn rmq_consume_with(bin: &Path, env: &BrokerEnv, topic: &str, count: u64) -> Com
         "--topic",
         topic,
         "--group",
-        &format!("{topic}_group"),
+        group,
         "--from",
         "first",
         "--count",
@@ -116,6 +121,28 @@ fn peer_dir() -> PathBuf {
 
 fn peer_bin(dir: &Path) -> PathBuf {
     dir.join("target/release/rmq-bench-peer-rocketmq-client-rust")
+}
+
+/// Rounds of the rmq listener run, alternating with the baseline's.
+const ROUNDS: usize = 5;
+
+/// The run with the median CPU time (the upper one of two middles).
+fn median_by_cpu(runs: &[(Usage, Option<f64>)]) -> Option<(Usage, Option<f64>)> {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.0.cpu_s.total_cmp(&b.0.cpu_s));
+    sorted.get(sorted.len() / 2).copied()
+}
+
+/// Each run's CPU µs per message, in run order, and their range.
+fn spread(runs: &[(Usage, Option<f64>)], count: u64) -> String {
+    let us: Vec<f64> = runs
+        .iter()
+        .map(|(u, _)| u.cpu_s * 1_000_000.0 / count as f64)
+        .collect();
+    let lo = us.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = us.iter().copied().fold(0.0, f64::max);
+    let each: Vec<String> = us.iter().map(|v| format!("{v:.2}")).collect();
+    format!("{} (range {lo:.2}–{hi:.2})", each.join(", "))
 }
 
 /// `allocations` of `rmq consume`'s summary (the last stdout line), per message.
@@ -177,13 +204,42 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
             if baseline.is_some() {
                 produce(&env, &t_base, count)?;
             }
-            eprintln!("==> rmq consume of {count}");
-            let (ok, rmq, out) = measure(&mut rmq_consume(&env, &t_rmq, count))?;
-            eprintln!("{}", out.trim());
-            if !ok {
-                return Err("rmq consume failed".into());
+            // The listener run and the baseline alternate for ROUNDS rounds (each round a
+            // fresh group reading the same backlog), so that both see the same machine; the
+            // run with the median CPU of each is reported, with the spread.
+            let mut rmq_runs = Vec::new();
+            let mut base_runs = Vec::new();
+            for round in 0..ROUNDS {
+                eprintln!("==> rmq consume of {count}, round {}", round + 1);
+                let group = format!("{t_rmq}_group_{round}");
+                let (ok, u, out) = measure(&mut rmq_consume_group(
+                    &rmq_bin(),
+                    &env,
+                    &t_rmq,
+                    &group,
+                    count,
+                ))?;
+                eprintln!("{}", out.trim());
+                if !ok {
+                    return Err("rmq consume failed".into());
+                }
+                rmq_runs.push((u, allocations_per_msg(&out, count)));
+                if let Some(bin) = &baseline {
+                    eprintln!(
+                        "==> baseline {} consume of {count}, round {}",
+                        bin.display(),
+                        round + 1
+                    );
+                    let group = format!("{t_base}_group_{round}");
+                    let (ok, u, out) =
+                        measure(&mut rmq_consume_group(bin, &env, &t_base, &group, count))?;
+                    eprintln!("{}", out.trim());
+                    if ok {
+                        base_runs.push((u, allocations_per_msg(&out, count)));
+                    }
+                }
             }
-            let rmq_allocs = allocations_per_msg(&out, count);
+            let (rmq, rmq_allocs) = median_by_cpu(&rmq_runs).ok_or("no rmq run")?;
             pull_usage = Some((rmq, rmq_allocs));
             // The same build with two runtime threads (the CLI's default is one).
             let t_two = format!("bench_two_{stamp}");
@@ -211,15 +267,7 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                 return Err("rmq consume --stream failed".into());
             }
             let stream_allocs = allocations_per_msg(&out, count);
-            let base = match &baseline {
-                Some(bin) => {
-                    eprintln!("==> baseline {} consume of {count}", bin.display());
-                    let (ok, u, out) = measure(&mut rmq_consume_with(bin, &env, &t_base, count))?;
-                    eprintln!("{}", out.trim());
-                    ok.then(|| (u, allocations_per_msg(&out, count)))
-                }
-                None => None,
-            };
+            let base = median_by_cpu(&base_runs);
             eprintln!("==> rocketmq-client-rust consume of {count}");
             let (ok, peer, out) = measure(Command::new(peer_bin(&dir)).args([
                 &env.namesrv_addr,
@@ -267,11 +315,16 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                     "| rocketmq-client-rust 1.0.0 | failed: see the log above | | | | |".into(),
                 );
             }
+            rows.push(format!(
+                "rmq listener rows: the median-CPU run of {ROUNDS} alternating rounds; CPU µs per msg over the rounds: rmq {}.",
+                spread(&rmq_runs, count)
+            ));
             if let Some((u, _)) = &base {
                 rows.push(format!(
-                    "Ratios rmq / baseline: CPU per message {:.2}x, peak RSS {:.2}x.",
+                    "Ratios rmq / baseline (medians): CPU per message {:.2}x, peak RSS {:.2}x; baseline CPU µs per msg over the rounds: {}.",
                     rmq.cpu_s / u.cpu_s,
-                    rmq.max_rss_kib as f64 / u.max_rss_kib as f64
+                    rmq.max_rss_kib as f64 / u.max_rss_kib as f64,
+                    spread(&base_runs, count)
                 ));
             }
             rows.push(format!(
