@@ -32,6 +32,8 @@ struct Stats {
     last_ms: AtomicU64,
     /// Woken when the `--count`th message was printed.
     reached: tokio::sync::Notify,
+    /// A reading of the coarse monotonic clock and the wall clock (ms) at the same moment.
+    clock_base: (coarsetime::Instant, i64),
 }
 
 #[derive(Default)]
@@ -51,7 +53,7 @@ impl Stats {
     /// all of them fitted: that call must then never report success, so that no offset is
     /// committed past the last message printed.
     fn record(&self, msgs: &[MessageExt]) -> bool {
-        let now = rmq_client_core::now_millis();
+        let now = self.now_ms();
         let taken = {
             let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             let room = self
@@ -90,6 +92,16 @@ impl Stats {
             self.last_ms.store(now as u64, Ordering::Relaxed);
         }
         taken == msgs.len()
+    }
+
+    /// Now, ms since the epoch, from the coarse monotonic clock (CLOCK_MONOTONIC_COARSE:
+    /// a few ms of resolution at a fraction of the cost of a precise read, taken once per
+    /// listener call) added to the wall clock read at start.
+    fn now_ms(&self) -> i64 {
+        let (instant, wall) = self.clock_base;
+        wall + coarsetime::Instant::now()
+            .duration_since(instant)
+            .as_millis() as i64
     }
 
     fn unique(&self) -> u64 {
@@ -176,6 +188,7 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
         }),
         received: AtomicU64::new(0),
         last_ms: AtomicU64::new(rmq_client_core::now_millis() as u64),
+        clock_base: (coarsetime::Instant::now(), rmq_client_core::now_millis()),
     });
     let mut b = PushConsumer::builder(&group)
         .instance(&instance)
