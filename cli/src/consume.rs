@@ -177,6 +177,7 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
         return Ok(());
     }
     preflight::brokers_reachable(&instance, &o.topic, o.quiet).await?;
+    let started_ms = rmq_client_core::now_millis();
     let stats = Arc::new(Stats {
         format: o.format,
         limit: o.count,
@@ -187,8 +188,8 @@ pub(crate) async fn consume(cluster: &Cluster, o: ConsumeOpts) -> Result<(), Fai
             ..StatsInner::default()
         }),
         received: AtomicU64::new(0),
-        last_ms: AtomicU64::new(rmq_client_core::now_millis() as u64),
-        clock_base: (coarsetime::Instant::now(), rmq_client_core::now_millis()),
+        last_ms: AtomicU64::new(started_ms as u64),
+        clock_base: (coarsetime::Instant::now(), started_ms),
     });
     let mut b = PushConsumer::builder(&group)
         .instance(&instance)

@@ -228,7 +228,8 @@ impl ProcessQueue {
     }
 
     /// [`ProcessQueue::remove_messages`] with the time the consume call ended (`at`), which
-    /// the caller already read: it becomes [`ProcessQueue::last_consume_ms`].
+    /// the caller already read: it becomes [`ProcessQueue::last_consume_ms`] (Java
+    /// `removeMessage` sets `lastConsumeTimestamp` from a clock read of its own).
     pub fn remove_messages_at(
         &self,
         offsets: impl IntoIterator<Item = i64>,

@@ -84,11 +84,7 @@ fn produce(env: &BrokerEnv, topic: &str, count: u64) -> Result<()> {
 }
 
 fn rmq_consume(env: &BrokerEnv, topic: &str, count: u64) -> Command {
-    rmq_consume_with(&rmq_bin(), env, topic, count)
-}
-
-fn rmq_consume_with(bin: &Path, env: &BrokerEnv, topic: &str, count: u64) -> Command {
-    rmq_consume_group(bin, env, topic, &format!("{topic}_group"), count)
+    rmq_consume_group(&rmq_bin(), env, topic, &format!("{topic}_group"), count)
 }
 
 /// `rmq consume` of `topic` by `group` (a fresh group reads the topic from its start).
