@@ -415,13 +415,16 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // One runtime thread unless TOKIO_WORKER_THREADS says otherwise: the CLI's listener
-    // only counts or prints, and on a small machine shared with a broker a second worker
-    // costs more in wake-ups than it gains (measured in BENCHMARKS.md).
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        builder.worker_threads(1);
-    }
+    // One thread for everything (Tokio's current-thread runtime) unless TOKIO_WORKER_THREADS
+    // asks for worker threads: the CLI's listener only counts or prints, and on a small
+    // machine shared with a broker a second thread costs more in wake-ups than it gains
+    // (measured in BENCHMARKS.md). The current-thread scheduler also skips the cross-thread
+    // hand-offs a one-worker multi-thread runtime still makes.
+    let mut builder = if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
