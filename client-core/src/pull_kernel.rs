@@ -68,7 +68,7 @@ pub struct PullKernel {
     instance: ClientInstance,
     group: String,
     /// `suggestWhichBrokerId` per queue (Java `pullFromWhichNodeTable`).
-    suggest: Mutex<HashMap<MessageQueue, i64>>,
+    suggest: Mutex<HashMap<MessageQueue, i64, foldhash::fast::RandomState>>,
 }
 
 impl PullKernel {
@@ -77,7 +77,7 @@ impl PullKernel {
         PullKernel {
             instance: instance.clone(),
             group: group.to_owned(),
-            suggest: Mutex::new(HashMap::new()),
+            suggest: Mutex::new(HashMap::default()),
         }
     }
 

@@ -172,7 +172,7 @@ pub type ConnectHook = dyn Fn(&str) + Send + Sync;
 
 struct Inner {
     config: RemotingConfig,
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<String, Slot, foldhash::fast::RandomState>>,
     handler: RwLock<Option<Arc<dyn RequestHandler>>>,
     connect_hook: RwLock<Option<Arc<ConnectHook>>>,
     inbound_tx: mpsc::Sender<Inbound>,
@@ -181,7 +181,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot, foldhash::fast::RandomState>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -230,7 +230,7 @@ impl RemotingClient {
         }
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_capacity);
         let inner = Arc::new(Inner {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::default()),
             handler: RwLock::new(None),
             connect_hook: RwLock::new(None),
             inbound_tx,

@@ -27,7 +27,7 @@ type Waiter = oneshot::Sender<Result<RemotingCommand, Arc<CloseReason>>>;
 #[derive(Default)]
 struct Table {
     closed: Option<Arc<CloseReason>>,
-    waiters: HashMap<i32, Waiter>,
+    waiters: HashMap<i32, Waiter, foldhash::fast::RandomState>,
 }
 
 struct Shared {

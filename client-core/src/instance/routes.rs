@@ -5,9 +5,9 @@ use super::*;
 
 #[derive(Default)]
 pub(super) struct RouteState {
-    pub(super) topic_routes: HashMap<String, Arc<TopicRouteData>>,
+    pub(super) topic_routes: HashMap<String, Arc<TopicRouteData>, foldhash::fast::RandomState>,
     /// broker name → broker id → address.
-    pub(super) broker_addrs: HashMap<String, BTreeMap<i64, String>>,
+    pub(super) broker_addrs: HashMap<String, BTreeMap<i64, String>, foldhash::fast::RandomState>,
     /// Static topics: topic → logical queue id → the physical broker it is bound to (Java
     /// `topicEndPointsTable`).
     pub(super) logical_queues: HashMap<String, BTreeMap<i32, String>>,
