@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::call::{CallOutcome, guarded};
+use crate::idle_count::IdleCount;
 use crate::listener::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
     ConsumeMessageHook, MessageListenerConcurrently,
@@ -113,26 +114,21 @@ async fn dead_letter_popped(send_back: &SendBack, m: &MessageExt) -> bool {
 
 /// Results being settled now, and a wake-up when none is.
 #[derive(Debug, Default)]
-struct Settling {
-    count: AtomicUsize,
-    idle: tokio::sync::Notify,
-}
+struct Settling(IdleCount);
 
 /// One result being settled (see [`Settling`]).
 struct SettleGuard<'a>(&'a Settling);
 
 impl Settling {
     fn enter(&self) -> SettleGuard<'_> {
-        self.count.fetch_add(1, Ordering::SeqCst);
+        self.0.enter();
         SettleGuard(self)
     }
 }
 
 impl Drop for SettleGuard<'_> {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.0.0.leave();
     }
 }
 
@@ -459,12 +455,7 @@ impl ConsumeMessageConcurrentlyService {
         .await;
         // One 3 s bound for both: the settling calls, then the ack task's last rounds.
         let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
-        let settling = &self.handle.settling;
-        if !crate::process_queue::wait_until(&settling.idle, SETTLE_WAIT, || {
-            settling.count.load(Ordering::SeqCst) == 0
-        })
-        .await
-        {
+        if !self.handle.settling.0.wait_idle(SETTLE_WAIT).await {
             tracing::warn!("results of finished listener calls still being settled after 3 s");
         }
         let acks = self

@@ -45,6 +45,7 @@ use std::time::Duration;
 mod call;
 mod concurrent;
 mod consume_stats;
+mod idle_count;
 mod listener;
 mod message_stream;
 mod metrics;

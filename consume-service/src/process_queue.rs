@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::idle_count::IdleCount;
 use rmq_client_core::MessageExt;
 use tokio::sync::Notify;
 
@@ -73,9 +74,7 @@ pub struct ProcessQueue {
     /// Woken whenever the cache becomes empty (drains wait on it).
     emptied: Notify,
     /// Listener calls running on this queue's messages.
-    calls: AtomicUsize,
-    /// Woken when the last running call ends.
-    calls_idle: Notify,
+    calls: IdleCount,
     dropped: AtomicBool,
     locked: AtomicBool,
     consuming: AtomicBool,
@@ -126,9 +125,7 @@ pub struct CallGuard(Arc<ProcessQueue>);
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        if self.0.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.calls_idle.notify_waiters();
-        }
+        self.0.calls.leave();
     }
 }
 
@@ -150,8 +147,7 @@ impl ProcessQueue {
             state: Mutex::new(State::default()),
             shared_bytes,
             emptied: Notify::new(),
-            calls: AtomicUsize::new(0),
-            calls_idle: Notify::new(),
+            calls: IdleCount::default(),
             dropped: AtomicBool::new(false),
             locked: AtomicBool::new(false),
             consuming: AtomicBool::new(false),
@@ -368,17 +364,14 @@ impl ProcessQueue {
     /// Take it before checking [`ProcessQueue::is_dropped`], so that whoever drops the
     /// queue and then waits in [`ProcessQueue::wait_calls_idle`] sees the call.
     pub fn begin_call(self: &Arc<Self>) -> CallGuard {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.calls.enter();
         CallGuard(Arc::clone(self))
     }
 
     /// Waits until no listener call runs on this queue, at most `timeout`; returns whether
     /// none does. Woken by the calls' guards, never polled.
     pub async fn wait_calls_idle(&self, timeout: Duration) -> bool {
-        wait_until(&self.calls_idle, timeout, || {
-            self.calls.load(Ordering::SeqCst) == 0
-        })
-        .await
+        self.calls.wait_idle(timeout).await
     }
 
     /// Waits until nothing is cached, at most `timeout`; returns whether the cache is
