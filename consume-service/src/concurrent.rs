@@ -14,7 +14,7 @@ use rmq_remoting::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::call::{CallOutcome, guarded};
+use crate::call::{CallOutcome, guarded_from};
 use crate::idle_count::IdleCount;
 use crate::listener::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
@@ -484,30 +484,82 @@ impl ConsumeMessageConcurrentlyService {
 async fn send_calls(queue: &WorkQueue<Work>, batch: Arc<PullBatch>, size: usize) -> bool {
     let n = batch.msgs.len();
     let size = size.max(1);
-    let mut start = 0;
-    while start < n {
-        let end = (start + size).min(n);
-        let work = Work {
-            batch: Arc::clone(&batch),
-            range: start..end,
-        };
-        if queue.push(work).await.is_err() {
-            return false;
+    let calls = (0..n.div_ceil(size)).map(|i| Work {
+        batch: Arc::clone(&batch),
+        range: i * size..((i + 1) * size).min(n),
+    });
+    queue.push_all(calls).await
+}
+
+/// Plain successes (every message consumed, nothing to send back) of consecutive calls on
+/// one pulled batch, settled together: the consumed offsets leave the [`ProcessQueue`] and
+/// the commit offset moves in one step, and the statistics are counted once, instead of
+/// once per call (with Java's default of one message per call, that is per message). The
+/// outcome is the one settling each call at once gives: the commit offset is the smallest
+/// offset not consumed either way.
+///
+/// Never left unsettled while its consume task waits for anything (the next call, a
+/// listener that waits, a send-back), so it only delays settling within one run of
+/// back-to-back calls; meanwhile it counts as a call on the queue (a drop waits for it)
+/// and as a result being settled (a shutdown waits for it).
+struct Done<'a> {
+    batch: Option<Arc<PullBatch>>,
+    offsets: Vec<i64>,
+    calls: u64,
+    msgs: u64,
+    rt_ms: f64,
+    /// When the last of the calls returned.
+    ended: Option<std::time::Instant>,
+    call: Option<crate::process_queue::CallGuard>,
+    settling: Option<SettleGuard<'a>>,
+}
+
+impl Done<'_> {
+    fn new() -> Self {
+        Done {
+            batch: None,
+            offsets: Vec::new(),
+            calls: 0,
+            msgs: 0,
+            rt_ms: 0.0,
+            ended: None,
+            call: None,
+            settling: None,
         }
-        start = end;
     }
-    true
+
+    /// `true` when calls of a batch other than `batch` are waiting to be settled.
+    fn holds_other_than(&self, batch: &Arc<PullBatch>) -> bool {
+        self.batch.as_ref().is_some_and(|b| !Arc::ptr_eq(b, batch))
+    }
 }
 
 impl<L: MessageListenerConcurrently> Inner<L> {
     /// One consume task: takes calls from the queue until the service stops.
     async fn consume_task(self: Arc<Self>) {
         let mut ctx = ConsumeConcurrentlyContext::new(MessageQueue::new("", "", 0));
+        let mut done = Done::new();
+        // The end of the call just before, when this task went on to the next call without
+        // waiting (see `guarded_from`).
+        let mut last_end: Option<tokio::time::Instant> = None;
         loop {
             // Stopping closes the queue: `pop` then returns `None` at once.
-            let Some(work) = self.queue.pop().await else {
+            let work = match self.queue.try_pop() {
+                Some(taken) => taken,
+                None => {
+                    self.settle(&mut done);
+                    last_end = None;
+                    self.queue.pop().await
+                }
+            };
+            let started = last_end.take();
+            let Some(work) = work else {
+                self.settle(&mut done);
                 return;
             };
+            if done.holds_other_than(&work.batch) {
+                self.settle(&mut done);
+            }
             let _call = match &work.batch.owner {
                 Owner::Pull(pq) => {
                     let call = pq.begin_call();
@@ -536,10 +588,10 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 }
             };
             self.in_flight.fetch_add(1, Ordering::Relaxed);
-            let call = self.run_call(&work, &mut ctx);
+            let call = self.run_call(&work, &mut ctx, &mut done, started);
             tokio::pin!(call);
             let mut waited = false;
-            std::future::poll_fn(|cx| {
+            let ended = std::future::poll_fn(|cx| {
                 let polled = call.as_mut().poll(cx);
                 if polled.is_pending() && !waited {
                     // The listener (or a send-back) waits: let another task take the next
@@ -551,10 +603,49 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             })
             .await;
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            // Java's consume RT leaves the hooks out: with hooks, each call reads its start.
+            last_end = (!waited && self.hooks.is_empty()).then_some(ended);
         }
     }
 
-    async fn run_call(&self, work: &Work, ctx: &mut ConsumeConcurrentlyContext) {
+    /// Settles the calls gathered in `done` (see [`Done`]).
+    fn settle(&self, done: &mut Done<'_>) {
+        let Some(batch) = done.batch.take() else {
+            return;
+        };
+        let offsets = std::mem::take(&mut done.offsets);
+        let (calls, msgs, rt_ms) = (done.calls, done.msgs, done.rt_ms);
+        (done.calls, done.msgs, done.rt_ms) = (0, 0, 0.0);
+        let ended = done.ended.take().unwrap_or_else(std::time::Instant::now);
+        if let Owner::Pull(pq) = &batch.owner
+            && !pq.is_dropped()
+        {
+            self.metrics.ok.increment(msgs);
+            self.config
+                .stats
+                .record_consume_calls(&batch.mq.topic, calls, msgs, 0, rt_ms);
+            if let Some(offset) = pq.remove_messages_at(offsets.iter().copied(), ended)
+                && !pq.is_dropped()
+            {
+                self.offset_store.update_offset(&batch.mq, offset, true);
+            }
+        }
+        // The list's room is kept for the next run.
+        done.offsets = offsets;
+        done.offsets.clear();
+        done.call = None;
+        done.settling = None;
+    }
+
+    /// Runs one call (from `started` when given, see `guarded_from`) and settles or gathers
+    /// its result; returns when the call ended.
+    async fn run_call<'a>(
+        &'a self,
+        work: &Work,
+        ctx: &mut ConsumeConcurrentlyContext,
+        done: &mut Done<'a>,
+        started: Option<tokio::time::Instant>,
+    ) -> tokio::time::Instant {
         let batch = &work.batch;
         let msgs = &batch.msgs[work.range.clone()];
         ctx.message_queue.clone_from(&batch.mq);
@@ -569,8 +660,16 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             }
         }
         let call = self.listener.consume_message(msgs, ctx);
-        let (returned, rt, ended) =
-            guarded(self.config.consume_timeout, &self.metrics.latency, call).await;
+        // Before the call waits, what earlier calls gathered is settled (see `Done`).
+        let (returned, rt, call_end) = guarded_from(
+            self.config.consume_timeout,
+            &self.metrics.latency,
+            call,
+            started,
+            || self.settle(done),
+        )
+        .await;
+        let ended = call_end.into_std();
         // Counted as settling from the poll in which the call returned, so a shutdown that
         // the call itself triggered (a command's last wanted message) still sees it.
         let _settling = self.settling.enter();
@@ -599,11 +698,32 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             // again, so neither a commit nor a send-back happens here (Java
             // `ConsumeRequest.run`: "processQueue is dropped without process consume result").
             tracing::debug!(queue = ?batch.mq, "queue dropped during the call; result not processed");
-            return;
+            return call_end;
         }
         let rt_ms = rt.as_secs_f64() * 1000.0;
+        let all_consumed = status == ConsumeConcurrentlyStatus::ConsumeSuccess
+            && ctx.retry.is_empty()
+            && usize::try_from(ctx.ack_index).is_ok_and(|a| a.saturating_add(1) >= msgs.len());
+        if let (true, Owner::Pull(pq)) = (all_consumed, &batch.owner) {
+            if done.holds_other_than(batch) {
+                self.settle(done);
+            }
+            if done.batch.is_none() {
+                done.batch = Some(Arc::clone(batch));
+                done.call = Some(pq.begin_call());
+                done.settling = Some(self.settling.enter());
+            }
+            done.offsets.extend(msgs.iter().map(|m| m.queue_offset));
+            done.calls += 1;
+            done.msgs += msgs.len() as u64;
+            done.rt_ms += rt_ms;
+            done.ended = Some(ended);
+            return call_end;
+        }
+        self.settle(done);
         self.process_result(status, ctx, msgs, batch, rt_ms, ended)
             .await;
+        call_end
     }
 
     /// Java `processConsumeResult`; `ended` is when the call returned.

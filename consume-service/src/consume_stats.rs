@@ -88,8 +88,14 @@ impl ConsumeStats {
 
     /// One listener call on `topic` took `rt_ms`; `ok` messages succeeded, `failed` not.
     pub fn record_consume(&self, topic: &str, ok: u64, failed: u64, rt_ms: f64) {
+        self.record_consume_calls(topic, 1, ok, failed, rt_ms);
+    }
+
+    /// `calls` listener calls on `topic` took `rt_ms` in all; `ok` messages succeeded,
+    /// `failed` not.
+    pub fn record_consume_calls(&self, topic: &str, calls: u64, ok: u64, failed: u64, rt_ms: f64) {
         self.with_topic(topic, |c| {
-            c.calls += 1;
+            c.calls += calls;
             c.consume_rt_ms += rt_ms;
             c.ok_msgs += ok;
             c.failed_msgs += failed;

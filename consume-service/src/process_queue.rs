@@ -237,13 +237,21 @@ impl ProcessQueue {
             if s.entries.is_empty() {
                 return None;
             }
+            // Offsets usually come in queue order (a call's messages, consecutive calls of
+            // one pull): the entry after the last one found is tried before a search.
+            let mut next = 0usize;
             for o in offsets {
-                if let Ok(i) = s.entry_index(o)
-                    && !s.entries[i].done
-                {
-                    s.entries[i].done = true;
-                    freed += s.entries[i].bytes;
-                    s.pending -= 1;
+                let found = match s.entries.get(next) {
+                    Some(e) if e.offset == o => Ok(next),
+                    _ => s.entry_index(o),
+                };
+                if let Ok(i) = found {
+                    next = i + 1;
+                    if !s.entries[i].done {
+                        s.entries[i].done = true;
+                        freed += s.entries[i].bytes;
+                        s.pending -= 1;
+                    }
                 }
             }
             while s.entries.front().is_some_and(|e| e.done) {
@@ -532,6 +540,22 @@ mod tests {
         assert_eq!(pq.remove_messages([11, 14]), Some(15));
         assert_eq!(shared.load(Ordering::Relaxed), 0);
         assert_eq!(pq.remove_messages([14]), None);
+    }
+
+    #[test]
+    fn offsets_in_any_order_with_gaps_and_repeats_are_each_removed_once() {
+        let shared = Arc::new(AtomicUsize::new(0));
+        let pq = ProcessQueue::new(Arc::clone(&shared));
+        // Cached: 20..=24 and 30..=31 (a gap the broker's filter left).
+        let msgs: Vec<_> = (20..25).chain(30..32).map(|o| msg(o, 10)).collect();
+        assert!(pq.put_messages(&msgs));
+        // Unknown 25 between known ones, 21 twice, then a jump back to 20.
+        assert_eq!(pq.remove_messages([21, 25, 21, 22, 20]), Some(23));
+        assert_eq!(shared.load(Ordering::Relaxed), 40, "three freed, once each");
+        assert_eq!(pq.remove_messages([31, 24, 23]), Some(30));
+        assert_eq!(pq.msg_count(), 1);
+        assert_eq!(pq.remove_messages([29, 30]), Some(32));
+        assert_eq!(shared.load(Ordering::Relaxed), 0);
     }
 
     #[test]

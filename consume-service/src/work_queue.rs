@@ -21,6 +21,7 @@ use tokio::sync::{Notify, Semaphore};
 #[derive(Debug)]
 pub(crate) struct WorkQueue<T> {
     items: Mutex<VecDeque<T>>,
+    capacity: usize,
     space: Semaphore,
     ready: Notify,
     closed: AtomicBool,
@@ -33,7 +34,8 @@ impl<T> WorkQueue<T> {
     pub(crate) fn new(capacity: usize, eager: bool) -> Self {
         WorkQueue {
             items: Mutex::new(VecDeque::with_capacity(capacity)),
-            space: Semaphore::new(capacity),
+            capacity: capacity.max(1),
+            space: Semaphore::new(capacity.max(1)),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
             eager,
@@ -52,27 +54,36 @@ impl<T> WorkQueue<T> {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds `item`, waiting while the queue is full; gives it back once the queue is closed.
-    pub(crate) async fn push(&self, item: T) -> Result<(), T> {
-        match self.space.acquire().await {
-            Ok(permit) => permit.forget(),
-            Err(_) => return Err(item),
+    /// Adds `items` in order, waiting while the queue is full: room for all of them (or
+    /// for a full queue's worth, when there are more) is taken at once and they go in under
+    /// one lock, so a pull's calls cost one hand-over, not one each. `false` once the queue
+    /// is closed (what was not added is dropped).
+    pub(crate) async fn push_all(&self, mut items: impl ExactSizeIterator<Item = T>) -> bool {
+        while items.len() > 0 {
+            let n = items.len().min(self.capacity);
+            // `n` is at most the capacity, which came from a `usize` the semaphore took.
+            match self.space.acquire_many(n as u32).await {
+                Ok(permits) => permits.forget(),
+                Err(_) => return false,
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            let was_empty = {
+                let mut queued = self.items();
+                let was_empty = queued.is_empty();
+                queued.extend(items.by_ref().take(n));
+                was_empty
+            };
+            // Only the first items wake a consumer; each consumer that takes an item and
+            // sees more wakes the next (see `pop`). A burst of n items thus wakes consumers
+            // as fast as they are needed, not n at once (a thread wake-up costs more than a
+            // fast call).
+            if was_empty {
+                self.ready.notify_one();
+            }
         }
-        if self.closed.load(Ordering::Acquire) {
-            return Err(item);
-        }
-        let was_empty = {
-            let mut items = self.items();
-            items.push_back(item);
-            items.len() == 1
-        };
-        // Only the first item wakes a consumer; each consumer that takes an item and sees
-        // more wakes the next (see `pop`). A burst of n items thus wakes consumers as fast
-        // as they are needed, not n at once (a thread wake-up costs more than a fast call).
-        if was_empty {
-            self.ready.notify_one();
-        }
-        Ok(())
+        true
     }
 
     /// The oldest item, waiting while the queue is empty; `None` once it is closed.
@@ -95,7 +106,7 @@ impl<T> WorkQueue<T> {
     }
 
     /// `Some(Some(item))`: the oldest item; `Some(None)`: closed; `None`: empty.
-    fn try_pop(&self) -> Option<Option<T>> {
+    pub(crate) fn try_pop(&self) -> Option<Option<T>> {
         if self.closed.load(Ordering::Acquire) {
             return Some(None);
         }
@@ -131,16 +142,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn bounded_fifo_with_waiting_on_both_sides() {
         let q = Arc::new(WorkQueue::new(2, true));
-        q.push(1).await.unwrap();
-        q.push(2).await.unwrap();
+        assert!(q.push_all([1, 2].into_iter()).await);
         let pusher = tokio::spawn({
             let q = Arc::clone(&q);
-            async move { q.push(3).await }
+            async move { q.push_all(std::iter::once(3)).await }
         });
         tokio::task::yield_now().await;
         assert!(!pusher.is_finished(), "full: the third push waits");
         assert_eq!(q.pop().await, Some(1));
-        pusher.await.unwrap().unwrap();
+        assert!(pusher.await.unwrap());
         assert_eq!(q.pop().await, Some(2));
         assert_eq!(q.pop().await, Some(3));
         let popper = tokio::spawn({
@@ -149,8 +159,28 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!popper.is_finished(), "empty: the pop waits");
-        q.push(4).await.unwrap();
+        assert!(q.push_all(std::iter::once(4)).await);
         assert_eq!(popper.await.unwrap(), Some(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_items_than_room_go_in_as_room_appears_in_order() {
+        let q = Arc::new(WorkQueue::new(2, false));
+        let pusher = tokio::spawn({
+            let q = Arc::clone(&q);
+            async move { q.push_all(1..6).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!pusher.is_finished(), "room for two of five");
+        assert_eq!(q.items().len(), 2);
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            got.push(q.pop().await.unwrap());
+            tokio::task::yield_now().await;
+            assert!(q.items().len() <= 2, "never over the capacity");
+        }
+        assert!(pusher.await.unwrap());
+        assert_eq!(got, [1, 2, 3, 4, 5]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -173,7 +203,7 @@ mod tests {
                 None
             );
         }
-        assert_eq!(q.push(9).await, Err(9));
+        assert!(!q.push_all(std::iter::once(9)).await);
     }
 
     #[tokio::test(start_paused = true)]
@@ -189,7 +219,7 @@ mod tests {
             let (a, b) = (spawn_pop(&q), spawn_pop(&q));
             tokio::task::yield_now().await;
             for i in 3..6 {
-                q.push(i).await.unwrap();
+                assert!(q.push_all(std::iter::once(i)).await);
             }
             for _ in 0..3 {
                 tokio::task::yield_now().await;
