@@ -278,3 +278,79 @@ async fn several_threads_waiting_calls_run_side_by_side() {
         "10 calls of 300 ms took {took:?}"
     );
 }
+
+/// Succeeds at once, except for offset `hold`, which waits until `release` is notified.
+struct HoldsOne {
+    hold: i64,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl MessageListenerConcurrently for HoldsOne {
+    async fn consume_message(
+        &self,
+        msgs: &[MessageExt],
+        _ctx: &mut ConsumeConcurrentlyContext,
+    ) -> ConsumeConcurrentlyStatus {
+        if msgs.iter().any(|m| m.queue_offset == self.hold) {
+            self.release.notified().await;
+        }
+        ConsumeConcurrentlyStatus::ConsumeSuccess
+    }
+}
+
+#[tokio::test]
+async fn calls_that_returned_are_committed_while_a_later_call_of_the_pull_waits() {
+    let instance = ClientInstance::get_or_create(
+        &ClientConfig::default()
+            .namesrv_addr(&closed_port())
+            .client_ip("127.0.0.1")
+            .instance_name("services_holds_one"),
+    )
+    .unwrap();
+    let group = "holds_one_group";
+    let offsets = store(group, instance.client_id());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let config = ConcurrentConfig::new(group);
+    let stats = Arc::clone(&config.stats);
+    let service = ConsumeMessageConcurrentlyService::new(
+        HoldsOne {
+            hold: 5,
+            release: Arc::clone(&release),
+        },
+        config,
+        Arc::clone(&offsets),
+        SendBack::new(&instance, group, 16),
+        Vec::new(),
+    );
+    let mq = MessageQueue::new(TOPIC, BROKER, 1);
+    let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
+    let msgs = messages(8);
+    assert!(pq.put_messages(&msgs));
+    assert!(service.submit(msgs, &pq, &mq).await);
+    let committed = || async {
+        offsets
+            .read_offset(&mq, ReadOffsetType::ReadFromMemory)
+            .await
+            .unwrap()
+    };
+    // Offsets 0..=4 returned at once (back to back on one task) and 6, 7 on another task
+    // while 5 waits: the commit offset stops at 5, without waiting for 5's call.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while pq.msg_count() > 1 {
+        assert!(tokio::time::Instant::now() < deadline, "calls settled");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(committed().await, Some(5));
+    assert_eq!(service.in_flight(), 1, "offset 5's call still runs");
+    release.notify_one();
+    assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
+    assert_eq!(committed().await, Some(8));
+    let table = stats.status_table();
+    let (topic, status) = &table[0];
+    assert_eq!(topic, TOPIC);
+    assert!(
+        status.consume_ok_tps > 0.0 && status.consume_failed_msgs == 0,
+        "{status:?}"
+    );
+    assert!(service.shutdown(Duration::from_secs(1)).await);
+}
