@@ -11,9 +11,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::{Arc, Mutex};
+
 use futures::Stream;
 use rmq_client_core::{ClientError, MessageExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::listener::{
@@ -29,6 +31,71 @@ enum Outcome {
     Nack(i32),
 }
 
+/// The answers to one listener call's messages, shared by their handles: one allocation
+/// per call, not a channel per message.
+#[derive(Debug)]
+struct CallAnswers {
+    state: Mutex<Answers>,
+    /// Woken when the last answer comes.
+    all_in: Notify,
+}
+
+#[derive(Debug)]
+struct Answers {
+    /// Per message of the call, in order; `None` until answered.
+    outcomes: Vec<Option<Outcome>>,
+    /// Messages not answered yet.
+    missing: usize,
+}
+
+impl CallAnswers {
+    fn new(n: usize) -> Self {
+        CallAnswers {
+            state: Mutex::new(Answers {
+                outcomes: vec![None; n],
+                missing: n,
+            }),
+            all_in: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Answers> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the answer for message `i` (the first answer counts).
+    fn answer(&self, i: usize, outcome: Outcome) {
+        let last = {
+            let mut s = self.state();
+            match s.outcomes.get_mut(i) {
+                Some(slot @ None) => {
+                    *slot = Some(outcome);
+                    s.missing -= 1;
+                    s.missing == 0
+                }
+                _ => false,
+            }
+        };
+        if last {
+            // A permit is kept when the call is not waiting yet.
+            self.all_in.notify_one();
+        }
+    }
+
+    /// Waits until every message is answered.
+    async fn all_answered(&self) {
+        loop {
+            let woken = self.all_in.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.state().missing == 0 {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
 /// A message from a [`MessageStream`] and its acknowledgement handle.
 ///
 /// Exactly one of [`AckMessage::ack`] or [`AckMessage::nack`] should be called. **Dropping
@@ -40,7 +107,8 @@ enum Outcome {
 #[derive(Debug)]
 pub struct AckMessage {
     message: MessageExt,
-    reply: Option<oneshot::Sender<Outcome>>,
+    /// The call's answers and this message's place in them; `None` once answered.
+    reply: Option<(Arc<CallAnswers>, usize)>,
 }
 
 impl AckMessage {
@@ -88,9 +156,16 @@ impl AckMessage {
     }
 
     fn reply(&mut self, outcome: Outcome) {
-        if let Some(tx) = self.reply.take() {
-            let _ = tx.send(outcome);
+        if let Some((answers, i)) = self.reply.take() {
+            answers.answer(i, outcome);
         }
+    }
+}
+
+impl Drop for AckMessage {
+    /// Unanswered: a nack with the broker's own schedule (see [`AckMessage`]).
+    fn drop(&mut self) {
+        self.reply(Outcome::Nack(0));
     }
 }
 
@@ -159,30 +234,34 @@ impl StreamListener {
     /// Hands `msgs` out and waits for each one's outcome; the index and delay level of
     /// every message not acked, in order.
     async fn hand_out(&self, msgs: &[MessageExt]) -> Vec<(usize, i32)> {
-        let mut pending = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            let (reply, outcome) = oneshot::channel();
+        let answers = Arc::new(CallAnswers::new(msgs.len()));
+        for (i, m) in msgs.iter().enumerate() {
             let handed = AckMessage {
                 message: m.clone(),
-                reply: Some(reply),
+                reply: Some((Arc::clone(&answers), i)),
             };
-            if self.tx.send(handed).await.is_err() {
+            if let Err(mpsc::error::SendError(mut back)) = self.tx.send(handed).await {
                 // Nobody polls the stream any more: this and the rest go back.
+                back.reply = None;
+                for rest in i..msgs.len() {
+                    answers.answer(rest, Outcome::Nack(0));
+                }
                 break;
             }
-            pending.push(outcome);
         }
-        let handed = pending.len();
-        let mut nacked = Vec::new();
-        for (i, outcome) in pending.into_iter().enumerate() {
-            // A dropped handle is a nack(0). Every handle is awaited, so none is left in
-            // the application's hands when the call returns.
-            if let Outcome::Nack(level) = outcome.await.unwrap_or(Outcome::Nack(0)) {
-                nacked.push((i, level));
-            }
-        }
-        nacked.extend((handed..msgs.len()).map(|i| (i, 0)));
-        nacked
+        // A dropped handle is a nack(0). Every handle is waited for, so none is left in
+        // the application's hands when the call returns.
+        answers.all_answered().await;
+        let s = answers.state();
+        s.outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Some(Outcome::Ack) => None,
+                Some(Outcome::Nack(level)) => Some((i, *level)),
+                None => Some((i, 0)),
+            })
+            .collect()
     }
 }
 
