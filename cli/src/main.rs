@@ -419,7 +419,8 @@ fn main() -> ExitCode {
     // asks for worker threads: the CLI's listener only counts or prints, and on a small
     // machine shared with a broker a second thread costs more in wake-ups than it gains
     // (measured in BENCHMARKS.md). The current-thread scheduler also skips the cross-thread
-    // hand-offs a one-worker multi-thread runtime still makes.
+    // hand-offs a one-worker multi-thread runtime still makes. (Printing blocks that one
+    // thread while stdout is full, heartbeats included, as it blocked the one worker.)
     let mut builder = if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
         tokio::runtime::Builder::new_multi_thread()
     } else {

@@ -37,8 +37,9 @@ pub(crate) async fn guarded<F: Future>(
 /// [`guarded`], with two additions for a consume task running calls back to back:
 /// `started`, when given, is taken as the call's start instead of a clock read (the end of
 /// the call just before, on the same task, which did not wait in between: the latency then
-/// also holds the task's hand-over from one call to the next, well under a microsecond;
-/// Java measures it with `System.currentTimeMillis`, a millisecond's resolution), and
+/// also holds the task's hand-over from one call to the next, a microsecond or less, which
+/// may include settling the previous calls when the next one comes from another pull; Java
+/// measures the latency with `System.currentTimeMillis`, a millisecond's resolution), and
 /// `on_wait` runs (synchronously, once) when the call does not finish on its first poll,
 /// before it waits. Returns the end as a Tokio instant, to be the next call's start.
 pub(crate) async fn guarded_from<F: Future>(

@@ -495,13 +495,16 @@ async fn send_calls(queue: &WorkQueue<Work>, batch: Arc<PullBatch>, size: usize)
 /// one pulled batch, settled together: the consumed offsets leave the [`ProcessQueue`] and
 /// the commit offset moves in one step, and the statistics are counted once, instead of
 /// once per call (with Java's default of one message per call, that is per message). The
-/// outcome is the one settling each call at once gives: the commit offset is the smallest
-/// offset not consumed either way.
+/// commit offset is the smallest offset not consumed either way. One difference: when the
+/// queue is dropped on another thread in the middle of a run, the run's offsets are not
+/// committed (its messages come again to the queue's next owner, as those of calls that
+/// return after the drop do).
 ///
 /// Never left unsettled while its consume task waits for anything (the next call, a
-/// listener that waits, a send-back), so it only delays settling within one run of
-/// back-to-back calls; meanwhile it counts as a call on the queue (a drop waits for it)
-/// and as a result being settled (a shutdown waits for it).
+/// listener that waits, a send-back) or runs the application's hooks, so it only delays
+/// settling within one run of back-to-back calls; meanwhile it counts as a call running
+/// on the queue (an offset reset waits for it) and as a result being settled (a shutdown
+/// waits for it).
 struct Done<'a> {
     batch: Option<Arc<PullBatch>>,
     offsets: Vec<i64>,
@@ -617,9 +620,9 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         let (calls, msgs, rt_ms) = (done.calls, done.msgs, done.rt_ms);
         (done.calls, done.msgs, done.rt_ms) = (0, 0, 0.0);
         let ended = done.ended.take().unwrap_or_else(std::time::Instant::now);
-        if let Owner::Pull(pq) = &batch.owner
-            && !pq.is_dropped()
-        {
+        // Each call was checked for a dropped queue when it returned (as Java does); a
+        // queue dropped since (on another thread, within this run) gets no commit.
+        if let Owner::Pull(pq) = &batch.owner {
             self.metrics.ok.increment(msgs);
             self.config
                 .stats
@@ -655,6 +658,9 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         let mut hook_ctx = (!self.hooks.is_empty())
             .then(|| ConsumeMessageContext::new(&self.config.group, &batch.mq, msgs.len()));
         if let Some(h) = &hook_ctx {
+            // The application's hooks run outside any gathered run: one that panics ends
+            // only its own call.
+            self.settle(done);
             for hook in &self.hooks {
                 hook.consume_message_before(h, msgs);
             }

@@ -10,8 +10,8 @@ use crate::process_queue::wait_until;
 
 /// A count of things in progress and a wait for none.
 ///
-/// Entering and leaving are one atomic operation each, plus a load on leaving; the
-/// wake-up (a lock inside [`Notify`]) is sent only while someone waits in
+/// Entering and leaving are one atomic operation each, plus a load on the leave that
+/// reaches zero; the wake-up (a lock inside [`Notify`]) is sent only while someone waits in
 /// [`IdleCount::wait_idle`], so the common case of a call per message never touches it.
 #[derive(Debug, Default)]
 pub(crate) struct IdleCount {

@@ -6,6 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::{Notify, Semaphore};
 
+/// Items a push takes room for at once, at most (a pull's 32 calls at Java's defaults).
+const PUSH_CHUNK: usize = 64;
+
 /// A bounded multi-producer, multi-consumer queue that allocates nothing per item: the
 /// ring is sized up front, and waiting on either side uses Tokio's intrusive waiter lists
 /// (`Semaphore` for space, `Notify` for items). (`async-channel` and `flume` box a
@@ -54,14 +57,15 @@ impl<T> WorkQueue<T> {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds `items` in order, waiting while the queue is full: room for all of them (or
-    /// for a full queue's worth, when there are more) is taken at once and they go in under
-    /// one lock, so a pull's calls cost one hand-over, not one each. `false` once the queue
-    /// is closed (what was not added is dropped).
+    /// Adds `items` in order, waiting while the queue is full: room for up to
+    /// [`PUSH_CHUNK`] of them is taken at once and they go in under one lock, so a pull's
+    /// calls cost a hand-over or two, not one each (and a large pull never waits for a
+    /// nearly empty queue while other pulls wait behind it). `false` once the queue is
+    /// closed (what was not added is dropped).
     pub(crate) async fn push_all(&self, mut items: impl ExactSizeIterator<Item = T>) -> bool {
         while items.len() > 0 {
-            let n = items.len().min(self.capacity);
-            // `n` is at most the capacity, which came from a `usize` the semaphore took.
+            let n = items.len().min(self.capacity).min(PUSH_CHUNK);
+            // `n` is at most PUSH_CHUNK.
             match self.space.acquire_many(n as u32).await {
                 Ok(permits) => permits.forget(),
                 Err(_) => return false,
@@ -75,10 +79,11 @@ impl<T> WorkQueue<T> {
                 queued.extend(items.by_ref().take(n));
                 was_empty
             };
-            // Only the first items wake a consumer; each consumer that takes an item and
-            // sees more wakes the next (see `pop`). A burst of n items thus wakes consumers
-            // as fast as they are needed, not n at once (a thread wake-up costs more than a
-            // fast call).
+            // Only the first items wake a consumer. Then, with several threads, each consumer
+            // that takes an item and sees more wakes the next (see `try_pop`); with one
+            // thread, a consumer wakes the next when its work waits (`wake_next`). A burst
+            // of n items thus wakes consumers as fast as they are needed, not n at once (a
+            // wake-up costs more than a fast call).
             if was_empty {
                 self.ready.notify_one();
             }
