@@ -325,7 +325,10 @@ async fn serve(sock: tokio::net::TcpStream, handler: std::sync::Arc<Handler>, ro
         };
         let tx = tx.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            // (A zero sleep would still wait for the timer's next millisecond tick.)
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let _ = tx.send(resp).await;
         });
     }
