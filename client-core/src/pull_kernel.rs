@@ -68,7 +68,7 @@ pub struct PullKernel {
     instance: ClientInstance,
     group: String,
     /// `suggestWhichBrokerId` per queue (Java `pullFromWhichNodeTable`).
-    suggest: Mutex<HashMap<MessageQueue, i64, foldhash::fast::RandomState>>,
+    suggest: Mutex<foldhash::HashMap<MessageQueue, i64>>,
 }
 
 impl PullKernel {

@@ -1,7 +1,6 @@
 //! Per-topic pull and consume counters behind the `statusTable` of a consumer's running
 //! info (GET_CONSUMER_RUNNING_INFO), which `rmq status` and the RocketMQ dashboard show.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// Cumulative counts of one topic.
@@ -36,7 +35,7 @@ pub struct ConsumeStatus {
 
 /// Topic → counts, written once per listener call, so hashed with foldhash (SipHash, std's
 /// default, was about 1 % of all the CPU of consuming).
-type Table = HashMap<String, Counts, foldhash::fast::RandomState>;
+type Table = foldhash::HashMap<String, Counts>;
 
 #[derive(Debug, Default)]
 struct State {

@@ -164,7 +164,7 @@ pub trait OffsetStore: Send + Sync + fmt::Debug + 'static {
 
 /// The table's map: written once per listener call, so hashed with foldhash (SipHash,
 /// std's default, cost about 1 % of all the CPU of consuming).
-type Table = HashMap<MessageQueue, i64, foldhash::fast::RandomState>;
+type Table = foldhash::HashMap<MessageQueue, i64>;
 
 /// The in-memory table shared by both stores.
 #[derive(Debug, Default)]

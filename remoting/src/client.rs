@@ -172,7 +172,7 @@ pub type ConnectHook = dyn Fn(&str) + Send + Sync;
 
 struct Inner {
     config: RemotingConfig,
-    slots: Mutex<HashMap<String, Slot, foldhash::fast::RandomState>>,
+    slots: Mutex<foldhash::HashMap<String, Slot>>,
     handler: RwLock<Option<Arc<dyn RequestHandler>>>,
     connect_hook: RwLock<Option<Arc<ConnectHook>>>,
     inbound_tx: mpsc::Sender<Inbound>,
@@ -181,7 +181,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot, foldhash::fast::RandomState>> {
+    fn slots(&self) -> MutexGuard<'_, foldhash::HashMap<String, Slot>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

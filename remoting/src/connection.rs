@@ -5,7 +5,6 @@
 //! opaque and passes broker→client requests on. When either task ends, the connection is
 //! closed and every waiter fails at once with the reason (never left to its timeout).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,7 +26,7 @@ type Waiter = oneshot::Sender<Result<RemotingCommand, Arc<CloseReason>>>;
 #[derive(Default)]
 struct Table {
     closed: Option<Arc<CloseReason>>,
-    waiters: HashMap<i32, Waiter, foldhash::fast::RandomState>,
+    waiters: foldhash::HashMap<i32, Waiter>,
 }
 
 struct Shared {

@@ -5,9 +5,9 @@ use super::*;
 
 #[derive(Default)]
 pub(super) struct RouteState {
-    pub(super) topic_routes: HashMap<String, Arc<TopicRouteData>, foldhash::fast::RandomState>,
+    pub(super) topic_routes: foldhash::HashMap<String, Arc<TopicRouteData>>,
     /// broker name → broker id → address.
-    pub(super) broker_addrs: HashMap<String, BTreeMap<i64, String>, foldhash::fast::RandomState>,
+    pub(super) broker_addrs: foldhash::HashMap<String, BTreeMap<i64, String>>,
     /// Static topics: topic → logical queue id → the physical broker it is bound to (Java
     /// `topicEndPointsTable`).
     pub(super) logical_queues: HashMap<String, BTreeMap<i32, String>>,
