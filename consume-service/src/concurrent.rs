@@ -505,6 +505,7 @@ async fn send_calls(queue: &WorkQueue<Work>, batch: Arc<PullBatch>, size: usize)
 /// settling within one run of back-to-back calls; meanwhile it counts as a call running
 /// on the queue (an offset reset waits for it) and as a result being settled (a shutdown
 /// waits for it).
+#[derive(Default)]
 struct Done<'a> {
     batch: Option<Arc<PullBatch>>,
     offsets: Vec<i64>,
@@ -518,19 +519,6 @@ struct Done<'a> {
 }
 
 impl Done<'_> {
-    fn new() -> Self {
-        Done {
-            batch: None,
-            offsets: Vec::new(),
-            calls: 0,
-            msgs: 0,
-            rt_ms: 0.0,
-            ended: None,
-            call: None,
-            settling: None,
-        }
-    }
-
     /// `true` when calls of a batch other than `batch` are waiting to be settled.
     fn holds_other_than(&self, batch: &Arc<PullBatch>) -> bool {
         self.batch.as_ref().is_some_and(|b| !Arc::ptr_eq(b, batch))
@@ -541,7 +529,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
     /// One consume task: takes calls from the queue until the service stops.
     async fn consume_task(self: Arc<Self>) {
         let mut ctx = ConsumeConcurrentlyContext::new(MessageQueue::new("", "", 0));
-        let mut done = Done::new();
+        let mut done = Done::default();
         // The end of the call just before, when this task went on to the next call without
         // waiting (see `guarded_from`).
         let mut last_end: Option<tokio::time::Instant> = None;
@@ -613,13 +601,23 @@ impl<L: MessageListenerConcurrently> Inner<L> {
 
     /// Settles the calls gathered in `done` (see [`Done`]).
     fn settle(&self, done: &mut Done<'_>) {
-        let Some(batch) = done.batch.take() else {
+        if done.batch.is_none() {
+            return;
+        }
+        // Its guards (`call`, `settling`) are held until the offset is committed.
+        let Done {
+            batch: Some(batch),
+            mut offsets,
+            calls,
+            msgs,
+            rt_ms,
+            ended,
+            call: _call,
+            settling: _settling,
+        } = std::mem::take(done)
+        else {
             return;
         };
-        let offsets = std::mem::take(&mut done.offsets);
-        let (calls, msgs, rt_ms) = (done.calls, done.msgs, done.rt_ms);
-        (done.calls, done.msgs, done.rt_ms) = (0, 0, 0.0);
-        let ended = done.ended.take().unwrap_or_else(std::time::Instant::now);
         // Each call was checked for a dropped queue when it returned (as Java does); a
         // queue dropped since (on another thread, within this run) gets no commit.
         if let Owner::Pull(pq) = &batch.owner {
@@ -627,17 +625,16 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             self.config
                 .stats
                 .record_consume_calls(&batch.mq.topic, calls, msgs, 0, rt_ms);
-            if let Some(offset) = pq.remove_messages_at(offsets.iter().copied(), ended)
+            let ended = ended.unwrap_or_else(std::time::Instant::now);
+            if let Some(offset) = pq.remove_messages_at(offsets.drain(..), ended)
                 && !pq.is_dropped()
             {
                 self.offset_store.update_offset(&batch.mq, offset, true);
             }
         }
         // The list's room is kept for the next run.
+        offsets.clear();
         done.offsets = offsets;
-        done.offsets.clear();
-        done.call = None;
-        done.settling = None;
     }
 
     /// Runs one call (from `started` when given, see `guarded_from`) and settles or gathers

@@ -90,8 +90,10 @@ impl ConsumeStats {
         self.record_consume_calls(topic, 1, ok, failed, rt_ms);
     }
 
-    /// `calls` listener calls on `topic` took `rt_ms` in all; `ok` messages succeeded,
-    /// `failed` not.
+    /// `calls` listener calls on `topic` took `rt_ms` milliseconds in all; `ok` messages
+    /// succeeded, `failed` not. The same as `calls` calls of [`ConsumeStats::record_consume`]
+    /// (the mean consume RT is per call), recorded at once when a consume task settles a
+    /// run of calls together (Java counts each `ConsumeRequest` in `ConsumerStatsManager`).
     pub fn record_consume_calls(&self, topic: &str, calls: u64, ok: u64, failed: u64, rt_ms: f64) {
         self.with_topic(topic, |c| {
             c.calls += calls;

@@ -47,17 +47,15 @@ impl IdleCount {
         }
     }
 
-    /// In progress now.
-    pub(crate) fn get(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
     /// Waits until nothing is in progress, at most `timeout`; `true` when nothing is.
     /// Woken by the last [`IdleCount::leave`], never polled.
     pub(crate) async fn wait_idle(&self, timeout: Duration) -> bool {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&self.waiters);
-        wait_until(&self.idle, timeout, || self.get() == 0).await
+        wait_until(&self.idle, timeout, || {
+            self.count.load(Ordering::SeqCst) == 0
+        })
+        .await
     }
 }
 

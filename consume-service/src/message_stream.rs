@@ -9,9 +9,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use rmq_client_core::{ClientError, MessageExt};
