@@ -12,9 +12,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rmq_client_core::testing::{Reply, ScriptedBroker, pull_body, reply_to};
+use rmq_client_core::testing::{Reply, ScriptedBroker, loopback_config, pull_body, reply_to};
 use rmq_client_core::{
-    ClientConfig, ClientInstance, ExpressionType, MessageQueue, PullKernel, PullSpec, PullStatus,
+    ClientInstance, ExpressionType, MessageQueue, PullKernel, PullSpec, PullStatus,
     SubscriptionData,
 };
 use rmq_remoting::{RequestCode, ResponseCode};
@@ -50,13 +50,8 @@ fn bench(c: &mut Criterion) {
             })
         })
         .await;
-        let instance = ClientInstance::get_or_create(
-            &ClientConfig::default()
-                .namesrv_addr(&broker.addr)
-                .client_ip("127.0.0.1")
-                .instance_name("bench_pull"),
-        )
-        .unwrap();
+        let instance =
+            ClientInstance::get_or_create(&loopback_config(&broker.addr, "bench_pull")).unwrap();
         instance.update_topic_route(TOPIC).await.unwrap();
         let kernel = PullKernel::new(&instance, "bench_group");
         (instance, kernel)

@@ -45,10 +45,16 @@ pub fn vectors_dir() -> PathBuf {
 
 /// A client config for the test broker: loopback client IP, a unique instance name.
 pub fn config(instance: &str) -> ClientConfig {
+    loopback_config(&env("RMQ_NAMESRV_ADDR"), unique(instance))
+}
+
+/// A client config for a name server at `namesrv` (`host:port`, a scripted broker's or a
+/// real one's) with the loopback client IP and the instance name `instance`.
+pub fn loopback_config(namesrv: &str, instance: impl Into<String>) -> ClientConfig {
     ClientConfig::default()
-        .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
+        .namesrv_addr(namesrv)
         .client_ip("127.0.0.1")
-        .instance_name(unique(instance))
+        .instance_name(instance)
 }
 
 /// Creates (or resizes) `topic` with `queues` read and write queues on the test broker.

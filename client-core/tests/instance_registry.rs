@@ -6,10 +6,7 @@ use std::time::Duration;
 use rmq_client_core::{ClientConfig, ClientError, ClientInstance, ErrorKind};
 
 fn config(namesrv: &str) -> ClientConfig {
-    ClientConfig::default()
-        .namesrv_addr(namesrv)
-        .client_ip("127.0.0.1")
-        .instance_name("registry_test")
+    rmq_client_core::testing::loopback_config(namesrv, "registry_test")
 }
 
 #[tokio::test]

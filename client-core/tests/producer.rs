@@ -5,18 +5,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use rmq_client_core::testing::{Reply, ScriptedBroker, reply_to};
-use rmq_client_core::{ClientConfig, ClientError, ClientInstance, Message, Producer};
+use rmq_client_core::testing::{Reply, ScriptedBroker, loopback_config, reply_to};
+use rmq_client_core::{ClientError, ClientInstance, Message, Producer};
 use rmq_remoting::{RequestCode, ResponseCode};
 
 fn instance(addr: &str, name: &str) -> ClientInstance {
-    ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(addr)
-            .client_ip("127.0.0.1")
-            .instance_name(name),
-    )
-    .unwrap()
+    ClientInstance::get_or_create(&loopback_config(addr, name)).unwrap()
 }
 
 #[tokio::test]

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rmq_client_core::testing::{Reply, ScriptedBroker, pull_body, reply_to};
+use rmq_client_core::testing::{Reply, ScriptedBroker, loopback_config, pull_body, reply_to};
 use rmq_client_core::{
-    ClientConfig, ClientInstance, ErrorKind, ExpressionType, MessageQueue, PullKernel, PullSpec,
-    PullStatus, SubscriptionData,
+    ClientInstance, ErrorKind, ExpressionType, MessageQueue, PullKernel, PullSpec, PullStatus,
+    SubscriptionData,
 };
 use rmq_remoting::{RemotingCommand, RequestCode, ResponseCode};
 
@@ -83,13 +83,7 @@ async fn scripted_broker(acts: Vec<Act>) -> (String, Pulls) {
 }
 
 fn kernel(namesrv: &str, instance_name: &str) -> (ClientInstance, PullKernel) {
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(namesrv)
-            .client_ip("127.0.0.1")
-            .instance_name(instance_name),
-    )
-    .unwrap();
+    let instance = ClientInstance::get_or_create(&loopback_config(namesrv, instance_name)).unwrap();
     let kernel = PullKernel::new(&instance, "scripted_group");
     (instance, kernel)
 }
@@ -228,10 +222,7 @@ async fn advertised_broker_addresses_are_dialed_as_mapped() {
     })
     .await;
     let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&broker.addr)
-            .client_ip("127.0.0.1")
-            .instance_name("scripted_addr_map")
+        &loopback_config(&broker.addr, "scripted_addr_map")
             .map_broker_addr(advertised, &broker.addr),
     )
     .unwrap();
@@ -248,13 +239,8 @@ async fn advertised_broker_addresses_are_dialed_as_mapped() {
         .unwrap();
     assert_eq!(r.status, PullStatus::NoNewMsg);
     // Any other setting of the same instance must agree on the mapping.
-    let err = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&broker.addr)
-            .client_ip("127.0.0.1")
-            .instance_name("scripted_addr_map"),
-    )
-    .unwrap_err();
+    let err = ClientInstance::get_or_create(&loopback_config(&broker.addr, "scripted_addr_map"))
+        .unwrap_err();
     assert!(err.to_string().contains("brokerAddrMap"), "{err}");
 }
 

@@ -2,17 +2,13 @@
 
 use std::sync::Arc;
 
-use rmq_client_core::testing::closed_port;
-use rmq_client_core::{ClientConfig, ClientInstance, MessageExt, Properties, SendBack};
+use rmq_client_core::testing::{closed_port, loopback_config};
+use rmq_client_core::{ClientInstance, MessageExt, Properties, SendBack};
 
 #[tokio::test]
 async fn a_pulls_namespaced_topic_is_restored_once_and_shared() {
     let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&closed_port())
-            .client_ip("127.0.0.1")
-            .instance_name("send_back_ns")
-            .namespace("ns"),
+        &loopback_config(&closed_port(), "send_back_ns").namespace("ns"),
     )
     .unwrap();
     let send_back = SendBack::new(&instance, "ns%G", 16);

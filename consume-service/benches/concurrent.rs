@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rmq_client_core::message::decode_messages;
-use rmq_client_core::testing::{closed_port, pull_body};
-use rmq_client_core::{ClientConfig, ClientInstance, MessageExt, MessageQueue};
+use rmq_client_core::testing::{closed_port, loopback_config, pull_body};
+use rmq_client_core::{ClientInstance, MessageExt, MessageQueue};
 use rmq_consume_service::{
     ConcurrentConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
     ConsumeMessageConcurrentlyService, MessageListenerConcurrently, ProcessQueue, SendBack,
@@ -42,13 +42,9 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let _entered = rt.enter();
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&closed_port())
-            .client_ip("127.0.0.1")
-            .instance_name("bench_concurrent"),
-    )
-    .unwrap();
+    let instance =
+        ClientInstance::get_or_create(&loopback_config(&closed_port(), "bench_concurrent"))
+            .unwrap();
     let group = "bench_group";
     let dir = std::env::temp_dir().join(format!("rmq-bench-concurrent-{}", std::process::id()));
     let offsets: Arc<dyn OffsetStore> = Arc::new(LocalFileOffsetStore::new(

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rmq_client_core::message::decode_messages;
-use rmq_client_core::testing::{Reply, ScriptedBroker, closed_port, pull_body, reply_to};
-use rmq_client_core::{ClientConfig, ClientInstance, MessageExt, MessageQueue};
+use rmq_client_core::testing::{
+    Reply, ScriptedBroker, closed_port, loopback_config, pull_body, reply_to,
+};
+use rmq_client_core::{ClientInstance, MessageExt, MessageQueue};
 use rmq_consume_service::{
     ConcurrentConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
     ConsumeMessageConcurrentlyService, ConsumeMessageOrderlyService, ConsumeOrderlyContext,
@@ -73,13 +75,9 @@ impl MessageListenerOrderly for Ordered {
 
 #[tokio::test]
 async fn orderly_consumes_in_order_and_redelivers_a_suspended_message_before_the_next() {
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&closed_port())
-            .client_ip("127.0.0.1")
-            .instance_name("services_orderly"),
-    )
-    .unwrap();
+    let instance =
+        ClientInstance::get_or_create(&loopback_config(&closed_port(), "services_orderly"))
+            .unwrap();
     let group = "orderly_group";
     let offsets = store(group, instance.client_id());
     let listener = Arc::new(Ordered::default());
@@ -150,13 +148,9 @@ async fn concurrent_sends_a_failed_message_back_and_commits_past_it() {
         })
     })
     .await;
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&broker.addr)
-            .client_ip("127.0.0.1")
-            .instance_name("services_concurrent"),
-    )
-    .unwrap();
+    let instance =
+        ClientInstance::get_or_create(&loopback_config(&broker.addr, "services_concurrent"))
+            .unwrap();
     instance.update_topic_route(TOPIC).await.unwrap();
     let group = "concurrent_group";
     let offsets = store(group, instance.client_id());
@@ -213,13 +207,7 @@ impl MessageListenerConcurrently for TaskRecorder {
 /// Runs `n` one-message calls through a concurrent service with 20 consume tasks; returns
 /// how many distinct tasks ran them and how long it took.
 async fn run_calls(name: &str, n: usize, wait: Option<Duration>) -> (usize, Duration) {
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&closed_port())
-            .client_ip("127.0.0.1")
-            .instance_name(name),
-    )
-    .unwrap();
+    let instance = ClientInstance::get_or_create(&loopback_config(&closed_port(), name)).unwrap();
     let tasks = Arc::new(Mutex::new(Vec::new()));
     let service = ConsumeMessageConcurrentlyService::new(
         TaskRecorder {
@@ -300,13 +288,9 @@ impl MessageListenerConcurrently for HoldsOne {
 
 #[tokio::test]
 async fn calls_that_returned_are_committed_while_a_later_call_of_the_pull_waits() {
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&closed_port())
-            .client_ip("127.0.0.1")
-            .instance_name("services_holds_one"),
-    )
-    .unwrap();
+    let instance =
+        ClientInstance::get_or_create(&loopback_config(&closed_port(), "services_holds_one"))
+            .unwrap();
     let group = "holds_one_group";
     let offsets = store(group, instance.client_id());
     let release = Arc::new(tokio::sync::Notify::new());

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rmq_client_core::testing::{closed_port, tasks_back_to};
+use rmq_client_core::testing::{closed_port, loopback_config, tasks_back_to};
 use rmq_client_core::{ClientConfig, ClientError, ClientInstance};
 use rmq_push_consumer::{ConsumeConcurrentlyStatus, PushConsumer, PushConsumerError, listener_fn};
 
@@ -50,13 +50,8 @@ async fn a_dropped_consumer_ends_every_task_it_started() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_start_leaves_nothing_running() {
     let namesrv = closed_port();
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&namesrv)
-            .client_ip("127.0.0.1")
-            .instance_name("lifecycle_shared"),
-    )
-    .unwrap();
+    let instance =
+        ClientInstance::get_or_create(&loopback_config(&namesrv, "lifecycle_shared")).unwrap();
     let first = builder("lifecycle_group", &namesrv)
         .instance(&instance)
         .start()

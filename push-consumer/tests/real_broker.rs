@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use rmq_client_core::api::pull_sys_flag;
 use rmq_client_core::header::{PullMessageRequestHeader, QueryConsumerOffsetRequestHeader};
-use rmq_client_core::testing::{config, create_topic, env, tasks_back_to, unique, wait_route};
+use rmq_client_core::testing::{
+    config, create_topic, env, loopback_config, tasks_back_to, unique, wait_route,
+};
 use rmq_client_core::{ClientConfig, ClientInstance, Message, MessageExt, Producer, PullStatus};
 use rmq_push_consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumeOrderlyContext,
@@ -307,12 +309,7 @@ async fn broadcasting_consumers_each_get_everything_and_keep_local_offsets() {
     let names = [unique("b1"), unique("b2")];
     let member = |name: &str, c: &Arc<Collector>| {
         PushConsumer::builder(&group)
-            .client_config(
-                ClientConfig::default()
-                    .namesrv_addr(&env("RMQ_NAMESRV_ADDR"))
-                    .client_ip("127.0.0.1")
-                    .instance_name(name),
-            )
+            .client_config(loopback_config(&env("RMQ_NAMESRV_ADDR"), name))
             .subscribe(&s.topic, "*")
             .message_model(MessageModel::Broadcasting)
             .consume_from_where(ConsumeFromWhere::FirstOffset)

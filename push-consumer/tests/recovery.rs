@@ -5,8 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmq_client_core::ClientConfig;
-use rmq_client_core::testing::{Reply, ScriptedBroker, reply_to};
+use rmq_client_core::testing::{Reply, ScriptedBroker, loopback_config, reply_to};
 use rmq_push_consumer::{ConsumeConcurrentlyStatus, PushConsumer, listener_fn};
 use rmq_remoting::{RequestCode, ResponseCode};
 
@@ -85,12 +84,7 @@ async fn subscription_not_exist_is_answered_with_a_heartbeat_and_an_immediate_pu
     })
     .await;
     let consumer = PushConsumer::builder("cg_recovery_hb")
-        .client_config(
-            ClientConfig::default()
-                .namesrv_addr(&broker.addr)
-                .client_ip("127.0.0.1")
-                .instance_name("recovery_hb"),
-        )
+        .client_config(loopback_config(&broker.addr, "recovery_hb"))
         .clean_handoff(false)
         .subscribe("TopicTest", "*")
         .listener(listener_fn(|_msgs, _ctx| async {

@@ -5,10 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use rmq_client_core::testing::{Reply, ScriptedBroker, reply_to};
-use rmq_client_core::{
-    ClientConfig, ClientInstance, ExpressionType, MessageQueue, SubscriptionData,
-};
+use rmq_client_core::testing::{Reply, ScriptedBroker, loopback_config, reply_to};
+use rmq_client_core::{ClientInstance, ExpressionType, MessageQueue, SubscriptionData};
 use rmq_offset_store::{LocalFileOffsetStore, OffsetStore};
 use rmq_rebalance::{
     AllocateMessageQueueAveragely, AllocateMessageQueueStrategy, RebalanceConfig, RebalanceImpl,
@@ -101,13 +99,8 @@ fn sorted(mut v: Vec<MessageQueue>) -> Vec<MessageQueue> {
 async fn members_joining_leaving_and_a_busy_broker() {
     let members: Members = Arc::new(Mutex::new(vec![Ok(Vec::new())]));
     let b = broker(Arc::clone(&members)).await;
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&b.addr)
-            .client_ip("127.0.0.1")
-            .instance_name("rebalance_scripted"),
-    )
-    .unwrap();
+    let instance =
+        ClientInstance::get_or_create(&loopback_config(&b.addr, "rebalance_scripted")).unwrap();
     instance.update_topic_route(TOPIC).await.unwrap();
     let all = instance.subscribe_queues(TOPIC);
     assert_eq!(all.len(), 4);
@@ -178,13 +171,8 @@ async fn a_lock_held_by_a_crashed_member_is_taken_once_this_client_is_alone() {
     // another client holds them all.
     let info = RunningInfo::default();
     let b = broker_with_running_info(Arc::clone(&members), Arc::clone(&info)).await;
-    let instance = ClientInstance::get_or_create(
-        &ClientConfig::default()
-            .namesrv_addr(&b.addr)
-            .client_ip("127.0.0.1")
-            .instance_name("rebalance_handoff"),
-    )
-    .unwrap();
+    let instance =
+        ClientInstance::get_or_create(&loopback_config(&b.addr, "rebalance_handoff")).unwrap();
     instance.update_topic_route(TOPIC).await.unwrap();
     let all = instance.subscribe_queues(TOPIC);
     let me = instance.client_id().to_owned();
