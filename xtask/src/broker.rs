@@ -162,14 +162,28 @@ pub(crate) fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// Words of the servers' log lines that say why something failed (rocketmq-broker 1.0.0
+/// logs a failed start as "Rolling back broker startup … cause=…", well before the shutdown
+/// lines that end the log).
+const FAILURE_WORDS: [&str; 5] = ["ERROR", "panicked", "Rolling back", "failed", "could not"];
+
+/// The log's lines that say what failed (the first 20 before the tail), then its last 30
+/// lines.
 fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(30);
+    let failures: Vec<&str> = lines[..from]
+        .iter()
+        .filter(|l| FAILURE_WORDS.iter().any(|w| l.contains(w)))
+        .take(20)
+        .copied()
+        .collect();
     format!(
-        "--- last lines of {} ---\n{}",
-        path.display(),
-        lines[from..].join("\n")
+        "--- failures logged in {p} ---\n{}\n--- last lines of {p} ---\n{}",
+        failures.join("\n"),
+        lines[from..].join("\n"),
+        p = path.display(),
     )
 }
 
@@ -323,7 +337,57 @@ pub(crate) struct BrokerSpec {
     pub(crate) namesrv_addr: String,
     pub(crate) log: PathBuf,
     home: PathBuf,
+    store: PathBuf,
     config_path: PathBuf,
+}
+
+/// Writes the state file that [`running`] and [`stop`] read.
+fn record(env: &BrokerEnv) -> Result<()> {
+    fs::write(
+        state_file(),
+        serde_json::to_string_pretty(env).expect("serializable"),
+    )
+    .map_err(|e| format!("write state: {e}"))
+}
+
+/// How many times [`launch`] starts a broker that exits before it registers.
+const START_ATTEMPTS: u32 = 3;
+
+/// Writes a broker's config ([`BrokerSpec::new`]), starts it, hands its PID to `on_spawn`
+/// (to record it) and waits until the name server lists it; returns it running, or an error
+/// with it stopped.
+///
+/// The ports are free when picked but bound by the broker only later, so another process
+/// (or an ephemeral port of some connection) may take one in between. A broker that exits
+/// while starting is started again on fresh ports and an empty store, at most
+/// [`START_ATTEMPTS`] times; each failure is printed with the reasons from its log.
+pub(crate) fn launch(
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    namesrv_addr: &str,
+    avoid: &[u16],
+    tls: Option<&Path>,
+    mut on_spawn: impl FnMut(&BrokerSpec, u32) -> Result<()>,
+) -> Result<(BrokerSpec, u32)> {
+    let mut attempt = 1;
+    loop {
+        let spec = BrokerSpec::new(dir, name, namesrv_addr, avoid, tls)?;
+        let pid = spec.spawn(bin)?;
+        let started = on_spawn(&spec, pid).and_then(|()| spec.wait_registered(pid));
+        match started {
+            Ok(()) => return Ok((spec, pid)),
+            Err(e) if attempt < START_ATTEMPTS && !alive(pid) => {
+                eprintln!("==> {name}: attempt {attempt} of {START_ATTEMPTS} failed: {e}");
+                attempt += 1;
+                let _ = fs::remove_dir_all(&spec.store);
+            }
+            Err(e) => {
+                stop_pid(name, pid);
+                return Err(e);
+            }
+        }
+    }
 }
 
 impl BrokerSpec {
@@ -344,7 +408,8 @@ impl BrokerSpec {
             dir.join(name)
         };
         let home = dir.join("home");
-        for d in [&home, &dir.join("store"), &dir.join("auth")] {
+        let store = dir.join("store");
+        for d in [&home, &store, &dir.join("auth")] {
             fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
         }
         let port = broker_port(avoid)?;
@@ -389,7 +454,7 @@ storePathRootDir = "{store}"
 haListenAddress = "127.0.0.1"
 haListenPort = {ha_port}
 "#,
-            store = dir.join("store").display(),
+            store = store.display(),
             auth = dir.join("auth").display(),
         );
         let config = match tls {
@@ -420,6 +485,7 @@ keyPath = "{key}"
             namesrv_addr: namesrv_addr.to_owned(),
             log: dir.join("broker.log"),
             home,
+            store,
             config_path,
         })
     }
@@ -503,26 +569,30 @@ pub(crate) fn start() -> Result<BrokerEnv> {
     pki::generate(&tls)?;
     let (namesrv_addr, namesrv_pid) = spawn_namesrv(&bin, &dir, None, Some(&tls))?;
     let ns_port = port_of(&namesrv_addr);
-    let broker = BrokerSpec::new(&dir, BROKER_NAME, &namesrv_addr, &[ns_port], Some(&tls))?;
-    let broker_addr = broker.addr.clone();
-    let broker_pid = broker.spawn(&bin)?;
-    let env = BrokerEnv {
-        namesrv_addr,
-        broker_addr,
+    let env_of = |broker_addr: &str, broker_pid| BrokerEnv {
+        namesrv_addr: namesrv_addr.clone(),
+        broker_addr: broker_addr.to_owned(),
         namesrv_pid,
         broker_pid,
         dir: dir.clone(),
     };
-    // Record the PIDs first, so `stop` works even if the wait below fails.
-    fs::write(
-        state_file(),
-        serde_json::to_string_pretty(&env).expect("serializable"),
-    )
-    .map_err(|e| format!("write state: {e}"))?;
-    if let Err(e) = broker.wait_registered(env.broker_pid) {
-        let _ = stop();
-        return Err(e);
-    }
+    // The PIDs are recorded before the wait for registration, so `stop` works if it fails.
+    let launched = launch(
+        &bin,
+        &dir,
+        BROKER_NAME,
+        &namesrv_addr,
+        &[ns_port],
+        Some(&tls),
+        |broker, pid| record(&env_of(&broker.addr, pid)),
+    );
+    let env = match launched {
+        Ok((broker, pid)) => env_of(&broker.addr, pid),
+        Err(e) => {
+            let _ = stop();
+            return Err(e);
+        }
+    };
     eprintln!(
         "==> name server {} (pid {}), broker {} (pid {}), logs in {}",
         env.namesrv_addr,

@@ -90,13 +90,17 @@ impl Cluster {
         };
         let mut avoid = vec![namesrv_port];
         for name in ["broker-a", "broker-b"] {
-            let spec = BrokerSpec::new(&cluster.dir, name, &cluster.namesrv_addr, &avoid, None)?;
+            let (spec, pid) = broker::launch(
+                &cluster.bin,
+                &cluster.dir,
+                name,
+                &cluster.namesrv_addr,
+                &avoid,
+                None,
+                |_, _| Ok(()),
+            )?;
             avoid.push(broker::port_of(&spec.addr));
-            let pid = spec.spawn(&cluster.bin)?;
             cluster.brokers.push((spec, pid));
-        }
-        for (spec, pid) in &cluster.brokers {
-            spec.wait_registered(*pid)?;
         }
         Ok(cluster)
     }
