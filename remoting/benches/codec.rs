@@ -6,8 +6,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use rmq_remoting::codec::encode_frame;
 use rmq_remoting::protocol::{ExtFields, decode_header};
-use rmq_remoting::{RemotingCodec, RemotingCommand, ResponseCode, SerializeType};
+use rmq_remoting::{
+    DEFAULT_MAX_FRAME_LEN, RemotingCodec, RemotingCommand, ResponseCode, SerializeType,
+};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// 32 message records (REMOTING.md §5 layout, V1 magic) with 1 KiB bodies.
@@ -173,5 +176,57 @@ fn bench_header(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_header);
+/// The extFields of a push consumer's PULL_MESSAGE request as rmq sends it (Java's
+/// `PullMessageRequestHeader`, field order of the struct).
+const PULL_REQUEST_FIELDS: [(&str, &str); 12] = [
+    ("consumerGroup", "please_rename_unique_group_name"),
+    ("topic", "TopicTest"),
+    ("queueId", "3"),
+    ("queueOffset", "123456"),
+    ("maxMsgNums", "32"),
+    ("sysFlag", "3"),
+    ("commitOffset", "123424"),
+    ("suspendTimeoutMillis", "15000"),
+    ("subscription", "*"),
+    ("subVersion", "1733300000000"),
+    ("expressionType", "TAG"),
+    ("bname", "broker-a"),
+];
+
+/// One pull request, from its extFields to the bytes on the wire: what every pull costs to
+/// send, apart from building the header.
+fn bench_request(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pull_request_encode");
+    let ext: ExtFields = PULL_REQUEST_FIELDS.into_iter().collect();
+    let mut cmd = RemotingCommand::request(rmq_remoting::RequestCode::PULL_MESSAGE);
+    cmd.ext_fields = Some(ext);
+    cmd.opaque = 4242;
+    let mut out = BytesMut::with_capacity(1024);
+    group.bench_function("rmq_encode_frame", |b| {
+        b.iter(|| {
+            out.clear();
+            encode_frame(black_box(&cmd), &mut out, DEFAULT_MAX_FRAME_LEN).unwrap();
+            black_box(out.len())
+        })
+    });
+    // Peer: the same header as a serde_json map written by serde_json.
+    let ext_json: serde_json::Map<String, serde_json::Value> = PULL_REQUEST_FIELDS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect();
+    let value = serde_json::json!({
+        "code": 11, "extFields": ext_json, "flag": 0, "language": "JAVA", "opaque": 4242,
+        "serializeTypeCurrentRPC": "JSON", "version": 399,
+    });
+    group.bench_function("serde_json_value_to_writer", |b| {
+        b.iter(|| {
+            out.clear();
+            serde_json::to_writer((&mut out).writer(), black_box(&value)).unwrap();
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_header, bench_request);
 criterion_main!(benches);
