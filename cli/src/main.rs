@@ -8,9 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// mimalloc, not glibc's malloc: see `mimalloc` in Cargo.toml.
+#[cfg(not(feature = "alloc-stats"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The same allocator, counting (feature `alloc-stats`).
 #[cfg(feature = "alloc-stats")]
 #[global_allocator]
-static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+static GLOBAL: stats_alloc::StatsAlloc<mimalloc::MiMalloc> =
+    stats_alloc::StatsAlloc::new(mimalloc::MiMalloc);
 
 /// Heap allocations of the whole process so far (feature `alloc-stats`).
 fn allocations() -> Option<usize> {
