@@ -17,7 +17,11 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// Largest header a frame can describe (24-bit length).
 const MAX_HEADER_LEN: usize = 0xFF_FFFF;
 
-/// The least room the decoder asks for before reading the start of a frame, in bytes.
+/// The least room the decoder asks for before reading the start of a frame, and the room
+/// it asks for beyond the bytes it knows it waits for, in bytes. The room beyond matters:
+/// Tokio takes a read that fills the buffer as "maybe more" and reads again, which on a
+/// socket that had exactly one frame is a `recv` returning EAGAIN (3 255 of 12 734 per
+/// 300 000 messages without it, none with it).
 const MIN_READ: usize = 4 * 1024;
 /// The most room it asks for ahead of knowing the frame's length, in bytes.
 const MAX_READ_AHEAD: usize = 1024 * 1024;
@@ -69,9 +73,9 @@ pub enum CodecError {
 /// zero-copy [`bytes::Bytes`] slice of the read buffer. Encoding appends to the buffer.
 ///
 /// Before the start of a frame is read, it asks for as much room as the larger of recent
-/// frames (decaying by 1/8 per frame, 4 KiB to 1 MiB), so that one read takes a whole pull
-/// answer: asking only for the bytes still missing took 2.3 `recv` calls per 32 × 1 KiB
-/// answer.
+/// frames (decaying by 1/8 per frame, 4 KiB to 1 MiB) and 4 KiB more, so that one read
+/// takes a whole pull answer: asking only for the bytes still missing took 2.3 `recv` calls
+/// per 32 × 1 KiB answer, now 1.0 (strace, 300 000 messages: 21 687 calls, now 9 416).
 #[derive(Debug, Clone)]
 pub struct RemotingCodec {
     max_frame_len: usize,
@@ -106,7 +110,7 @@ impl Decoder for RemotingCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RemotingCommand>, CodecError> {
         if src.len() < 4 {
-            src.reserve(self.read_hint);
+            src.reserve(self.read_hint + MIN_READ);
             return Ok(None);
         }
         let total_len = i32::from_be_bytes([src[0], src[1], src[2], src[3]]);
@@ -122,7 +126,7 @@ impl Decoder for RemotingCodec {
             });
         }
         if src.len() < frame_len {
-            src.reserve(frame_len - src.len());
+            src.reserve(frame_len - src.len() + MIN_READ);
             return Ok(None);
         }
         let word = u32::from_be_bytes([src[4], src[5], src[6], src[7]]);
