@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
+use rmq_client_core::Properties;
 use rmq_client_core::message::decode_messages_of;
 use rmq_client_core::testing::pull_body;
 
@@ -21,5 +22,29 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The properties a rocketmq-rust 1.0 broker stores with a message sent by `rmq produce`
+/// (read back with `rmq consume --format json`), in wire order.
+const STORED_PROPERTIES: &str = "CLUSTER\u{1}DefaultCluster\u{2}MSG_REGION\u{1}DefaultRegion\u{2}\
+TRACE_ON\u{1}true\u{2}UNIQ_KEY\u{1}C000020211FEDCE48FCA110D22FD00C0\u{2}WAIT\u{1}true\u{2}";
+
+/// Reading one property (the message id, as every listener that logs or deduplicates
+/// does) from the received bytes, next to a lookup in a map parsed beforehand (Java's
+/// `HashMap<String, String>`; parsing it is not timed).
+fn bench_property(c: &mut Criterion) {
+    let props = Properties::parse(STORED_PROPERTIES);
+    let map: std::collections::HashMap<String, String> = props
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let mut group = c.benchmark_group("property_uniq_key");
+    group.bench_function("rmq_properties_get", |b| {
+        b.iter(|| black_box(black_box(&props).get("UNIQ_KEY")))
+    });
+    group.bench_function("hashmap_get", |b| {
+        b.iter(|| black_box(black_box(&map).get("UNIQ_KEY")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_property);
 criterion_main!(benches);
