@@ -14,7 +14,7 @@ use rmq_remoting::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::call::{CallOutcome, guarded_from};
+use crate::call::{CallOutcome, Ended, Start, guarded_from};
 use crate::idle_count::IdleCount;
 use crate::listener::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeMessageContext,
@@ -505,6 +505,13 @@ async fn send_calls(queue: &WorkQueue<Work>, batch: Arc<PullBatch>, size: usize)
 /// settling within one run of back-to-back calls; meanwhile it counts as a call running
 /// on the queue (an offset reset waits for it) and as a result being settled (a shutdown
 /// waits for it).
+///
+/// The clock is read once for a run of calls done on their first poll, not after each
+/// (`Ended::Unread`): the reading that ends the run (when it is settled, or before a call
+/// that waits or fails is timed) is charged to them together, each call's latency in the
+/// histogram being their mean. The consume RT's sum and count (Java `consumeRT`) come out
+/// as with a reading per call; a call timed with no start of its own (one that fails
+/// right after such a run) counts 0 and its time goes to the run.
 #[derive(Default)]
 struct Done<'a> {
     batch: Option<Arc<PullBatch>>,
@@ -514,6 +521,11 @@ struct Done<'a> {
     rt_ms: f64,
     /// When the last of the calls returned.
     ended: Option<std::time::Instant>,
+    /// The last of the calls, done on their first poll one after another from
+    /// `unread_since`, whose end the clock was not read for (`Ended::Unread`): the next
+    /// reading is charged to them together, shared out evenly in the latency histogram.
+    unread: u32,
+    unread_since: Option<tokio::time::Instant>,
     call: Option<crate::process_queue::CallGuard>,
     settling: Option<SettleGuard<'a>>,
 }
@@ -530,26 +542,27 @@ impl<L: MessageListenerConcurrently> Inner<L> {
     async fn consume_task(self: Arc<Self>) {
         let mut ctx = ConsumeConcurrentlyContext::new(MessageQueue::new("", "", 0));
         let mut done = Done::default();
-        // The end of the call just before, when this task went on to the next call without
-        // waiting (see `guarded_from`).
-        let mut last_end: Option<tokio::time::Instant> = None;
+        // Where the next call's latency starts, when this task goes on to it without waiting
+        // (see `guarded_from`).
+        let mut next_start = Start::Now;
         loop {
             // Stopping closes the queue: `pop` then returns `None` at once.
             let work = match self.queue.try_pop() {
                 Some(taken) => taken,
                 None => {
                     self.settle(&mut done);
-                    last_end = None;
+                    next_start = Start::Now;
                     self.queue.pop().await
                 }
             };
-            let started = last_end.take();
             let Some(work) = work else {
                 self.settle(&mut done);
                 return;
             };
-            if done.holds_other_than(&work.batch) {
-                self.settle(&mut done);
+            if done.holds_other_than(&work.batch)
+                && let Some(reading) = self.settle(&mut done)
+            {
+                next_start = Start::At(reading);
             }
             let _call = match &work.batch.owner {
                 Owner::Pull(pq) => {
@@ -579,10 +592,12 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 }
             };
             self.in_flight.fetch_add(1, Ordering::Relaxed);
-            let call = self.run_call(&work, &mut ctx, &mut done, started);
+            // Taken only now: a skipped call above leaves the chain of unread ends as it was.
+            let start = std::mem::replace(&mut next_start, Start::Now);
+            let call = self.run_call(&work, &mut ctx, &mut done, start);
             tokio::pin!(call);
             let mut waited = false;
-            let ended = std::future::poll_fn(|cx| {
+            let after = std::future::poll_fn(|cx| {
                 let polled = call.as_mut().poll(cx);
                 if polled.is_pending() && !waited {
                     // The listener (or a send-back) waits: let another task take the next
@@ -595,14 +610,36 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             .await;
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             // Java's consume RT leaves the hooks out: with hooks, each call reads its start.
-            last_end = (!waited && self.hooks.is_empty()).then_some(ended);
+            if !waited && self.hooks.is_empty() {
+                next_start = after;
+            }
         }
     }
 
-    /// Settles the calls gathered in `done` (see [`Done`]).
-    fn settle(&self, done: &mut Done<'_>) {
-        if done.batch.is_none() {
+    /// Charges the calls of `done` whose end was not read (see [`Done`]) with `now`, a
+    /// clock reading taken when they had all ended.
+    fn charge_unread(&self, done: &mut Done<'_>, now: tokio::time::Instant) {
+        if done.unread == 0 {
             return;
+        }
+        let since = done.unread_since.take().unwrap_or(now);
+        let total = now.saturating_duration_since(since);
+        self.metrics.latency.record_many(
+            total.as_secs_f64() / f64::from(done.unread),
+            done.unread as usize,
+        );
+        done.rt_ms += total.as_secs_f64() * 1000.0;
+        done.ended = Some(now.into_std());
+        done.unread = 0;
+    }
+
+    /// Settles the calls gathered in `done` (see [`Done`]); returns the clock reading it
+    /// took, if any (only when some calls' ends were not read yet).
+    fn settle(&self, done: &mut Done<'_>) -> Option<tokio::time::Instant> {
+        done.batch.as_ref()?;
+        let reading = (done.unread > 0).then(tokio::time::Instant::now);
+        if let Some(now) = reading {
+            self.charge_unread(done, now);
         }
         // Its guards (`call`, `settling`) are held until the offset is committed.
         let Done {
@@ -612,11 +649,13 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             msgs,
             rt_ms,
             ended,
+            unread: _,
+            unread_since: _,
             call: _call,
             settling: _settling,
         } = std::mem::take(done)
         else {
-            return;
+            return reading;
         };
         // Each call was checked for a dropped queue when it returned (as Java does); a
         // queue dropped since (on another thread, within this run) gets no commit.
@@ -635,17 +674,19 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         // The list's room is kept for the next run.
         offsets.clear();
         done.offsets = offsets;
+        reading
     }
 
-    /// Runs one call (from `started` when given, see `guarded_from`) and settles or gathers
-    /// its result; returns when the call ended.
+    /// Runs one call (its latency starting at `start`, see `guarded_from`) and settles or
+    /// gathers its result; returns where the next call's latency starts if the task goes on
+    /// to it without waiting.
     async fn run_call<'a>(
         &'a self,
         work: &Work,
         ctx: &mut ConsumeConcurrentlyContext,
         done: &mut Done<'a>,
-        started: Option<tokio::time::Instant>,
-    ) -> tokio::time::Instant {
+        start: Start,
+    ) -> Start {
         let batch = &work.batch;
         let msgs = &batch.msgs[work.range.clone()];
         ctx.message_queue.clone_from(&batch.mq);
@@ -663,16 +704,17 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             }
         }
         let call = self.listener.consume_message(msgs, ctx);
-        // Before the call waits, what earlier calls gathered is settled (see `Done`).
-        let (returned, rt, call_end) = guarded_from(
+        // Before the call waits, what earlier calls gathered is settled (see `Done`). With
+        // hooks every call's end is read (Java's consume RT leaves the hooks out).
+        let (returned, end) = guarded_from(
             self.config.consume_timeout,
             &self.metrics.latency,
             call,
-            started,
+            start,
+            hook_ctx.is_none(),
             || self.settle(done),
         )
         .await;
-        let ended = call_end.into_std();
         // Counted as settling from the poll in which the call returned, so a shutdown that
         // the call itself triggered (a command's last wanted message) still sees it.
         let _settling = self.settling.enter();
@@ -701,9 +743,13 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             // again, so neither a commit nor a send-back happens here (Java
             // `ConsumeRequest.run`: "processQueue is dropped without process consume result").
             tracing::debug!(queue = ?batch.mq, "queue dropped during the call; result not processed");
-            return call_end;
+            return match end {
+                Ended::Read(_, ended) => Start::At(ended),
+                // Its time goes to the unread calls before it, if any.
+                Ended::Unread { .. } if done.unread > 0 => Start::Chained,
+                Ended::Unread { .. } => Start::Now,
+            };
         }
-        let rt_ms = rt.as_secs_f64() * 1000.0;
         let all_consumed = status == ConsumeConcurrentlyStatus::ConsumeSuccess
             && ctx.retry.is_empty()
             && usize::try_from(ctx.ack_index).is_ok_and(|a| a.saturating_add(1) >= msgs.len());
@@ -719,14 +765,44 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             done.offsets.extend(msgs.iter().map(|m| m.queue_offset));
             done.calls += 1;
             done.msgs += msgs.len() as u64;
-            done.rt_ms += rt_ms;
-            done.ended = Some(ended);
-            return call_end;
+            return match end {
+                Ended::Read(rt, ended) => {
+                    done.rt_ms += rt.as_secs_f64() * 1000.0;
+                    done.ended = Some(ended.into_std());
+                    Start::At(ended)
+                }
+                Ended::Unread { started } => {
+                    if done.unread == 0 {
+                        done.unread_since = Some(started.unwrap_or_else(tokio::time::Instant::now));
+                    }
+                    done.unread += 1;
+                    Start::Chained
+                }
+            };
         }
+        let (rt, ended) = match end {
+            Ended::Read(rt, ended) => (rt, ended),
+            Ended::Unread { started } => {
+                // The unread calls before it ended before it: they get this reading (and
+                // this call's time, when it has no start of its own).
+                let now = tokio::time::Instant::now();
+                self.charge_unread(done, now);
+                let rt = now.saturating_duration_since(started.unwrap_or(now));
+                self.metrics.latency.record(rt.as_secs_f64());
+                (rt, now)
+            }
+        };
         self.settle(done);
-        self.process_result(status, ctx, msgs, batch, rt_ms, ended)
-            .await;
-        call_end
+        self.process_result(
+            status,
+            ctx,
+            msgs,
+            batch,
+            rt.as_secs_f64() * 1000.0,
+            ended.into_std(),
+        )
+        .await;
+        Start::At(ended)
     }
 
     /// Java `processConsumeResult`; `ended` is when the call returned.

@@ -338,3 +338,58 @@ async fn calls_that_returned_are_committed_while_a_later_call_of_the_pull_waits(
     );
     assert!(service.shutdown(Duration::from_secs(1)).await);
 }
+
+/// Works on the CPU for its time (no await, so every call is done on its first poll).
+struct Busy(Duration);
+
+impl MessageListenerConcurrently for Busy {
+    async fn consume_message(
+        &self,
+        _msgs: &[MessageExt],
+        _ctx: &mut ConsumeConcurrentlyContext,
+    ) -> ConsumeConcurrentlyStatus {
+        let started = std::time::Instant::now();
+        while started.elapsed() < self.0 {
+            std::hint::spin_loop();
+        }
+        ConsumeConcurrentlyStatus::ConsumeSuccess
+    }
+}
+
+#[tokio::test]
+async fn back_to_back_calls_are_timed_together_and_each_gets_its_share() {
+    // Calls done on their first poll, one after another, read the clock once for the whole
+    // run: the consume RT (Java `consumeRT`, the mean per call) still counts their time.
+    let instance =
+        ClientInstance::get_or_create(&loopback_config(&closed_port(), "services_busy")).unwrap();
+    let group = "busy_group";
+    let offsets = store(group, instance.client_id());
+    let config = ConcurrentConfig::new(group);
+    let stats = Arc::clone(&config.stats);
+    let service = ConsumeMessageConcurrentlyService::new(
+        Busy(Duration::from_millis(3)),
+        config,
+        Arc::clone(&offsets),
+        SendBack::new(&instance, group, 16),
+        Vec::new(),
+    );
+    let mq = MessageQueue::new(TOPIC, BROKER, 1);
+    let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
+    let msgs = messages(8);
+    assert!(pq.put_messages(&msgs));
+    assert!(service.submit(msgs, &pq, &mq).await);
+    assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
+    let committed = offsets
+        .read_offset(&mq, ReadOffsetType::ReadFromMemory)
+        .await
+        .unwrap();
+    assert_eq!(committed, Some(8));
+    let table = stats.status_table();
+    let (_, status) = &table[0];
+    assert!(
+        status.consume_rt >= 3.0 && status.consume_rt < 1_000.0,
+        "mean call time {} ms for calls of at least 3 ms",
+        status.consume_rt
+    );
+    assert!(service.shutdown(Duration::from_secs(1)).await);
+}
