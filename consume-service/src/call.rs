@@ -43,13 +43,16 @@ pub(crate) enum Start {
     /// A clock reading taken now.
     Now,
     /// This reading: the end of the call just before on the same task, which did not wait
-    /// in between. The latency then also holds the task's hand-over from one call to the
-    /// next, a microsecond or less (Java measures the latency with
-    /// `System.currentTimeMillis`, a millisecond's resolution).
+    /// in between, or the reading a settle of earlier calls took just before. The latency
+    /// then also holds the task's hand-over from one call to the next (a microsecond or
+    /// less, which may include that settling); Java measures the latency with
+    /// `System.currentTimeMillis`, a millisecond's resolution.
     At(Instant),
     /// Not read: the calls just before on the same task were done on their first poll and
     /// the clock was not read after them; the next reading is charged to them together
-    /// (the concurrent service's `Done`). This call starts at that reading.
+    /// (the concurrent service's `Done`). This call starts at that reading; for a call that
+    /// waits, that is the reading `on_wait` takes after its first poll, so the work before
+    /// its first await goes to the calls before it.
     Chained,
 }
 
@@ -67,9 +70,10 @@ pub(crate) enum Ended {
 /// latency starts. With `defer`, a call done on its first poll ends [`Ended::Unread`]: the
 /// clock reads and the arithmetic around them were about a quarter of the concurrent
 /// service's own cost per message with Java's one message per call (its bench: 168 ns a
-/// message with a reading per call, 125–140 ns with one per run). `on_wait` runs (synchronously, once) when the
-/// call does not finish on its first poll, before it waits; it may return a clock reading
-/// it took, which a `Start::Chained` call then starts from.
+/// message with a reading per call, 125 ns with one per run). `on_wait` runs
+/// (synchronously, once) when the call does not finish on its first poll, before it
+/// waits; it may return a clock reading it took, which a `Start::Chained` call then starts
+/// from.
 pub(crate) async fn guarded_from<F: Future>(
     timeout: Duration,
     latency: &metrics::Histogram,

@@ -507,11 +507,13 @@ async fn send_calls(queue: &WorkQueue<Work>, batch: Arc<PullBatch>, size: usize)
 /// waits for it).
 ///
 /// The clock is read once for a run of calls done on their first poll, not after each
-/// (`Ended::Unread`): the reading that ends the run (when it is settled, or before a call
-/// that waits or fails is timed) is charged to them together, each call's latency in the
-/// histogram being their mean. The consume RT's sum and count (Java `consumeRT`) come out
-/// as with a reading per call; a call timed with no start of its own (one that fails
-/// right after such a run) counts 0 and its time goes to the run.
+/// (`Ended::Unread`): the reading that ends the run (when it is settled, after the first
+/// poll of a call that waits, when a call that fails is timed) is charged to them
+/// together, each call's latency in the histogram being their mean. The consume RT's sum
+/// (Java `consumeRT`) keeps the time of every call; a call with no start of its own (the
+/// first after such a run to fail, or to have its queue dropped meanwhile) counts 0 and
+/// its time goes to the run, as does the work of a call that waits before its first
+/// await.
 #[derive(Default)]
 struct Done<'a> {
     batch: Option<Arc<PullBatch>>,
@@ -519,7 +521,8 @@ struct Done<'a> {
     calls: u64,
     msgs: u64,
     rt_ms: f64,
-    /// When the last of the calls returned.
+    /// When the last of the calls returned (for calls whose ends were not read: the
+    /// reading charged to them).
     ended: Option<std::time::Instant>,
     /// The last of the calls, done on their first poll one after another from
     /// `unread_since`, whose end the clock was not read for (`Ended::Unread`): the next
@@ -745,9 +748,19 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             tracing::debug!(queue = ?batch.mq, "queue dropped during the call; result not processed");
             return match end {
                 Ended::Read(_, ended) => Start::At(ended),
-                // Its time goes to the unread calls before it, if any.
-                Ended::Unread { .. } if done.unread > 0 => Start::Chained,
-                Ended::Unread { .. } => Start::Now,
+                Ended::Unread { started } => {
+                    // A rare path: the clock is read, so that the calls before it get
+                    // their reading and this one its latency (when it has a start of its
+                    // own; otherwise its time goes to them).
+                    let now = tokio::time::Instant::now();
+                    if let Some(started) = started {
+                        self.metrics
+                            .latency
+                            .record(now.saturating_duration_since(started).as_secs_f64());
+                    }
+                    self.charge_unread(done, now);
+                    Start::At(now)
+                }
             };
         }
         let all_consumed = status == ConsumeConcurrentlyStatus::ConsumeSuccess
