@@ -286,21 +286,23 @@ impl MessageListenerConcurrently for HoldsOne {
     }
 }
 
-#[tokio::test]
-async fn calls_that_returned_are_committed_while_a_later_call_of_the_pull_waits() {
-    let instance =
-        ClientInstance::get_or_create(&loopback_config(&closed_port(), "services_holds_one"))
-            .unwrap();
-    let group = "holds_one_group";
+/// A concurrent service of `group` (Java's defaults) running `listener`, handed one pull of
+/// eight one-message calls.
+struct EightCalls {
+    service: ConsumeMessageConcurrentlyService,
+    offsets: Arc<dyn OffsetStore>,
+    stats: Arc<rmq_consume_service::ConsumeStats>,
+    mq: MessageQueue,
+    pq: Arc<ProcessQueue>,
+}
+
+async fn eight_calls(group: &str, listener: impl MessageListenerConcurrently) -> EightCalls {
+    let instance = ClientInstance::get_or_create(&loopback_config(&closed_port(), group)).unwrap();
     let offsets = store(group, instance.client_id());
-    let release = Arc::new(tokio::sync::Notify::new());
     let config = ConcurrentConfig::new(group);
     let stats = Arc::clone(&config.stats);
     let service = ConsumeMessageConcurrentlyService::new(
-        HoldsOne {
-            hold: 5,
-            release: Arc::clone(&release),
-        },
+        listener,
         config,
         Arc::clone(&offsets),
         SendBack::new(&instance, group, 16),
@@ -311,32 +313,56 @@ async fn calls_that_returned_are_committed_while_a_later_call_of_the_pull_waits(
     let msgs = messages(8);
     assert!(pq.put_messages(&msgs));
     assert!(service.submit(msgs, &pq, &mq).await);
-    let committed = || async {
-        offsets
-            .read_offset(&mq, ReadOffsetType::ReadFromMemory)
+    EightCalls {
+        service,
+        offsets,
+        stats,
+        mq,
+        pq,
+    }
+}
+
+impl EightCalls {
+    /// The queue's committed offset.
+    async fn committed(&self) -> Option<i64> {
+        self.offsets
+            .read_offset(&self.mq, ReadOffsetType::ReadFromMemory)
             .await
             .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn calls_that_returned_are_committed_while_a_later_call_of_the_pull_waits() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let hold = HoldsOne {
+        hold: 5,
+        release: Arc::clone(&release),
     };
+    let run = eight_calls("holds_one_group", hold).await;
     // Offsets 0..=4 returned at once (back to back on one task) and 6, 7 on another task
     // while 5 waits: the commit offset stops at 5, without waiting for 5's call.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while pq.msg_count() > 1 {
+    while run.pq.msg_count() > 1 {
         assert!(tokio::time::Instant::now() < deadline, "calls settled");
         tokio::task::yield_now().await;
     }
-    assert_eq!(committed().await, Some(5));
-    assert_eq!(service.in_flight(), 1, "offset 5's call still runs");
+    assert_eq!(run.committed().await, Some(5));
+    assert_eq!(run.service.in_flight(), 1, "offset 5's call still runs");
     release.notify_one();
-    assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
-    assert_eq!(committed().await, Some(8));
-    let table = stats.status_table();
+    assert!(
+        run.pq.wait_empty(Duration::from_secs(10)).await,
+        "all consumed"
+    );
+    assert_eq!(run.committed().await, Some(8));
+    let table = run.stats.status_table();
     let (topic, status) = &table[0];
     assert_eq!(topic, TOPIC);
     assert!(
         status.consume_ok_tps > 0.0 && status.consume_failed_msgs == 0,
         "{status:?}"
     );
-    assert!(service.shutdown(Duration::from_secs(1)).await);
+    assert!(run.service.shutdown(Duration::from_secs(1)).await);
 }
 
 /// Works on the CPU for its time (no await, so every call is done on its first poll).
@@ -360,36 +386,18 @@ impl MessageListenerConcurrently for Busy {
 async fn back_to_back_calls_are_timed_together_and_each_gets_its_share() {
     // Calls done on their first poll, one after another, read the clock once for the whole
     // run: the consume RT (Java `consumeRT`, the mean per call) still counts their time.
-    let instance =
-        ClientInstance::get_or_create(&loopback_config(&closed_port(), "services_busy")).unwrap();
-    let group = "busy_group";
-    let offsets = store(group, instance.client_id());
-    let config = ConcurrentConfig::new(group);
-    let stats = Arc::clone(&config.stats);
-    let service = ConsumeMessageConcurrentlyService::new(
-        Busy(Duration::from_millis(3)),
-        config,
-        Arc::clone(&offsets),
-        SendBack::new(&instance, group, 16),
-        Vec::new(),
+    let run = eight_calls("busy_group", Busy(Duration::from_millis(3))).await;
+    assert!(
+        run.pq.wait_empty(Duration::from_secs(10)).await,
+        "all consumed"
     );
-    let mq = MessageQueue::new(TOPIC, BROKER, 1);
-    let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
-    let msgs = messages(8);
-    assert!(pq.put_messages(&msgs));
-    assert!(service.submit(msgs, &pq, &mq).await);
-    assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
-    let committed = offsets
-        .read_offset(&mq, ReadOffsetType::ReadFromMemory)
-        .await
-        .unwrap();
-    assert_eq!(committed, Some(8));
-    let table = stats.status_table();
+    assert_eq!(run.committed().await, Some(8));
+    let table = run.stats.status_table();
     let (_, status) = &table[0];
     assert!(
         status.consume_rt >= 3.0 && status.consume_rt < 1_000.0,
         "mean call time {} ms for calls of at least 3 ms",
         status.consume_rt
     );
-    assert!(service.shutdown(Duration::from_secs(1)).await);
+    assert!(run.service.shutdown(Duration::from_secs(1)).await);
 }
