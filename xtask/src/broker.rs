@@ -47,6 +47,60 @@ fn run_dir() -> PathBuf {
     workspace_root().join("target").join("rmq-broker")
 }
 
+/// Where the brokers of a run folder keep their stores: the same path under `/dev/shm` when
+/// that is a tmpfs with at least [`SHM_MIN_FREE_KIB`] free, else `run_dir` itself.
+///
+/// A rocketmq-broker 1.0.0 store judges its disk by `1 - available / size` and, above 90 %
+/// (a cap its config cannot raise), refuses every write and fails to start. Build
+/// machines of this project report 252 GB of disk with 25–80 GB available, so a broker on
+/// the build disk stops working as soon as a clone's `target` grows: the CI run on 7c9f400
+/// lost its broker that way before the first real-broker test, and a local chaos run saw
+/// only 133 of ~3 800 sends stored. On tmpfs the store's disk is the machine's memory; the
+/// stores written here are sparse (only the bytes written take memory).
+pub(crate) fn store_root(run_dir: &Path) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm_free_kib(shm).is_some_and(|kib| kib >= SHM_MIN_FREE_KIB) {
+        let relative = run_dir.strip_prefix("/").unwrap_or(run_dir);
+        shm.join("rmq").join(relative)
+    } else {
+        run_dir.to_path_buf()
+    }
+}
+
+/// The least free room (KiB) on `/dev/shm` for the stores to go there: the bench writes
+/// about 6 GB, the tests well under 1 GB.
+const SHM_MIN_FREE_KIB: u64 = 8 * 1024 * 1024;
+
+/// Free KiB of the tmpfs mounted at `dir` (`df -k`), `None` when it is not a tmpfs or
+/// cannot be read.
+fn shm_free_kib(dir: &Path) -> Option<u64> {
+    let out = Command::new("df")
+        .args(["-k", "--output=fstype,avail"])
+        .arg(dir)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut fields = text.lines().nth(1)?.split_whitespace();
+    (fields.next()? == "tmpfs").then_some(())?;
+    fields.next()?.parse().ok()
+}
+
+/// Removes the stores of a run folder kept in memory (see [`store_root`]); the folder and
+/// its logs stay.
+pub(crate) fn remove_stores(run_dir: &Path) {
+    let stores = store_root(run_dir);
+    if stores != run_dir {
+        let _ = fs::remove_dir_all(stores);
+    }
+}
+
+/// Removes a run folder and its stores.
+pub(crate) fn remove_run_dir(run_dir: &Path) {
+    remove_stores(run_dir);
+    let _ = fs::remove_dir_all(run_dir);
+}
+
 /// The certificates both servers use (see [`pki::generate`]).
 fn tls_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("tls")
@@ -408,7 +462,7 @@ impl BrokerSpec {
             dir.join(name)
         };
         let home = dir.join("home");
-        let store = dir.join("store");
+        let store = store_root(&dir).join("store");
         for d in [&home, &store, &dir.join("auth")] {
             fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
         }
@@ -564,7 +618,7 @@ pub(crate) fn start() -> Result<BrokerEnv> {
     let _ = stop();
     let bin = install()?;
     let dir = run_dir();
-    let _ = fs::remove_dir_all(&dir);
+    remove_run_dir(&dir);
     let tls = tls_dir(&dir);
     pki::generate(&tls)?;
     let (namesrv_addr, namesrv_pid) = spawn_namesrv(&bin, &dir, None, Some(&tls))?;
@@ -628,6 +682,7 @@ pub(crate) fn stop() -> Result<()> {
     let env: BrokerEnv = serde_json::from_str(&text).map_err(|e| format!("bad state file: {e}"))?;
     stop_pid("broker", env.broker_pid);
     stop_pid("name server", env.namesrv_pid);
+    remove_stores(&env.dir);
     fs::remove_file(state_file()).map_err(|e| format!("remove state file: {e}"))?;
     Ok(())
 }

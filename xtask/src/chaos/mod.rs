@@ -70,6 +70,7 @@ impl Drop for Cluster {
             broker::stop_process(&spec.name, *pid);
         }
         broker::stop_process("name server", self.namesrv_pid);
+        broker::remove_stores(&self.dir);
     }
 }
 
@@ -77,7 +78,7 @@ impl Cluster {
     fn start() -> Result<Cluster> {
         let bin = broker::install()?;
         let dir = broker::workspace_root().join("target").join("rmq-chaos");
-        let _ = std::fs::remove_dir_all(&dir);
+        broker::remove_run_dir(&dir);
         let (namesrv_addr, namesrv_pid) = broker::spawn_namesrv(&bin, &dir, None, None)?;
         let namesrv_port = broker::port_of(&namesrv_addr);
         let mut cluster = Cluster {
