@@ -636,6 +636,27 @@ impl<L: MessageListenerConcurrently> Inner<L> {
         done.unread = 0;
     }
 
+    /// A call's latency and end reading, for a call that cannot join the unread run in
+    /// `done`. An unread end is read now: the unread calls before it ended before it and
+    /// get this reading (and this call's time, when it has no start of its own: it then
+    /// counts 0), and its latency is recorded.
+    fn read_end(
+        &self,
+        done: &mut Done<'_>,
+        end: Ended,
+    ) -> (std::time::Duration, tokio::time::Instant) {
+        match end {
+            Ended::Read(rt, ended) => (rt, ended),
+            Ended::Unread { started } => {
+                let now = tokio::time::Instant::now();
+                self.charge_unread(done, now);
+                let rt = now.saturating_duration_since(started.unwrap_or(now));
+                self.metrics.latency.record(rt.as_secs_f64());
+                (rt, now)
+            }
+        }
+    }
+
     /// Settles the calls gathered in `done` (see [`Done`]); returns the clock reading it
     /// took, if any (only when some calls' ends were not read yet).
     fn settle(&self, done: &mut Done<'_>) -> Option<tokio::time::Instant> {
@@ -746,22 +767,8 @@ impl<L: MessageListenerConcurrently> Inner<L> {
             // again, so neither a commit nor a send-back happens here (Java
             // `ConsumeRequest.run`: "processQueue is dropped without process consume result").
             tracing::debug!(queue = ?batch.mq, "queue dropped during the call; result not processed");
-            return match end {
-                Ended::Read(_, ended) => Start::At(ended),
-                Ended::Unread { started } => {
-                    // A rare path: the clock is read, so that the calls before it get
-                    // their reading and this one its latency (when it has a start of its
-                    // own; otherwise its time goes to them).
-                    let now = tokio::time::Instant::now();
-                    if let Some(started) = started {
-                        self.metrics
-                            .latency
-                            .record(now.saturating_duration_since(started).as_secs_f64());
-                    }
-                    self.charge_unread(done, now);
-                    Start::At(now)
-                }
-            };
+            let (_, ended) = self.read_end(done, end);
+            return Start::At(ended);
         }
         let all_consumed = status == ConsumeConcurrentlyStatus::ConsumeSuccess
             && ctx.retry.is_empty()
@@ -793,18 +800,7 @@ impl<L: MessageListenerConcurrently> Inner<L> {
                 }
             };
         }
-        let (rt, ended) = match end {
-            Ended::Read(rt, ended) => (rt, ended),
-            Ended::Unread { started } => {
-                // The unread calls before it ended before it: they get this reading (and
-                // this call's time, when it has no start of its own).
-                let now = tokio::time::Instant::now();
-                self.charge_unread(done, now);
-                let rt = now.saturating_duration_since(started.unwrap_or(now));
-                self.metrics.latency.record(rt.as_secs_f64());
-                (rt, now)
-            }
-        };
+        let (rt, ended) = self.read_end(done, end);
         self.settle(done);
         self.process_result(
             status,
