@@ -153,35 +153,24 @@ async fn concurrent_sends_a_failed_message_back_and_commits_past_it() {
             .unwrap();
     instance.update_topic_route(TOPIC).await.unwrap();
     let group = "concurrent_group";
-    let offsets = store(group, instance.client_id());
-    let service = ConsumeMessageConcurrentlyService::new(
-        FailsTwo,
-        ConcurrentConfig::new(group),
-        Arc::clone(&offsets),
-        SendBack::new(&instance, group, 16),
-        Vec::new(),
-    );
-    let mq = MessageQueue::new(TOPIC, BROKER, 1);
-    let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
     let msgs = messages(4);
     let failed_commit_log_offset = msgs[2].commit_log_offset.to_string();
-    assert!(pq.put_messages(&msgs));
-    assert!(service.submit(msgs, &pq, &mq).await);
-    assert!(pq.wait_empty(Duration::from_secs(10)).await, "all consumed");
+    let run = submitted(&instance, group, FailsTwo, msgs).await;
+    assert!(
+        run.pq.wait_empty(Duration::from_secs(10)).await,
+        "all consumed"
+    );
     assert_eq!(
         *sent_back.lock().unwrap(),
         [(failed_commit_log_offset, "0".to_owned(), group.to_owned())],
         "the failed message went back once, with the broker choosing the delay"
     );
     assert_eq!(
-        offsets
-            .read_offset(&mq, ReadOffsetType::ReadFromMemory)
-            .await
-            .unwrap(),
+        run.committed().await,
         Some(4),
         "once sent back, the failed message no longer holds the offset"
     );
-    assert!(service.shutdown(Duration::from_secs(1)).await);
+    assert!(run.service.shutdown(Duration::from_secs(1)).await);
 }
 
 /// Which task ran each call; each call waits `wait` first when set.
@@ -207,27 +196,22 @@ impl MessageListenerConcurrently for TaskRecorder {
 /// Runs `n` one-message calls through a concurrent service with 20 consume tasks; returns
 /// how many distinct tasks ran them and how long it took.
 async fn run_calls(name: &str, n: usize, wait: Option<Duration>) -> (usize, Duration) {
-    let instance = ClientInstance::get_or_create(&loopback_config(&closed_port(), name)).unwrap();
+    let instance = offline_instance(name);
     let tasks = Arc::new(Mutex::new(Vec::new()));
-    let service = ConsumeMessageConcurrentlyService::new(
-        TaskRecorder {
-            tasks: Arc::clone(&tasks),
-            wait,
-        },
-        ConcurrentConfig::new(name),
-        store(name, instance.client_id()),
-        SendBack::new(&instance, name, 16),
-        Vec::new(),
-    );
-    let mq = MessageQueue::new(TOPIC, BROKER, 1);
-    let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
+    let recorder = TaskRecorder {
+        tasks: Arc::clone(&tasks),
+        wait,
+    };
     let msgs = messages(n);
+    // From the hand-over of the pull (the service starts in no time against these).
     let started = tokio::time::Instant::now();
-    assert!(pq.put_messages(&msgs));
-    assert!(service.submit(msgs, &pq, &mq).await);
-    assert!(pq.wait_empty(Duration::from_secs(60)).await, "all consumed");
+    let run = submitted(&instance, name, recorder, msgs).await;
+    assert!(
+        run.pq.wait_empty(Duration::from_secs(60)).await,
+        "all consumed"
+    );
     let took = started.elapsed();
-    assert!(service.shutdown(Duration::from_secs(1)).await);
+    assert!(run.service.shutdown(Duration::from_secs(1)).await);
     let mut ids = tasks.lock().unwrap().clone();
     assert_eq!(ids.len(), n, "one call per message");
     ids.sort();
@@ -286,9 +270,8 @@ impl MessageListenerConcurrently for HoldsOne {
     }
 }
 
-/// A concurrent service of `group` (Java's defaults) running `listener`, handed one pull of
-/// eight one-message calls.
-struct EightCalls {
+/// A concurrent service of `group` (Java's defaults) running `listener`, handed one pull.
+struct Submitted {
     service: ConsumeMessageConcurrentlyService,
     offsets: Arc<dyn OffsetStore>,
     stats: Arc<rmq_consume_service::ConsumeStats>,
@@ -296,8 +279,18 @@ struct EightCalls {
     pq: Arc<ProcessQueue>,
 }
 
-async fn eight_calls(group: &str, listener: impl MessageListenerConcurrently) -> EightCalls {
-    let instance = ClientInstance::get_or_create(&loopback_config(&closed_port(), group)).unwrap();
+/// A client instance with no broker behind it.
+fn offline_instance(name: &str) -> ClientInstance {
+    ClientInstance::get_or_create(&loopback_config(&closed_port(), name)).unwrap()
+}
+
+/// Starts a [`Submitted`] on `instance` and hands it `msgs` (one-message calls).
+async fn submitted(
+    instance: &ClientInstance,
+    group: &str,
+    listener: impl MessageListenerConcurrently,
+    msgs: Vec<MessageExt>,
+) -> Submitted {
     let offsets = store(group, instance.client_id());
     let config = ConcurrentConfig::new(group);
     let stats = Arc::clone(&config.stats);
@@ -305,15 +298,14 @@ async fn eight_calls(group: &str, listener: impl MessageListenerConcurrently) ->
         listener,
         config,
         Arc::clone(&offsets),
-        SendBack::new(&instance, group, 16),
+        SendBack::new(instance, group, 16),
         Vec::new(),
     );
     let mq = MessageQueue::new(TOPIC, BROKER, 1);
     let pq = Arc::new(ProcessQueue::new(Arc::new(AtomicUsize::new(0))));
-    let msgs = messages(8);
     assert!(pq.put_messages(&msgs));
     assert!(service.submit(msgs, &pq, &mq).await);
-    EightCalls {
+    Submitted {
         service,
         offsets,
         stats,
@@ -322,7 +314,7 @@ async fn eight_calls(group: &str, listener: impl MessageListenerConcurrently) ->
     }
 }
 
-impl EightCalls {
+impl Submitted {
     /// The queue's committed offset.
     async fn committed(&self) -> Option<i64> {
         self.offsets
@@ -339,7 +331,8 @@ async fn calls_that_returned_are_committed_while_a_later_call_of_the_pull_waits(
         hold: 5,
         release: Arc::clone(&release),
     };
-    let run = eight_calls("holds_one_group", hold).await;
+    let group = "holds_one_group";
+    let run = submitted(&offline_instance(group), group, hold, messages(8)).await;
     // Offsets 0..=4 returned at once (back to back on one task) and 6, 7 on another task
     // while 5 waits: the commit offset stops at 5, without waiting for 5's call.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -386,7 +379,9 @@ impl MessageListenerConcurrently for Busy {
 async fn back_to_back_calls_are_timed_together_and_each_gets_its_share() {
     // Calls done on their first poll, one after another, read the clock once for the whole
     // run: the consume RT (Java `consumeRT`, the mean per call) still counts their time.
-    let run = eight_calls("busy_group", Busy(Duration::from_millis(3))).await;
+    let group = "busy_group";
+    let busy = Busy(Duration::from_millis(3));
+    let run = submitted(&offline_instance(group), group, busy, messages(8)).await;
     assert!(
         run.pq.wait_empty(Duration::from_secs(10)).await,
         "all consumed"
