@@ -58,13 +58,20 @@ fn run_dir() -> PathBuf {
 /// only 133 of ~3 800 sends stored. On tmpfs the store's disk is the machine's memory; the
 /// stores written here are sparse (only the bytes written take memory).
 pub(crate) fn store_root(run_dir: &Path) -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm_free_kib(shm).is_some_and(|kib| kib >= SHM_MIN_FREE_KIB) {
-        let relative = run_dir.strip_prefix("/").unwrap_or(run_dir);
-        shm.join("rmq").join(relative)
+    if shm_free_kib(Path::new(SHM)).is_some_and(|kib| kib >= SHM_MIN_FREE_KIB) {
+        shm_mirror(run_dir)
     } else {
         run_dir.to_path_buf()
     }
+}
+
+/// The tmpfs the stores go to when it has room (see [`store_root`]).
+const SHM: &str = "/dev/shm";
+
+/// `run_dir`'s path below `/dev/shm/rmq`.
+fn shm_mirror(run_dir: &Path) -> PathBuf {
+    let relative = run_dir.strip_prefix("/").unwrap_or(run_dir);
+    Path::new(SHM).join("rmq").join(relative)
 }
 
 /// The least free room (KiB) on `/dev/shm` for the stores to go there: the bench writes
@@ -87,12 +94,10 @@ fn shm_free_kib(dir: &Path) -> Option<u64> {
 }
 
 /// Removes the stores of a run folder kept in memory (see [`store_root`]); the folder and
-/// its logs stay.
+/// its logs stay. Whether they went there is not asked again (`/dev/shm` may have less room
+/// now than when they were placed, with those very stores in it).
 pub(crate) fn remove_stores(run_dir: &Path) {
-    let stores = store_root(run_dir);
-    if stores != run_dir {
-        let _ = fs::remove_dir_all(stores);
-    }
+    let _ = fs::remove_dir_all(shm_mirror(run_dir));
 }
 
 /// Removes a run folder and its stores.
