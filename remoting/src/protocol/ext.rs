@@ -152,7 +152,11 @@ impl<'de> Deserialize<'de> for ExtFields {
                 f.write_str("a map of strings")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
-                let mut ext = ExtFields::new();
+                // Room for the usual answer (a pull answer has four to six fields), so the
+                // list is not grown twice on the way.
+                let mut ext = ExtFields {
+                    entries: Vec::with_capacity(map.size_hint().unwrap_or(8)),
+                };
                 while let Some((Text(key), value)) = map.next_entry::<Text, ValueText>()? {
                     if let Some(text) = value.0 {
                         ext.put(key, text);
