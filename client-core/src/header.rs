@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use rmq_remoting::RequestCode;
-use rmq_remoting::protocol::{EmptyHeader, RequestHeader};
+use rmq_remoting::protocol::{EmptyHeader, ExtFields, HeaderError, RequestHeader};
 use serde::{Deserialize, Serialize};
 
 use crate::filter::SubscriptionData;
@@ -78,6 +78,35 @@ pub struct PullMessageRequestHeader<'a> {
 impl RequestHeader for PullMessageRequestHeader<'_> {
     const CODE: RequestCode = RequestCode::PULL_MESSAGE;
     type Response = PullMessageResponseHeader;
+
+    /// Written field by field, in the key order `ExtFields::from_header` gives: the push
+    /// consumer sends one of these per 32 messages, and the serde pass (a list of pairs,
+    /// then sorted) was about 3 % of a whole `rmq consume` run's CPU.
+    fn to_ext_fields(&self) -> Result<ExtFields, HeaderError> {
+        let mut ext = ExtFields::with_capacity(13);
+        if let Some(b) = &self.bname {
+            ext.push_str("bname", b);
+        }
+        ext.push_int("commitOffset", self.commit_offset);
+        ext.push_str("consumerGroup", &self.consumer_group);
+        if let Some(e) = &self.expression_type {
+            ext.push_str("expressionType", e);
+        }
+        if let Some(n) = self.max_msg_bytes {
+            ext.push_int("maxMsgBytes", n.into());
+        }
+        ext.push_int("maxMsgNums", self.max_msg_nums.into());
+        ext.push_int("queueId", self.queue_id.into());
+        ext.push_int("queueOffset", self.queue_offset);
+        ext.push_int("subVersion", self.sub_version);
+        if let Some(s) = &self.subscription {
+            ext.push_str("subscription", s);
+        }
+        ext.push_int("suspendTimeoutMillis", self.suspend_timeout_millis);
+        ext.push_int("sysFlag", self.sys_flag.into());
+        ext.push_str("topic", &self.topic);
+        Ok(ext)
+    }
 }
 
 /// PULL_MESSAGE response header (Java `PullMessageResponseHeader`).
@@ -703,6 +732,39 @@ pub struct ProducerData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pull header's own ext fields are exactly serde's: the same pairs in the same
+    /// order, with each optional field present and absent, and with values that need
+    /// escaping or are longer than fit inline.
+    #[test]
+    fn pull_header_writes_the_fields_serde_gives() {
+        let long = "a_consumer_group_name_longer_than_24_bytes";
+        for mask in 0..16u32 {
+            let on = |bit: u32| mask & (1 << bit) != 0;
+            let h = PullMessageRequestHeader {
+                consumer_group: Cow::Borrowed(if on(0) { long } else { "g" }),
+                topic: Cow::Borrowed("T\"q\u{1}é"),
+                queue_id: 7,
+                queue_offset: -1,
+                max_msg_nums: 32,
+                sys_flag: 3,
+                commit_offset: i64::MAX,
+                suspend_timeout_millis: 15_000,
+                subscription: on(1).then_some(Cow::Borrowed("TagA || TagB")),
+                sub_version: 1_733_300_000_000,
+                expression_type: on(2).then_some(Cow::Borrowed("TAG")),
+                max_msg_bytes: on(3).then_some(i32::MIN),
+                bname: on(0).then_some(Cow::Borrowed("broker-a")),
+            };
+            let own = h.to_ext_fields().unwrap();
+            let serde = ExtFields::from_header(&h).unwrap();
+            assert_eq!(
+                own.iter().collect::<Vec<_>>(),
+                serde.iter().collect::<Vec<_>>(),
+                "mask {mask}"
+            );
+        }
+    }
 
     /// The rocketmq-rust 1.0 broker's QUERY_ASSIGNMENT answer (`attachments` always present
     /// and null) and a Java broker's "no answer" (the array left out).

@@ -40,6 +40,32 @@ impl ExtFields {
         Self::default()
     }
 
+    /// An empty map with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        ExtFields {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// Appends `key` → `value`, for a header that writes its own fields once each (see
+    /// [`RequestHeader::to_ext_fields`]): unlike [`ExtFields::insert`], no earlier `key` is
+    /// looked for (a debug build checks that there is none), and a value of up to 24 bytes
+    /// allocates nothing.
+    pub fn push_str(&mut self, key: &'static str, value: &str) {
+        self.push_new(key, CompactString::new(value));
+    }
+
+    /// Appends `key` → `value` in decimal, as [`ExtFields::push_str`] appends a string
+    /// (Java writes numbers with `String.valueOf`).
+    pub fn push_int(&mut self, key: &'static str, value: i64) {
+        self.push_new(key, value.to_compact_string());
+    }
+
+    fn push_new(&mut self, key: &'static str, value: CompactString) {
+        debug_assert!(self.get(key).is_none(), "ext field `{key}` pushed twice");
+        self.entries.push((CompactString::const_new(key), value));
+    }
+
     /// Sets `key` to `value`, replacing an existing value in place.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.put(
@@ -253,6 +279,18 @@ pub trait RequestHeader: Serialize + Send + Sync {
     const CODE: RequestCode;
     /// The custom header of a successful response; [`EmptyHeader`] when it has none.
     type Response: DeserializeOwned;
+
+    /// The header as ext fields (Java `makeCustomHeaderToNet`). The default flattens it
+    /// through serde ([`ExtFields::from_header`]: keys sorted, `None` left out). A header
+    /// sent on every pull may write its fields itself ([`ExtFields::push_str`],
+    /// [`ExtFields::push_int`]) to skip that pass; it must then give exactly the same
+    /// fields in the same order, which its tests check against `from_header`.
+    ///
+    /// # Errors
+    /// [`HeaderError::NotAFlatStruct`] when the header is not a flat struct of scalars.
+    fn to_ext_fields(&self) -> Result<ExtFields, HeaderError> {
+        ExtFields::from_header(self)
+    }
 }
 
 /// A header with no fields of its own (Java `HeartbeatRequestHeader`, `LockBatchMqRequestHeader`…).

@@ -199,7 +199,7 @@ impl RemotingCommand {
     /// [`HeaderError::NotAFlatStruct`] when the header is not a flat struct of scalars.
     pub fn request_with_header<H: RequestHeader>(header: &H) -> Result<Self, HeaderError> {
         let mut cmd = Self::new(H::CODE.0, 0);
-        cmd.ext_fields = Some(ExtFields::from_header(header)?);
+        cmd.ext_fields = Some(header.to_ext_fields()?);
         Ok(cmd)
     }
 
