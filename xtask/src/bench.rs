@@ -124,8 +124,11 @@ fn peer_bin(dir: &Path) -> PathBuf {
     dir.join("target/release/rmq-bench-peer-rocketmq-client-rust")
 }
 
-/// Rounds of the rmq listener run, alternating with the baseline's.
-const ROUNDS: usize = 5;
+/// Rounds of the rmq listener run, alternating with the baseline's. On a two-core machine
+/// that also runs the broker, single runs of the same build differ by up to a fifth (five
+/// rounds have ranged 1.51–2.01 µs a message), so the median needs more than five; a
+/// round takes a few seconds.
+const ROUNDS: usize = 9;
 
 /// The run with the median CPU time (the upper one of two middles).
 fn median_by_cpu(runs: &[(Usage, Option<f64>)]) -> Option<(Usage, Option<f64>)> {
