@@ -149,14 +149,20 @@ fn spread(runs: &[(Usage, Option<f64>)], count: u64) -> String {
     format!("{} (range {lo:.2}–{hi:.2})", each.join(", "))
 }
 
+/// The median of `values` (the upper one of two middles); `None` when there are none.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
+}
+
 /// The median of the runs' user CPU µs per message.
 fn median_user_us(runs: &[(Usage, Option<f64>)], count: u64) -> f64 {
-    let mut us: Vec<f64> = runs
+    let us: Vec<f64> = runs
         .iter()
         .map(|(u, _)| u.user_s * 1_000_000.0 / count as f64)
         .collect();
-    us.sort_by(f64::total_cmp);
-    us.get(us.len() / 2).copied().unwrap_or(f64::NAN)
+    median(&us).unwrap_or(f64::NAN)
 }
 
 /// `allocations` of `rmq consume`'s summary (the last stdout line), per message.
@@ -223,6 +229,10 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
             // run with the median CPU of each is reported, with the spread.
             let mut rmq_runs = Vec::new();
             let mut base_runs = Vec::new();
+            // rmq / baseline CPU within each round: the two runs of a round share the
+            // machine's drift (the rounds of both move up and down together by a tenth and
+            // more), which a ratio of the medians keeps and a median of these ratios does not.
+            let mut paired = Vec::new();
             for round in 0..ROUNDS {
                 eprintln!("==> rmq consume of {count}, round {}", round + 1);
                 let group = format!("{t_rmq}_group_{round}");
@@ -249,6 +259,9 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                         measure(&mut rmq_consume_group(bin, &env, &t_base, &group, count))?;
                     eprintln!("{}", out.trim());
                     if ok {
+                        if let Some((r, _)) = rmq_runs.last() {
+                            paired.push(r.cpu_s / u.cpu_s);
+                        }
                         base_runs.push((u, allocations_per_msg(&out, count)));
                     }
                 }
@@ -343,6 +356,14 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
                     rmq.max_rss_kib as f64 / u.max_rss_kib as f64,
                     spread(&base_runs, count)
                 ));
+                if let Some(m) = median(&paired) {
+                    let lo = paired.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = paired.iter().copied().fold(0.0, f64::max);
+                    rows.push(format!(
+                        "Paired by round (each rmq run against the baseline run right after it, which shares its drift): CPU per message {m:.2}x median over {} rounds ({lo:.2}–{hi:.2}).",
+                        paired.len()
+                    ));
+                }
             }
             rows.push(format!(
                 "Stream / listener (both 1 runtime thread): CPU per message {:.2}x, throughput {:.2}x (target: within 10 %).",
@@ -410,4 +431,16 @@ pub(crate) fn bench(count: u64, backlog: u64) -> Result<()> {
     stopped?;
     println!("{}", rows.join("\n"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_is_the_upper_middle() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[0.9, 1.1, 1.0, 1.2]), Some(1.1));
+    }
 }
