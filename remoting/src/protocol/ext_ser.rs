@@ -17,8 +17,9 @@ pub(super) type Entries = Vec<(CompactString, CompactString)>;
 /// Flattens `header` (a struct or map of scalars) into pairs sorted by key; `None`
 /// fields, unit values and non-finite floats are left out, as a JSON `null` was.
 pub(super) fn header_entries<H: Serialize + ?Sized>(header: &H) -> Result<Entries, String> {
-    // Room for the usual request header (a pull request has twelve fields), so the list
-    // is not grown three times on the way.
+    // Room for the headers rmq sends through here (a dozen fields at most; the pull
+    // request, the one sent most, writes its own: `RequestHeader::to_ext_fields`), so the
+    // list is not grown on the way.
     let mut fields = Fields(Vec::with_capacity(16));
     header.serialize(&mut fields).map_err(|e| e.0)?;
     let mut entries = fields.0;
