@@ -179,9 +179,10 @@ impl<'de> Deserialize<'de> for ExtFields {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
                 // Room for the usual answer (a pull answer has four to six fields), so the
-                // list is not grown twice on the way.
+                // list is not grown twice on the way. A format's size hint is believed only
+                // up to 64 entries: the input, not the hint, decides how much is allocated.
                 let mut ext = ExtFields {
-                    entries: Vec::with_capacity(map.size_hint().unwrap_or(8)),
+                    entries: Vec::with_capacity(map.size_hint().unwrap_or(8).min(64)),
                 };
                 while let Some((Text(key), value)) = map.next_entry::<Text, ValueText>()? {
                     if let Some(text) = value.0 {
