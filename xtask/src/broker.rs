@@ -55,8 +55,9 @@ fn run_dir() -> PathBuf {
 /// machines of this project report 252 GB of disk with 25–80 GB available, so a broker on
 /// the build disk stops working as soon as a clone's `target` grows. That is most likely
 /// how the CI run on 7c9f400 lost its broker before the first real-broker test; a local CI
-/// run's chaos brokers stored only 133 of ~3 800 sends that way. On tmpfs the store's disk is the machine's memory; the
-/// stores written here are sparse (only the bytes written take memory).
+/// run's chaos brokers stored only 133 of ~3 800 sends that way. On tmpfs the store's disk
+/// is the machine's memory; the stores written here are sparse (only the bytes written
+/// take memory).
 pub(crate) fn store_root(run_dir: &Path) -> PathBuf {
     if shm_free_kib(Path::new(SHM)).is_some_and(|kib| kib >= SHM_MIN_FREE_KIB) {
         shm_mirror(run_dir)
