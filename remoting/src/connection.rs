@@ -4,19 +4,21 @@
 //! through a bounded queue, and await a oneshot. The reader task completes responses by
 //! opaque and passes broker→client requests on. When either task ends, the connection is
 //! closed and every waiter fails at once with the reason (never left to its timeout).
+//! On plain TCP the reader coalesces its wake-ups ([`crate::coalesce`]).
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
+use crate::coalesce::{Coalescer, ReadHalf};
 use crate::codec::{RemotingCodec, encode_frame};
 use crate::error::{CloseReason, RemotingError};
 use crate::protocol::{FLAG_ONEWAY, FLAG_RESPONSE, RemotingCommand, ResponseCode};
@@ -26,12 +28,15 @@ type Waiter = oneshot::Sender<Result<RemotingCommand, Arc<CloseReason>>>;
 #[derive(Default)]
 struct Table {
     closed: Option<Arc<CloseReason>>,
-    waiters: foldhash::HashMap<i32, Waiter>,
+    /// Each request in flight: its waiter and the response bytes expected (0: unknown).
+    waiters: foldhash::HashMap<i32, (Waiter, usize)>,
 }
 
 struct Shared {
     addr: String,
     table: Mutex<Table>,
+    /// The sum of the bytes expected in the table, kept with it (read by the coalescer).
+    expected: AtomicUsize,
     next_opaque: AtomicI32,
     max_frame_len: usize,
 }
@@ -51,9 +56,10 @@ impl Shared {
             }
             let reason = Arc::new(reason);
             table.closed = Some(Arc::clone(&reason));
+            self.expected.store(0, Ordering::Relaxed);
             std::mem::take(&mut table.waiters)
                 .into_values()
-                .map(move |w| (w, Arc::clone(&reason)))
+                .map(move |(w, _)| (w, Arc::clone(&reason)))
                 .collect::<Vec<_>>()
         };
         if !waiters.is_empty() {
@@ -62,6 +68,15 @@ impl Shared {
         for (waiter, reason) in waiters {
             let _ = waiter.send(Err(reason));
         }
+    }
+
+    /// Takes the waiter of `opaque` out of the table.
+    fn take_waiter(&self, opaque: i32) -> Option<Waiter> {
+        let (waiter, expected) = self.table().waiters.remove(&opaque)?;
+        if expected > 0 {
+            self.expected.fetch_sub(expected, Ordering::Relaxed);
+        }
+        Some(waiter)
     }
 
     fn closed_error(&self, reason: Arc<CloseReason>) -> RemotingError {
@@ -80,7 +95,7 @@ struct WaiterGuard<'a> {
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        self.shared.table().waiters.remove(&self.opaque);
+        self.shared.take_waiter(self.opaque);
     }
 }
 
@@ -129,6 +144,8 @@ impl Responder {
 pub(crate) struct ConnectionOptions {
     pub(crate) max_frame_len: usize,
     pub(crate) write_queue_capacity: usize,
+    /// [`crate::RemotingConfig::coalesce_wait`].
+    pub(crate) coalesce_wait: Duration,
 }
 
 /// A handle to one live (or closed) connection. Cheap to clone; when the last clone is
@@ -163,12 +180,13 @@ impl Connection {
         parent: &CancellationToken,
     ) -> Connection
     where
-        R: AsyncRead + Send + Unpin + 'static,
+        R: ReadHalf,
         W: AsyncWrite + Send + Unpin + 'static,
     {
         let shared = Arc::new(Shared {
             addr: addr.clone(),
             table: Mutex::new(Table::default()),
+            expected: AtomicUsize::new(0),
             next_opaque: AtomicI32::new(0),
             max_frame_len: opts.max_frame_len,
         });
@@ -182,17 +200,42 @@ impl Connection {
             let token = token.clone();
             let write_tx = write_tx.clone();
             let mut frames = FramedRead::new(read_half, RemotingCodec::new(opts.max_frame_len));
+            let mut coalescer = frames
+                .get_ref()
+                .plain_tcp()
+                .map(|_| Coalescer::new(opts.coalesce_wait));
             tracker.spawn(async move {
+                // Bounds a guessed wait (reset before each one).
+                let mut give_up = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
                 let reason = loop {
+                    let guessed = coalescer
+                        .as_mut()
+                        .is_some_and(|c| prepare_wait(c, &frames, &shared));
+                    if guessed && let Some(c) = &coalescer {
+                        give_up
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + c.wait);
+                    }
                     let frame = tokio::select! {
                         _ = token.cancelled() => break CloseReason::Shutdown,
                         frame = frames.next() => frame,
+                        () = &mut give_up, if guessed => {
+                            if let Some(c) = coalescer.as_mut() {
+                                c.gave_up();
+                            }
+                            continue;
+                        }
                     };
                     match frame {
                         None => break CloseReason::Eof,
                         Some(Err(crate::codec::CodecError::Io(e))) => break CloseReason::from_io(e),
                         Some(Err(e)) => break CloseReason::Codec(e),
-                        Some(Ok(cmd)) => dispatch(&shared, &addr_arc, cmd, &write_tx, &inbound),
+                        Some(Ok(cmd)) => {
+                            if let Some(c) = coalescer.as_mut() {
+                                c.frame_read();
+                            }
+                            dispatch(&shared, &addr_arc, cmd, &write_tx, &inbound);
+                        }
                     }
                 };
                 if let CloseReason::Codec(e) = &reason {
@@ -277,10 +320,14 @@ impl Connection {
     /// Sends `cmd` as a request and waits up to `timeout` for its response.
     ///
     /// Cancel safe: dropping the future removes the request from the table.
+    ///
+    /// `expected_bytes` (0: unknown) is about how many bytes the response will have if it
+    /// comes at once (see [`crate::coalesce`]).
     pub(crate) async fn request(
         &self,
         cmd: &mut RemotingCommand,
         timeout: Duration,
+        expected_bytes: usize,
     ) -> Result<RemotingCommand, RemotingError> {
         let opaque = self.shared.next_opaque.fetch_add(1, Ordering::Relaxed);
         cmd.opaque = opaque;
@@ -293,7 +340,12 @@ impl Connection {
             if let Some(reason) = &table.closed {
                 return Err(self.shared.closed_error(Arc::clone(reason)));
             }
-            table.waiters.insert(opaque, tx);
+            table.waiters.insert(opaque, (tx, expected_bytes));
+            if expected_bytes > 0 {
+                self.shared
+                    .expected
+                    .fetch_add(expected_bytes, Ordering::Relaxed);
+            }
         }
         let _guard = WaiterGuard {
             shared: &self.shared,
@@ -352,6 +404,36 @@ impl Connection {
     }
 }
 
+/// Sets the socket's receive low-water mark for the reader's next wait (the coalescer's
+/// plan for what `frames` holds and the bytes expected); `true` when the wait is a guess,
+/// to be bounded. A socket that refuses the option is read without it.
+fn prepare_wait<R: ReadHalf>(
+    coalescer: &mut Coalescer,
+    frames: &FramedRead<R, RemotingCodec>,
+    shared: &Shared,
+) -> bool {
+    let Some(socket) = frames.get_ref().plain_tcp() else {
+        return false;
+    };
+    if coalescer.needs_recv_buffer_size() {
+        coalescer.set_recv_buffer(crate::coalesce::recv_buffer_size(socket).unwrap_or(0));
+    }
+    let Some(wait) = coalescer.plan(
+        frames.read_buffer(),
+        shared.expected.load(Ordering::Relaxed),
+    ) else {
+        return false;
+    };
+    if coalescer.set(wait.low_water)
+        && let Err(e) = crate::coalesce::set_recv_low_water(socket, wait.low_water)
+    {
+        tracing::debug!(addr = %shared.addr, error = %e, "SO_RCVLOWAT refused; reading without coalescing");
+        coalescer.disable();
+        return false;
+    }
+    wait.guessed
+}
+
 fn dispatch(
     shared: &Shared,
     addr: &Arc<str>,
@@ -362,8 +444,7 @@ fn dispatch(
     // The response bit decides first: a broker request's opaque comes from the broker's
     // own counter and may equal one of ours (REMOTING.md §1.2).
     if cmd.is_response() {
-        let waiter = shared.table().waiters.remove(&cmd.opaque);
-        match waiter {
+        match shared.take_waiter(cmd.opaque) {
             Some(w) => {
                 let _ = w.send(Ok(cmd));
             }

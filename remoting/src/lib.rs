@@ -30,6 +30,7 @@
 //! ```
 
 mod client;
+mod coalesce;
 pub mod codec;
 mod connection;
 mod error;
