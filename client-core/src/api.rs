@@ -358,13 +358,32 @@ impl ClientApi {
         header: &PullMessageRequestHeader<'_>,
         timeout: Duration,
     ) -> Result<PullResult, ClientError> {
+        self.pull_message_expecting(addr, header, timeout, 0).await
+    }
+
+    /// [`ClientApi::pull_message`] of a queue the caller expects the broker to answer at
+    /// once with about `expected_bytes` bytes of messages (it has a backlog), which lets the
+    /// connection coalesce its wake-ups: see [`RemotingClient::invoke_expecting`].
+    ///
+    /// # Errors
+    /// As [`ClientApi::pull_message`].
+    pub async fn pull_message_expecting(
+        &self,
+        addr: &str,
+        header: &PullMessageRequestHeader<'_>,
+        timeout: Duration,
+        expected_bytes: usize,
+    ) -> Result<PullResult, ClientError> {
         let mut cmd = self.build(header, Bytes::new())?;
         if header.sys_flag & pull_sys_flag::LITE_PULL != 0 {
             // The code is not part of the ACL signature, so the signed command stays valid.
             cmd.code = RequestCode::LITE_PULL_MESSAGE.0;
         }
         let request = cmd.request_code();
-        let resp = self.remoting.invoke(addr, cmd, timeout).await?;
+        let resp = self
+            .remoting
+            .invoke_expecting(addr, cmd, timeout, expected_bytes)
+            .await?;
         PullResult::from_response(
             request,
             addr,

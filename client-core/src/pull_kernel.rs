@@ -63,12 +63,42 @@ pub struct PullSpec<'a> {
 /// broker's next suggestion and processes the result (exact-tag re-filter, broker name,
 /// queue min/max offsets). The push consumer, the pull consumer and the lite pull consumer
 /// all pull through it.
+///
+/// A pull of a queue whose last answer left at least as many messages behind as it
+/// carried is sent expecting about as many bytes again
+/// ([`ClientApi::pull_message_expecting`](crate::api::ClientApi::pull_message_expecting)),
+/// so that a consumer draining a backlog is woken once for several answers.
 #[derive(Debug)]
 pub struct PullKernel {
     instance: ClientInstance,
     group: String,
-    /// `suggestWhichBrokerId` per queue (Java `pullFromWhichNodeTable`).
-    suggest: Mutex<foldhash::HashMap<MessageQueue, i64>>,
+    queues: Mutex<foldhash::HashMap<MessageQueue, QueueState>>,
+}
+
+/// What the kernel remembers of a queue's last pull.
+#[derive(Debug, Clone, Copy)]
+struct QueueState {
+    /// `suggestWhichBrokerId` (Java `pullFromWhichNodeTable`).
+    suggest: i64,
+    /// The offset the next pull should ask for and the bytes it should bring, when the
+    /// last answer said the queue had at least as many messages left as it carried.
+    expect: Option<(i64, usize)>,
+}
+
+/// The answer a pull after `r` (not yet re-filtered) can expect: `r`'s bytes again from
+/// its next offset, when at least as many messages as it carried are left behind it.
+fn expectation(r: &PullResult) -> Option<(i64, usize)> {
+    let carried = r.messages.len();
+    if r.status != crate::api::PullStatus::Found || carried == 0 {
+        return None;
+    }
+    let left = r.max_offset.saturating_sub(r.next_begin_offset);
+    let bytes: usize = r
+        .messages
+        .iter()
+        .map(|m| m.store_size.max(0) as usize)
+        .sum();
+    (left >= carried as i64).then_some((r.next_begin_offset, bytes))
 }
 
 impl PullKernel {
@@ -77,17 +107,21 @@ impl PullKernel {
         PullKernel {
             instance: instance.clone(),
             group: group.to_owned(),
-            suggest: Mutex::new(HashMap::default()),
+            queues: Mutex::new(HashMap::default()),
         }
     }
 
-    fn suggested(&self, mq: &MessageQueue) -> i64 {
-        self.suggest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(mq)
-            .copied()
-            .unwrap_or(MASTER_ID)
+    /// The broker suggested for `mq`, and the bytes a pull of it from `offset` can expect
+    /// (0: no expectation).
+    fn state(&self, mq: &MessageQueue, offset: i64) -> (i64, usize) {
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        match queues.get(mq) {
+            Some(q) => (
+                q.suggest,
+                q.expect.filter(|e| e.0 == offset).map_or(0, |e| e.1),
+            ),
+            None => (MASTER_ID, 0),
+        }
     }
 
     /// One pull (Java `pullKernelImpl` + `processPullResult`).
@@ -99,7 +133,8 @@ impl PullKernel {
     pub async fn pull(&self, spec: PullSpec<'_>) -> Result<PullResult, ClientError> {
         let mq = spec.mq;
         let sub = spec.subscription;
-        let found = self.instance.pull_addr_of(mq, self.suggested(mq)).await?;
+        let (suggested, expected_bytes) = self.state(mq, spec.offset);
+        let found = self.instance.pull_addr_of(mq, suggested).await?;
         let commit = spec.commit_offset.filter(|_| !found.slave);
         let sys_flag = pull_sys_flag::build(
             commit.is_some(),
@@ -125,14 +160,18 @@ impl PullKernel {
         let mut r = self
             .instance
             .api()
-            .pull_message(&found.addr, &header, spec.timeout)
+            .pull_message_expecting(&found.addr, &header, spec.timeout, expected_bytes)
             .await?;
         {
-            let mut suggest = self.suggest.lock().unwrap_or_else(|e| e.into_inner());
-            match suggest.get_mut(mq) {
-                Some(s) => *s = r.suggest_which_broker_id,
+            let state = QueueState {
+                suggest: r.suggest_which_broker_id,
+                expect: expectation(&r),
+            };
+            let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            match queues.get_mut(mq) {
+                Some(q) => *q = state,
                 None => {
-                    suggest.insert(mq.clone(), r.suggest_which_broker_id);
+                    queues.insert(mq.clone(), state);
                 }
             }
         }
@@ -140,11 +179,66 @@ impl PullKernel {
         Ok(r)
     }
 
-    /// Forgets the suggestion for `mq` (the queue was released).
+    /// Forgets the suggestion and expectation for `mq` (the queue was released).
     pub fn forget(&self, mq: &MessageQueue) {
-        self.suggest
+        self.queues
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(mq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PullStatus;
+    use crate::message::MessageExt;
+
+    fn found(messages: Vec<MessageExt>, next_begin_offset: i64, max_offset: i64) -> PullResult {
+        PullResult {
+            status: PullStatus::Found,
+            next_begin_offset,
+            min_offset: 0,
+            max_offset,
+            suggest_which_broker_id: MASTER_ID,
+            offset_delta: None,
+            messages,
+            filtered_out: 0,
+        }
+    }
+
+    fn records(n: usize, size: i32) -> Vec<MessageExt> {
+        (0..n)
+            .map(|_| MessageExt {
+                store_size: size,
+                ..MessageExt::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_backlog_expects_the_same_bytes_from_the_next_offset() {
+        let r = found(records(32, 1_250), 132, 1_000);
+        assert_eq!(expectation(&r), Some((132, 32 * 1_250)));
+        // Exactly as many left as carried is still enough.
+        let r = found(records(32, 1_250), 132, 164);
+        assert_eq!(expectation(&r), Some((132, 40_000)));
+    }
+
+    #[test]
+    fn no_expectation_near_the_end_or_without_messages() {
+        // Fewer left than carried: the next answer may be short, or held (long poll).
+        assert_eq!(expectation(&found(records(32, 1_250), 132, 163)), None);
+        assert_eq!(expectation(&found(records(3, 1_250), 10, 10)), None);
+        assert_eq!(expectation(&found(Vec::new(), 10, 500)), None);
+        for status in [
+            PullStatus::NoNewMsg,
+            PullStatus::NoMatchedMsg,
+            PullStatus::OffsetIllegal,
+        ] {
+            let mut r = found(records(32, 1_250), 132, 1_000);
+            r.status = status;
+            assert_eq!(expectation(&r), None, "{status:?}");
+        }
     }
 }
