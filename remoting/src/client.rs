@@ -417,10 +417,10 @@ impl RemotingClient {
     /// [`RemotingClient::invoke`] for a request the caller expects to be answered at once
     /// with about `expected_bytes` bytes (a pull of a queue with a backlog: about what the
     /// last pull of that queue returned). While such requests are in flight, the
-    /// connection's reader sleeps until half of their bytes are in rather than waking for
-    /// each response — fewer wake-ups, the same responses. A wrong guess costs at most
-    /// [`RemotingConfig::coalesce_wait`] of latency. 0 is [`RemotingClient::invoke`]. No
-    /// Java counterpart.
+    /// connection's reader sleeps until three quarters of their bytes are in rather than
+    /// waking for each response — fewer wake-ups, the same responses. A wrong guess costs
+    /// at most [`RemotingConfig::coalesce_wait`] of latency. 0 is
+    /// [`RemotingClient::invoke`]. No Java counterpart.
     ///
     /// # Errors
     /// As [`RemotingClient::invoke`].

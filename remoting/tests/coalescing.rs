@@ -3,9 +3,9 @@
 //! not wait, and a hang-up wakes a waiting reader at once.
 //!
 //! The scripts: the client sends A (expecting 100 KB back) and B (expecting nothing); the
-//! peer answers B at once, so the reader wakes, reads B and then waits for half of the
-//! 100 KB it still expects (capped at a quarter of the socket's receive buffer). Only
-//! after B's caller sent C does the peer answer A, with a few bytes, and then C.
+//! peer answers B at once, so the reader wakes, reads B and then waits for three quarters
+//! of the 100 KB it still expects (capped at a quarter of the socket's receive buffer).
+//! Only after B's caller sent C does the peer answer A, with a few bytes, and then C.
 
 use std::time::{Duration, Instant};
 
