@@ -93,10 +93,11 @@ pub struct RemotingConfig {
     /// returned like any other response. Default true.
     pub reconnect_on_go_away: bool,
     /// Longest a connection's reader waits for the responses it expects to arrive together
-    /// before it reads what is there (receive coalescing, plain TCP on Linux; see
-    /// [`RemotingClient::invoke_expecting`]). A reader that waited this long stops
-    /// expecting for its next 32 frames. Zero: the reader wakes for every response, as
-    /// Java's does. Default 2 ms.
+    /// before it reads what is there (receive coalescing, plain TCP on Linux 4.18 or later;
+    /// see [`RemotingClient::invoke_expecting`]). A reader that waited this long stops
+    /// expecting for its next 32 frames. Zero: the reader never waits for responses it
+    /// expects, and wakes for each one as Java's does (it still sleeps until the rest of a
+    /// frame it has begun is in, which delays nothing). Default 2 ms.
     pub coalesce_wait: Duration,
 }
 

@@ -18,10 +18,11 @@
 //!
 //! Why: on a virtual machine each sleep and wake-up of the reader costs ~20 µs of CPU,
 //! and a consumer draining a backlog is woken once per pull response otherwise (BENCHMARKS.md).
-//! Java's client (Netty) wakes for every read. The mark is kept at most a quarter of the
-//! socket's receive buffer, so that setting it never makes the kernel resize the buffer
-//! and clamp the TCP window. TLS connections are not coalesced: the bytes on the socket
-//! are not the frame's bytes.
+//! Java's client (Netty) wakes for every read. The mark is kept at most an eighth of the
+//! socket's receive buffer: a mark the buffer cannot hold makes the kernel grow the buffer
+//! and clamp the TCP window to the mark. TLS connections are not coalesced (the bytes on
+//! the socket are not the frame's bytes), nor are connections on other systems or on
+//! Linux before 4.18 (see [`kernel_wakes_on_lowered_mark`]).
 
 use std::time::Duration;
 
@@ -45,7 +46,29 @@ pub(crate) trait ReadHalf: AsyncRead + Send + Unpin + 'static {
 
 impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
     fn plain_tcp(&self) -> Option<&TcpStream> {
-        cfg!(target_os = "linux").then(|| self.as_ref())
+        kernel_wakes_on_lowered_mark().then(|| self.as_ref())
+    }
+}
+
+/// `true` on Linux 4.18 or later, whose TCP wakes a waiting reader when its mark is lowered
+/// below what is queued (`tcp_set_rcvlowat`); an older kernel would leave the reader asleep
+/// after a guessed wait ran out. Read once from `/proc/sys/kernel/osrelease`.
+fn kernel_wakes_on_lowered_mark() -> bool {
+    static KNOWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOWN.get_or_init(|| {
+        cfg!(target_os = "linux")
+            && std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .is_ok_and(|release| release_at_least(&release, (4, 18)))
+    })
+}
+
+/// `true` when a kernel release string (`6.18.44-fc-v1147`) is at least `major.minor`.
+fn release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release.trim().split(['.', '-']);
+    let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (next(), next()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
     }
 }
 
@@ -103,7 +126,7 @@ impl Coalescer {
         }
         let rest = match buffered {
             [a, b, c, d, ..] => {
-                let frame = u32::from_be_bytes([*a, *b, *c, *d]) as usize + 4;
+                let frame = (u32::from_be_bytes([*a, *b, *c, *d]) as usize).saturating_add(4);
                 if frame <= buffered.len() {
                     return None;
                 }
@@ -116,16 +139,21 @@ impl Coalescer {
         } else {
             (expected / 4 * 3).saturating_sub(buffered.len())
         };
-        let low_water = rest.max(guess).clamp(1, (self.recv_buffer / 4).max(1));
+        let low_water = rest.max(guess).clamp(1, (self.recv_buffer / 8).max(1));
         Some(Wait {
             low_water,
             guessed: low_water > rest,
         })
     }
 
-    /// Records that the socket's mark is now `low_water`; `false` when it already was.
-    pub(crate) fn set(&mut self, low_water: usize) -> bool {
-        std::mem::replace(&mut self.current, low_water) != low_water
+    /// The mark the socket has now (1 at first).
+    pub(crate) fn current(&self) -> usize {
+        self.current
+    }
+
+    /// Records that the socket's mark is now `low_water`.
+    pub(crate) fn set(&mut self, low_water: usize) {
+        self.current = low_water;
     }
 
     /// A frame was read.
@@ -288,13 +316,24 @@ mod tests {
     }
 
     #[test]
-    fn the_mark_stays_within_a_quarter_of_the_receive_buffer() {
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(release_at_least("6.18.44-fc-v1147", (4, 18)));
+        assert!(release_at_least("4.18.0-553.el8_10.x86_64", (4, 18)));
+        assert!(release_at_least("5.4.0\n", (4, 18)));
+        assert!(!release_at_least("4.17.19", (4, 18)));
+        assert!(!release_at_least("3.10.0-1160.el7.x86_64", (4, 18)));
+        assert!(!release_at_least("", (4, 18)));
+        assert!(!release_at_least("6", (4, 18)));
+    }
+
+    #[test]
+    fn the_mark_stays_within_an_eighth_of_the_receive_buffer() {
         let c = coalescer(2, 131_072);
         let w = c.plan(&[], 320_000).unwrap();
         assert_eq!(
             w,
             Wait {
-                low_water: 32_768,
+                low_water: 16_384,
                 guessed: true
             }
         );
@@ -302,7 +341,7 @@ mod tests {
         assert_eq!(
             w,
             Wait {
-                low_water: 32_768,
+                low_water: 16_384,
                 guessed: false
             }
         );
@@ -311,7 +350,7 @@ mod tests {
         assert_eq!(
             w,
             Wait {
-                low_water: 32_768,
+                low_water: 16_384,
                 guessed: false
             }
         );
@@ -337,14 +376,5 @@ mod tests {
             c.frame_read();
         }
         assert!(c.needs_recv_buffer_size());
-    }
-
-    #[test]
-    fn set_reports_changes_only() {
-        let mut c = coalescer(0, BIG);
-        assert!(!c.set(1));
-        assert!(c.set(40_000));
-        assert!(!c.set(40_000));
-        assert!(c.set(1));
     }
 }

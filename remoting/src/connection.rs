@@ -11,15 +11,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use crate::coalesce::{Coalescer, ReadHalf};
-use crate::codec::{RemotingCodec, encode_frame};
+use crate::codec::{CodecError, RemotingCodec, encode_frame};
 use crate::error::{CloseReason, RemotingError};
 use crate::protocol::{FLAG_ONEWAY, FLAG_RESPONSE, RemotingCommand, ResponseCode};
 
@@ -72,7 +71,9 @@ impl Shared {
 
     /// Takes the waiter of `opaque` out of the table.
     fn take_waiter(&self, opaque: i32) -> Option<Waiter> {
-        let (waiter, expected) = self.table().waiters.remove(&opaque)?;
+        let mut table = self.table();
+        let (waiter, expected) = table.waiters.remove(&opaque)?;
+        // Under the table's lock, as every change of `expected`.
         if expected > 0 {
             self.expected.fetch_sub(expected, Ordering::Relaxed);
         }
@@ -199,45 +200,15 @@ impl Connection {
             let shared = Arc::clone(&shared);
             let token = token.clone();
             let write_tx = write_tx.clone();
-            let mut frames = FramedRead::new(read_half, RemotingCodec::new(opts.max_frame_len));
-            let mut coalescer = frames
-                .get_ref()
+            let codec = RemotingCodec::new(opts.max_frame_len);
+            let coalescer = read_half
                 .plain_tcp()
                 .map(|_| Coalescer::new(opts.coalesce_wait));
             tracker.spawn(async move {
-                // Bounds a guessed wait (reset before each one).
-                let mut give_up = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-                let reason = loop {
-                    let guessed = coalescer
-                        .as_mut()
-                        .is_some_and(|c| prepare_wait(c, &frames, &shared));
-                    if guessed && let Some(c) = &coalescer {
-                        give_up
-                            .as_mut()
-                            .reset(tokio::time::Instant::now() + c.wait);
-                    }
-                    let frame = tokio::select! {
-                        _ = token.cancelled() => break CloseReason::Shutdown,
-                        frame = frames.next() => frame,
-                        () = &mut give_up, if guessed => {
-                            if let Some(c) = coalescer.as_mut() {
-                                c.gave_up();
-                            }
-                            continue;
-                        }
-                    };
-                    match frame {
-                        None => break CloseReason::Eof,
-                        Some(Err(crate::codec::CodecError::Io(e))) => break CloseReason::from_io(e),
-                        Some(Err(e)) => break CloseReason::Codec(e),
-                        Some(Ok(cmd)) => {
-                            if let Some(c) = coalescer.as_mut() {
-                                c.frame_read();
-                            }
-                            dispatch(&shared, &addr_arc, cmd, &write_tx, &inbound);
-                        }
-                    }
-                };
+                let reason = read_frames(
+                    read_half, codec, coalescer, &shared, &addr_arc, &write_tx, &inbound, &token,
+                )
+                .await;
                 if let CloseReason::Codec(e) = &reason {
                     tracing::warn!(addr = %shared.addr, error = %e, "closing connection after a malformed frame");
                 }
@@ -340,11 +311,17 @@ impl Connection {
             if let Some(reason) = &table.closed {
                 return Err(self.shared.closed_error(Arc::clone(reason)));
             }
-            table.waiters.insert(opaque, (tx, expected_bytes));
-            if expected_bytes > 0 {
+            // An opaque reused after the counter wrapped replaces a request still in flight
+            // (which then times out); its expected bytes go with it.
+            let replaced = table
+                .waiters
+                .insert(opaque, (tx, expected_bytes))
+                .map_or(0, |(_, e)| e);
+            if expected_bytes != replaced {
                 self.shared
                     .expected
                     .fetch_add(expected_bytes, Ordering::Relaxed);
+                self.shared.expected.fetch_sub(replaced, Ordering::Relaxed);
             }
         }
         let _guard = WaiterGuard {
@@ -404,32 +381,111 @@ impl Connection {
     }
 }
 
+/// The reader: dispatches every whole frame read, then (coalescing) sets the mark for
+/// what is buffered now and reads once more, until the connection ends; returns why.
+/// Planning before every read keeps the mark true to the buffer: a read that brought part
+/// of a frame is followed by a new plan, never by a wait on a mark set before it.
+#[allow(clippy::too_many_arguments)]
+async fn read_frames<R: ReadHalf>(
+    mut read_half: R,
+    mut codec: RemotingCodec,
+    mut coalescer: Option<Coalescer>,
+    shared: &Shared,
+    addr: &Arc<str>,
+    write_tx: &mpsc::Sender<Bytes>,
+    inbound: &mpsc::Sender<Inbound>,
+    token: &CancellationToken,
+) -> CloseReason {
+    let mut buf = BytesMut::new();
+    // Bounds a guessed wait (reset before each one).
+    let mut give_up = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    loop {
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(cmd)) => {
+                    if let Some(c) = coalescer.as_mut() {
+                        c.frame_read();
+                    }
+                    dispatch(shared, addr, cmd, write_tx, inbound);
+                }
+                Ok(None) => break,
+                Err(e) => return close_reason(e),
+            }
+        }
+        let guessed = match coalescer.as_mut() {
+            Some(c) => prepare_wait(c, &read_half, &buf, shared),
+            None => false,
+        };
+        if guessed && let Some(c) = &coalescer {
+            give_up.as_mut().reset(tokio::time::Instant::now() + c.wait);
+        }
+        let read = tokio::select! {
+            biased;
+            _ = token.cancelled() => return CloseReason::Shutdown,
+            read = read_half.read_buf(&mut buf) => read,
+            () = &mut give_up, if guessed => {
+                if let Some(c) = coalescer.as_mut() {
+                    c.gave_up();
+                }
+                continue;
+            }
+        };
+        match read {
+            Ok(0) => {
+                // What `FramedRead` does at the end: a frame begun and not finished is an error.
+                return match codec.decode_eof(&mut buf) {
+                    Ok(_) => CloseReason::Eof,
+                    Err(e) => close_reason(e),
+                };
+            }
+            Ok(_) => {}
+            Err(e) => return CloseReason::from_io(e),
+        }
+    }
+}
+
+fn close_reason(e: CodecError) -> CloseReason {
+    match e {
+        CodecError::Io(e) => CloseReason::from_io(e),
+        e => CloseReason::Codec(e),
+    }
+}
+
 /// Sets the socket's receive low-water mark for the reader's next wait (the coalescer's
-/// plan for what `frames` holds and the bytes expected); `true` when the wait is a guess,
-/// to be bounded. A socket that refuses the option is read without it.
+/// plan for `buffered` and the bytes expected); `true` when the wait is a guess, to be
+/// bounded. A socket whose options cannot be read or set is read without a mark from then
+/// on (the mark put back to 1, best effort).
 fn prepare_wait<R: ReadHalf>(
     coalescer: &mut Coalescer,
-    frames: &FramedRead<R, RemotingCodec>,
+    read_half: &R,
+    buffered: &[u8],
     shared: &Shared,
 ) -> bool {
-    let Some(socket) = frames.get_ref().plain_tcp() else {
+    let Some(socket) = read_half.plain_tcp() else {
         return false;
+    };
+    let give_up = |coalescer: &mut Coalescer, e: std::io::Error| {
+        tracing::debug!(addr = %shared.addr, error = %e, "socket options refused; reading without coalescing");
+        coalescer.disable();
+        if coalescer.current() != 1 {
+            let _ = crate::coalesce::set_recv_low_water(socket, 1);
+        }
+        false
     };
     if coalescer.needs_recv_buffer_size() {
-        coalescer.set_recv_buffer(crate::coalesce::recv_buffer_size(socket).unwrap_or(0));
+        match crate::coalesce::recv_buffer_size(socket) {
+            Ok(n) => coalescer.set_recv_buffer(n),
+            Err(e) => return give_up(coalescer, e),
+        }
     }
-    let Some(wait) = coalescer.plan(
-        frames.read_buffer(),
-        shared.expected.load(Ordering::Relaxed),
-    ) else {
+    let Some(wait) = coalescer.plan(buffered, shared.expected.load(Ordering::Relaxed)) else {
         return false;
     };
-    if coalescer.set(wait.low_water)
-        && let Err(e) = crate::coalesce::set_recv_low_water(socket, wait.low_water)
-    {
-        tracing::debug!(addr = %shared.addr, error = %e, "SO_RCVLOWAT refused; reading without coalescing");
-        coalescer.disable();
-        return false;
+    if coalescer.current() != wait.low_water {
+        if let Err(e) = crate::coalesce::set_recv_low_water(socket, wait.low_water) {
+            return give_up(coalescer, e);
+        }
+        coalescer.set(wait.low_water);
     }
     wait.guessed
 }
