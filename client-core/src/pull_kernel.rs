@@ -157,24 +157,33 @@ impl PullKernel {
             max_msg_bytes: None,
             bname: Some(Cow::Borrowed(&mq.broker_name)),
         };
-        let mut r = self
+        let pulled = self
             .instance
             .api()
             .pull_message_expecting(&found.addr, &header, spec.timeout, expected_bytes)
-            .await?;
-        {
-            let state = QueueState {
-                suggest: r.suggest_which_broker_id,
-                expect: expectation(&r),
-            };
-            let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-            match queues.get_mut(mq) {
-                Some(q) => *q = state,
-                None => {
-                    queues.insert(mq.clone(), state);
+            .await;
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = match pulled {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed pull says nothing of the next answer: expect nothing of it.
+                if let Some(q) = queues.get_mut(mq) {
+                    q.expect = None;
                 }
+                return Err(e);
+            }
+        };
+        let state = QueueState {
+            suggest: r.suggest_which_broker_id,
+            expect: expectation(&r),
+        };
+        match queues.get_mut(mq) {
+            Some(q) => *q = state,
+            None => {
+                queues.insert(mq.clone(), state);
             }
         }
+        drop(queues);
         r.process(mq, Some(sub));
         Ok(r)
     }
