@@ -33,16 +33,28 @@ fn tagged(tag: &str) -> RemotingCommand {
 }
 
 fn answer(req: &RemotingCommand) -> RemotingCommand {
-    let body = Bytes::from(req.ext("tag").unwrap().to_owned());
+    answer_with(req, Bytes::from(req.ext("tag").unwrap().to_owned()))
+}
+
+fn answer_with(req: &RemotingCommand, body: Bytes) -> RemotingCommand {
     let mut r = RemotingCommand::response(ResponseCode::SUCCESS, None).with_body(body);
     r.opaque = req.opaque;
     r
 }
 
+/// `cmd`'s frame, appended to `out`.
+fn encode_into(cmd: RemotingCommand, out: &mut bytes::BytesMut) {
+    tokio_util::codec::Encoder::encode(&mut RemotingCodec::default(), cmd, out).unwrap();
+}
+
+async fn accept(l: &TcpListener) -> Framed<TcpStream, RemotingCodec> {
+    let (s, _) = l.accept().await.unwrap();
+    Framed::new(s, RemotingCodec::default())
+}
+
 /// The peer of the script above; `hang_up` closes the connection instead of answering A.
 async fn peer(l: TcpListener, hang_up: bool) {
-    let (s, _) = l.accept().await.unwrap();
-    let mut io = Framed::new(s, RemotingCodec::default());
+    let mut io = accept(&l).await;
     let (x, y) = (io_next(&mut io).await, io_next(&mut io).await);
     let (a, b) = if x.ext("tag") == Some("a") {
         (x, y)
@@ -140,19 +152,15 @@ async fn a_hang_up_wakes_a_reader_that_expects_more() {
 #[tokio::test]
 async fn a_frame_written_in_small_pieces_arrives_whole() {
     use tokio::io::AsyncWriteExt;
-    use tokio_util::codec::Encoder;
     let (l, addr) = listener().await;
     let body = Bytes::from(vec![b'x'; 300_000]);
     let peer = {
         let body = body.clone();
         tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut io = Framed::new(s, RemotingCodec::default());
+            let mut io = accept(&l).await;
             let req = io_next(&mut io).await;
-            let mut r = RemotingCommand::response(ResponseCode::SUCCESS, None).with_body(body);
-            r.opaque = req.opaque;
             let mut frame = bytes::BytesMut::new();
-            RemotingCodec::default().encode(r, &mut frame).unwrap();
+            encode_into(answer_with(&req, body), &mut frame);
             // One piece at a time, each sent on its own (no Nagle), so that the reader sees
             // the frame begin, plans for its rest, and reads parts of it many times over.
             let mut s = io.into_inner();
@@ -185,14 +193,12 @@ async fn a_frame_written_in_small_pieces_arrives_whole() {
 #[tokio::test]
 async fn a_mark_is_planned_again_after_every_read() {
     use tokio::io::AsyncWriteExt;
-    use tokio_util::codec::Encoder;
     let (l, addr) = listener().await;
     let body = Bytes::from(vec![b'z'; 100_000]);
     let peer = {
         let body = body.clone();
         tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut io = Framed::new(s, RemotingCodec::default());
+            let mut io = accept(&l).await;
             let (p, q) = (io_next(&mut io).await, io_next(&mut io).await);
             let (x, z) = if p.ext("tag") == Some("x") {
                 (p, q)
@@ -200,13 +206,9 @@ async fn a_mark_is_planned_again_after_every_read() {
                 (q, p)
             };
             let mut bytes = bytes::BytesMut::new();
-            RemotingCodec::default()
-                .encode(answer(&x), &mut bytes)
-                .unwrap();
+            encode_into(answer(&x), &mut bytes);
             let small = bytes.len();
-            let mut r = RemotingCommand::response(ResponseCode::SUCCESS, None).with_body(body);
-            r.opaque = z.opaque;
-            RemotingCodec::default().encode(r, &mut bytes).unwrap();
+            encode_into(answer_with(&z, body), &mut bytes);
             let last = bytes.split_off(bytes.len() - 10_000);
             assert!(bytes.len() > small + 80_000);
             io.get_mut().write_all(&bytes).await.unwrap();
