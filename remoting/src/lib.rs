@@ -8,7 +8,9 @@
 //! - [`codec`]: the length-prefixed framing as a `tokio_util` codec, 16 MiB frame limit.
 //! - [`RemotingClient`]: one lazily opened connection per broker / name-server address,
 //!   request/response by opaque, one-way requests, and a [`RequestHandler`] for requests the
-//!   broker sends to the client.
+//!   broker sends to the client. On plain TCP its readers coalesce their wake-ups: they sleep
+//!   until the frame begun, or the responses callers of
+//!   [`RemotingClient::invoke_expecting`] expect, are in (`coalesce` module).
 //! - [`TlsConfig`]: TLS on every connection (rustls), server certificates verified by default.
 //!
 //! The Java counterparts are `RemotingCommand`, `NettyEncoder`/`NettyDecoder` and
