@@ -38,7 +38,8 @@ const RECV_BUFFER_REFRESH_FRAMES: u32 = 64;
 
 /// A connection's read half, and its TCP socket when the bytes read are the frames' own.
 pub(crate) trait ReadHalf: AsyncRead + Send + Unpin + 'static {
-    /// The socket to coalesce on: plain TCP on Linux; `None` otherwise (TLS, other systems).
+    /// The socket to coalesce on: plain TCP on Linux 4.18 or later; `None` otherwise (TLS,
+    /// other systems, older kernels).
     fn plain_tcp(&self) -> Option<&TcpStream> {
         None
     }
@@ -49,6 +50,8 @@ impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
         kernel_wakes_on_lowered_mark().then(|| self.as_ref())
     }
 }
+
+impl<T: AsyncRead + Send + 'static> ReadHalf for tokio::io::ReadHalf<T> {}
 
 /// `true` on Linux 4.18 or later, whose TCP wakes a waiting reader when its mark is lowered
 /// below what is queued (`tcp_set_rcvlowat`); an older kernel would leave the reader asleep
@@ -72,8 +75,6 @@ fn release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
     }
 }
 
-impl<T: AsyncRead + Send + 'static> ReadHalf for tokio::io::ReadHalf<T> {}
-
 /// What the reader should wait for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Wait {
@@ -88,15 +89,15 @@ pub(crate) struct Wait {
 pub(crate) struct Coalescer {
     /// Bound on a guessed wait; zero: never guess.
     pub(crate) wait: Duration,
-    /// The socket's receive buffer size, bytes, as last read (0: unknown, no mark set).
-    pub(crate) recv_buffer: usize,
+    /// The socket's receive buffer size, bytes, as last read (0: not yet read, no mark set).
+    recv_buffer: usize,
     /// Frames left before the buffer size is read again.
     refresh_in: u32,
     /// Frames left before guessing again.
     cool_down: u32,
     /// The mark the socket has now.
     current: usize,
-    /// The socket refused the mark: the reader waits as if there were no coalescer.
+    /// The socket refused an option: the reader waits as if there were no coalescer.
     disabled: bool,
 }
 
@@ -112,7 +113,8 @@ impl Coalescer {
         }
     }
 
-    /// `true` when [`Coalescer::recv_buffer`] should be read (again) before planning.
+    /// `true` when the socket's receive buffer size should be read (again) before planning
+    /// ([`Coalescer::set_recv_buffer`]).
     pub(crate) fn needs_recv_buffer_size(&self) -> bool {
         !self.disabled && self.refresh_in == 0
     }
@@ -162,13 +164,13 @@ impl Coalescer {
         self.refresh_in = self.refresh_in.saturating_sub(1);
     }
 
-    /// The buffer size was read: `bytes`, or 0 when it could not be.
+    /// The socket's receive buffer size was read: `bytes`.
     pub(crate) fn set_recv_buffer(&mut self, bytes: usize) {
         self.recv_buffer = bytes;
         self.refresh_in = RECV_BUFFER_REFRESH_FRAMES;
     }
 
-    /// The socket refused the mark: no more planning.
+    /// The socket refused an option (the mark or the buffer size): no more planning.
     pub(crate) fn disable(&mut self) {
         self.disabled = true;
     }
