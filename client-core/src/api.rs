@@ -363,7 +363,8 @@ impl ClientApi {
 
     /// [`ClientApi::pull_message`] of a queue the caller expects the broker to answer at
     /// once with about `expected_bytes` bytes of messages (it has a backlog), which lets the
-    /// connection coalesce its wake-ups: see [`RemotingClient::invoke_expecting`].
+    /// connection coalesce its wake-ups: see [`RemotingClient::invoke_expecting`]. No Java
+    /// counterpart (Java's `pullMessage` sends every pull alike).
     ///
     /// # Errors
     /// As [`ClientApi::pull_message`].

@@ -162,12 +162,12 @@ impl PullKernel {
             .api()
             .pull_message_expecting(&found.addr, &header, spec.timeout, expected_bytes)
             .await;
-        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = || self.queues.lock().unwrap_or_else(|e| e.into_inner());
         let mut r = match pulled {
             Ok(r) => r,
             Err(e) => {
                 // A failed pull says nothing of the next answer: expect nothing of it.
-                if let Some(q) = queues.get_mut(mq) {
+                if let Some(q) = lock().get_mut(mq) {
                     q.expect = None;
                 }
                 return Err(e);
@@ -177,13 +177,15 @@ impl PullKernel {
             suggest: r.suggest_which_broker_id,
             expect: expectation(&r),
         };
-        match queues.get_mut(mq) {
-            Some(q) => *q = state,
-            None => {
-                queues.insert(mq.clone(), state);
+        {
+            let mut queues = lock();
+            match queues.get_mut(mq) {
+                Some(q) => *q = state,
+                None => {
+                    queues.insert(mq.clone(), state);
+                }
             }
         }
-        drop(queues);
         r.process(mq, Some(sub));
         Ok(r)
     }
